@@ -1,0 +1,226 @@
+/**
+ * The in-process view of the cluster: nodes, their GPUs, lifecycle transitions, telemetry freshness
+ * and committed load. It decides each GPU's eligibility for new sessions and tells a listener (the
+ * placement index) whenever a GPU's load or eligibility changes, so placement never scans the fleet.
+ */
+import type { CatalogIndex } from '../cost/catalog.js';
+import { addLoad, canHostStreams, type LoadVector } from '../cost/session-cost.js';
+import { VcaError } from '../errors.js';
+import { ClusterNode, type NodeRegistration } from './cluster-node.js';
+import type { GpuSlot, Headroom } from './gpu-slot.js';
+import { canTransition, type NodeState } from './node-state.js';
+import type { TelemetryReport } from './telemetry.js';
+
+/** Told about every change that may move a GPU in or within the placement index. */
+export interface GpuChangeListener {
+  gpuChanged(gpu: GpuSlot): void;
+  gpuRemoved(gpu: GpuSlot): void;
+}
+
+export interface ClusterStateOptions {
+  catalog: CatalogIndex;
+  headroom: Headroom;
+  temperatureMarginCelsius: number;
+  /** Telemetry older than this (ms) makes a GPU ineligible. */
+  staleAfterMs: number;
+  /** When false, nodes are ready at registration and GPUs without telemetry are eligible. */
+  requireTelemetry: boolean;
+}
+
+export type RegisterOutcome = { node: ClusterNode; created: boolean };
+
+function sameRegistration(a: NodeRegistration, b: NodeRegistration): boolean {
+  const gpuKey = (r: NodeRegistration) => r.gpus.map((g) => `${g.model}x${g.count}`).join(',');
+  return a.host === b.host && a.port === b.port && a.protocol === b.protocol && gpuKey(a) === gpuKey(b);
+}
+
+export class ClusterState {
+  readonly options: ClusterStateOptions;
+  private readonly nodes = new Map<string, ClusterNode>();
+  private listener: GpuChangeListener | undefined;
+  /** Freshness list: GPUs with live telemetry, oldest report at `stalest`. */
+  private stalest: GpuSlot | null = null;
+  private freshest: GpuSlot | null = null;
+
+  constructor(options: ClusterStateOptions) {
+    this.options = options;
+  }
+
+  setListener(listener: GpuChangeListener): void {
+    this.listener = listener;
+  }
+
+  node(id: string): ClusterNode | undefined {
+    return this.nodes.get(id);
+  }
+
+  requireNode(id: string): ClusterNode {
+    const node = this.nodes.get(id);
+    if (!node) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${id}" is not registered`);
+    return node;
+  }
+
+  allNodes(): IterableIterator<ClusterNode> {
+    return this.nodes.values();
+  }
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  /**
+   * Registers a node. Re-registering the same definition is a no-op (webhook replays, probe restarts);
+   * a different definition under a live id is a conflict.
+   */
+  register(registration: NodeRegistration, now: number): RegisterOutcome {
+    const existing = this.nodes.get(registration.id);
+    if (existing) {
+      if (!sameRegistration(existing.registration, registration)) {
+        throw new VcaError(
+          'VCA_ERR_NODE_CONFLICT',
+          `Node "${registration.id}" is already registered with another host, port, protocol or GPU set; drain and remove it first`,
+        );
+      }
+      return { node: existing, created: false };
+    }
+    const models = registration.gpus.flatMap((entry) => {
+      const model = this.options.catalog.model(entry.model);
+      return Array.from({ length: entry.count }, () => model);
+    });
+    const node = new ClusterNode(registration, models, now);
+    this.nodes.set(node.id, node);
+    if (!this.options.requireTelemetry) this.transition(node, 'ready', now);
+    else this.refreshNode(node);
+    return { node, created: true };
+  }
+
+  /** Moves a node along its lifecycle; illegal moves are a VCA_ERR_NODE_STATE. */
+  transition(node: ClusterNode, to: NodeState, now: number): void {
+    if (node.state === to) return;
+    if (!canTransition(node.state, to)) {
+      throw new VcaError('VCA_ERR_NODE_STATE', `Node "${node.id}" cannot go from ${node.state} to ${to}`);
+    }
+    node.state = to;
+    node.stateChangedAt = now;
+    if (to !== 'draining') node.drainDeadline = null;
+    if (to === 'removed') {
+      this.nodes.delete(node.id);
+      for (const gpu of node.gpus) {
+        this.unlinkFresh(gpu);
+        gpu.eligible = false;
+        this.listener?.gpuRemoved(gpu);
+      }
+      return;
+    }
+    this.refreshNode(node);
+  }
+
+  recordTelemetry(node: ClusterNode, report: TelemetryReport, now: number): void {
+    for (const sample of report.gpus) {
+      if (!node.gpus[sample.index]) {
+        throw new VcaError(
+          'VCA_ERR_GPU_NOT_FOUND',
+          `Node "${node.id}" was registered with ${node.gpus.length} GPU(s); index ${sample.index} does not exist`,
+          { field: 'gpus.index' },
+        );
+      }
+    }
+    for (const sample of report.gpus) {
+      const gpu = node.gpus[sample.index]!;
+      gpu.applyTelemetry(sample, now);
+      this.linkFreshest(gpu);
+    }
+    if (node.state === 'provisioning' || node.state === 'unhealthy') {
+      if (node.gpus.some((gpu) => !gpu.stale && gpu.telemetryAt !== null)) this.transition(node, 'ready', now);
+    }
+    this.refreshNode(node);
+  }
+
+  /** Marks GPUs whose telemetry is older than the stale limit; O(1) when none is. Returns nodes touched. */
+  sweepStale(now: number): ClusterNode[] {
+    const touched = new Set<ClusterNode>();
+    const limit = now - this.options.staleAfterMs;
+    while (this.stalest && (this.stalest.telemetryAt ?? 0) < limit) {
+      const gpu = this.stalest;
+      this.unlinkFresh(gpu);
+      gpu.stale = true;
+      touched.add(gpu.node);
+    }
+    for (const node of touched) {
+      // A ready node whose every GPU went silent is unhealthy; its running sessions keep running.
+      if (node.state === 'ready' && node.gpus.every((gpu) => gpu.stale)) this.transition(node, 'unhealthy', now);
+      else this.refreshNode(node);
+    }
+    return [...touched];
+  }
+
+  commit(gpu: GpuSlot, sessionId: string, cost: LoadVector): void {
+    if (gpu.sessionIds.has(sessionId)) throw new Error(`session ${sessionId} is already committed on ${gpu.key}`);
+    gpu.sessionIds.add(sessionId);
+    addLoad(gpu.committed, cost, 1);
+    this.refreshGpuOrNode(gpu);
+  }
+
+  /** Returns false when the session was not committed here (a second release is a no-op). */
+  uncommit(gpu: GpuSlot, sessionId: string, cost: LoadVector): boolean {
+    if (!gpu.sessionIds.delete(sessionId)) return false;
+    addLoad(gpu.committed, cost, -1);
+    this.refreshGpuOrNode(gpu);
+    return true;
+  }
+
+  isEligible(gpu: GpuSlot): boolean {
+    const node = gpu.node;
+    if (node.state !== 'ready' || !canHostStreams(gpu.model)) return false;
+    if (gpu.stale || (gpu.telemetryAt === null && this.options.requireTelemetry)) return false;
+    if (gpu.throttleActive) return false;
+    if (
+      gpu.temperatureCelsius !== null &&
+      gpu.temperatureCelsius >= gpu.model.throttleTemperatureCelsius - this.options.temperatureMarginCelsius
+    ) {
+      return false;
+    }
+    const effective = gpu.effective();
+    if (effective.encoderSessions >= gpu.capacity(this.options.headroom).encoderSessions) return false;
+    if (node.systemEncoderSessionLimit !== null && node.encoderSessionsInUse() >= node.systemEncoderSessionLimit) {
+      return false;
+    }
+    return true;
+  }
+
+  /** GPUs on hosts with a shared encoder limit change together; others alone. */
+  private refreshGpuOrNode(gpu: GpuSlot): void {
+    if (gpu.node.systemEncoderSessionLimit !== null) this.refreshNode(gpu.node);
+    else this.refreshGpu(gpu);
+  }
+
+  private refreshNode(node: ClusterNode): void {
+    for (const gpu of node.gpus) this.refreshGpu(gpu);
+  }
+
+  private refreshGpu(gpu: GpuSlot): void {
+    gpu.eligible = this.isEligible(gpu);
+    this.listener?.gpuChanged(gpu);
+  }
+
+  private linkFreshest(gpu: GpuSlot): void {
+    this.unlinkFresh(gpu);
+    gpu.olderNeighbour = this.freshest;
+    gpu.fresherNeighbour = null;
+    if (this.freshest) this.freshest.fresherNeighbour = gpu;
+    this.freshest = gpu;
+    if (!this.stalest) this.stalest = gpu;
+    gpu.inFreshnessList = true;
+  }
+
+  private unlinkFresh(gpu: GpuSlot): void {
+    if (!gpu.inFreshnessList) return;
+    if (gpu.olderNeighbour) gpu.olderNeighbour.fresherNeighbour = gpu.fresherNeighbour;
+    else this.stalest = gpu.fresherNeighbour;
+    if (gpu.fresherNeighbour) gpu.fresherNeighbour.olderNeighbour = gpu.olderNeighbour;
+    else this.freshest = gpu.olderNeighbour;
+    gpu.olderNeighbour = null;
+    gpu.fresherNeighbour = null;
+    gpu.inFreshnessList = false;
+  }
+}

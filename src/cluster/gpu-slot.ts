@@ -1,0 +1,96 @@
+/**
+ * One GPU of one node: the bin sessions are placed into. Holds what the VCA has committed to it, what
+ * telemetry last measured, and whether it may take new sessions now.
+ */
+import type { GpuModel } from '../cost/catalog.js';
+import { fullShare, type LoadVector, zeroLoad } from '../cost/session-cost.js';
+import type { ClusterNode } from './cluster-node.js';
+import type { GpuTelemetry } from './telemetry.js';
+
+/** Measured load; null on a dimension the GPU did not report. */
+export interface MeasuredLoad {
+  gpu: number | null;
+  encoder: number | null;
+  vramMiB: number | null;
+  encoderSessions: number | null;
+}
+
+export interface Headroom {
+  gpu: number;
+  encoder: number;
+  vram: number;
+}
+
+export class GpuSlot {
+  readonly key: string;
+  readonly node: ClusterNode;
+  readonly index: number;
+  readonly model: GpuModel;
+  /** Sum of the costs of the live sessions placed here. Invariant: kept exact by `commit`/`uncommit`. */
+  readonly committed: LoadVector = zeroLoad();
+  readonly sessionIds = new Set<string>();
+  measured: MeasuredLoad = { gpu: null, encoder: null, vramMiB: null, encoderSessions: null };
+  memoryTotalMiB: number;
+  temperatureCelsius: number | null = null;
+  throttleActive = false;
+  uuid: string | null = null;
+  reportedName: string | null = null;
+  /** Arrival time of the last telemetry, ms; null before the first report. */
+  telemetryAt: number | null = null;
+  stale = false;
+  eligible = false;
+  /** Owned by the placement index: where this GPU sits in it. */
+  placementEntry: unknown = undefined;
+  /** Links of the cluster's freshness list (oldest report first); owned by ClusterState. */
+  fresherNeighbour: GpuSlot | null = null;
+  olderNeighbour: GpuSlot | null = null;
+  inFreshnessList = false;
+
+  constructor(node: ClusterNode, index: number, model: GpuModel) {
+    this.node = node;
+    this.index = index;
+    this.model = model;
+    this.key = `${node.id}#${index}`;
+    this.memoryTotalMiB = model.vramMiB;
+  }
+
+  /** Effective load on each dimension: max(committed, measured); an unknown measure counts as committed. */
+  effective(): LoadVector {
+    const m = this.measured;
+    const c = this.committed;
+    return {
+      gpu: Math.max(c.gpu, m.gpu ?? 0),
+      encoder: Math.max(c.encoder, m.encoder ?? 0),
+      vramMiB: Math.max(c.vramMiB, m.vramMiB ?? 0),
+      encoderSessions: Math.max(c.encoderSessions, m.encoderSessions ?? 0),
+    };
+  }
+
+  /** Capacity under headroom, per dimension, in the units of LoadVector. */
+  capacity(headroom: Headroom): LoadVector {
+    return {
+      gpu: Math.floor(headroom.gpu * fullShare),
+      encoder: Math.floor(headroom.encoder * fullShare),
+      vramMiB: Math.floor(headroom.vram * this.memoryTotalMiB),
+      encoderSessions: this.model.encoderSessionScope === 'gpu' ? (this.model.encoderSessionLimit ?? Infinity) : Infinity,
+    };
+  }
+
+  applyTelemetry(sample: GpuTelemetry, arrivedAt: number): void {
+    const ppm = (percent: number | null | undefined) =>
+      typeof percent === 'number' ? Math.round(Math.min(100, Math.max(0, percent)) * 10_000) : null;
+    this.measured = {
+      gpu: ppm(sample.utilizationGpu),
+      encoder: ppm(sample.utilizationEncoder),
+      vramMiB: typeof sample.memoryUsed === 'number' ? Math.max(0, Math.round(sample.memoryUsed)) : null,
+      encoderSessions: typeof sample.encoderSessions === 'number' ? Math.max(0, sample.encoderSessions) : null,
+    };
+    if (typeof sample.memoryTotal === 'number' && sample.memoryTotal > 0) this.memoryTotalMiB = sample.memoryTotal;
+    this.temperatureCelsius = typeof sample.temperatureGpu === 'number' ? sample.temperatureGpu : null;
+    this.throttleActive = sample.throttleActive === true;
+    if (sample.uuid) this.uuid = sample.uuid;
+    if (sample.name) this.reportedName = sample.name;
+    this.telemetryAt = arrivedAt;
+    this.stale = false;
+  }
+}

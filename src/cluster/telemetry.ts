@@ -1,0 +1,28 @@
+/**
+ * The telemetry a node's gpu-probe reports for each GPU (field names as in DESIGN.md). Every value is
+ * optional: a value the GPU did not report is unknown (`null`/absent), never zero.
+ */
+export interface GpuTelemetry {
+  index: number;
+  uuid?: string | null;
+  name?: string | null;
+  /** Percentages 0..100. */
+  utilizationGpu?: number | null;
+  utilizationMemory?: number | null;
+  utilizationEncoder?: number | null;
+  utilizationDecoder?: number | null;
+  temperatureGpu?: number | null;
+  memoryUsed?: number | null;
+  memoryTotal?: number | null;
+  powerDraw?: number | null;
+  powerLimit?: number | null;
+  encoderSessions?: number | null;
+  encoderAvgFps?: number | null;
+  throttleActive?: boolean | null;
+}
+
+export interface TelemetryReport {
+  gpus: GpuTelemetry[];
+  /** When the probe sampled, ms since epoch (informational: freshness uses arrival time). */
+  ts?: number;
+}

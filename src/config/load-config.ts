@@ -1,0 +1,126 @@
+/**
+ * Boot-time configuration: defaults, then `config/default.yaml` (or `VCA_CONFIG`), then environment
+ * variables; validated once against the schema and frozen. Any invalid value stops start-up with a
+ * message that names the key path and the source it came from.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { parse as parseYaml } from 'yaml';
+import { ConfigSchema, type VcaConfig } from './schema.js';
+
+/** Environment variables an operator can set, and the config path each overrides. */
+export const environmentVariables: ReadonlyArray<{ name: string; path: string; description: string }> = [
+  { name: 'PORT', path: 'server.port', description: 'TCP port the gateway listens on (0 = any free port)' },
+  { name: 'HOST', path: 'server.host', description: 'Address the gateway binds to' },
+  { name: 'VCA_STORE', path: 'store.kind', description: '`embedded` (default) or `redis`' },
+  { name: 'VCA_REDIS_URL', path: 'store.redis.url', description: 'Redis URL for the redis store' },
+  { name: 'VCA_REDIS_KEY_PREFIX', path: 'store.redis.keyPrefix', description: 'Prefix of every Redis key' },
+  { name: 'VCA_CLUSTER_NAME', path: 'store.redis.cluster', description: 'Gaming-cluster name (Redis hash tag)' },
+  { name: 'VCA_PLACEMENT_STRATEGY', path: 'placement.strategy', description: '`packed` or `spread`' },
+  { name: 'VCA_LOG_LEVEL', path: 'log.level', description: 'pino level: info, debug, warn, ...' },
+  { name: 'VCA_AUTOSCALER_ENABLED', path: 'autoscaler.enabled', description: '`true` to run the autoscaler' },
+];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface LoadConfigOptions {
+  /** YAML file; defaults to `$VCA_CONFIG` or `config/default.yaml` under `configDir`. */
+  file?: string;
+  configDir?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Applied last, for tests and embedding. */
+  overrides?: Record<string, unknown>;
+}
+
+export const defaultConfigDir = path.resolve(import.meta.dirname, '../../config');
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function mergeInto(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(source)) {
+    const current = target[key];
+    if (isPlainObject(value) && isPlainObject(current)) mergeInto(current, value);
+    else target[key] = value;
+  }
+}
+
+function setPath(target: Record<string, unknown>, dottedPath: string, value: unknown): void {
+  const keys = dottedPath.split('.');
+  let cursor = target;
+  for (const key of keys.slice(0, -1)) {
+    if (!isPlainObject(cursor[key])) cursor[key] = {};
+    cursor = cursor[key] as Record<string, unknown>;
+  }
+  cursor[keys[keys.length - 1]!] = value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Reads and parses a YAML file, turning every failure into a ConfigError naming the file. */
+export function readYamlFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  try {
+    return parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`${file} is not valid YAML: ${(error as Error).message}`);
+  }
+}
+
+/** Validates `value` against `schema` (after defaults and string coercion) or throws naming the path. */
+export function validateWithSchema<S extends TSchema>(schema: S, value: unknown, origin: string): unknown {
+  const withDefaults = Value.Default(schema, Value.Clone(value));
+  const converted = Value.Convert(schema, withDefaults);
+  const firstError = Value.Errors(schema, converted).First();
+  if (firstError) {
+    const keyPath = firstError.path.replace(/^\//, '').replaceAll('/', '.') || '(root)';
+    throw new ConfigError(`invalid configuration at ${keyPath} (${origin}): ${firstError.message}`);
+  }
+  return converted;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): Readonly<VcaConfig> {
+  const env = options.env ?? process.env;
+  const configDir = options.configDir ?? defaultConfigDir;
+  const file = options.file ?? env.VCA_CONFIG ?? path.join(configDir, 'default.yaml');
+  const fromFile = readYamlFile(file) ?? {};
+  if (!isPlainObject(fromFile)) throw new ConfigError(`${file} must hold a mapping at the top level`);
+
+  const merged: Record<string, unknown> = {};
+  mergeInto(merged, fromFile);
+  const origins: string[] = [file];
+  for (const variable of environmentVariables) {
+    const raw = env[variable.name];
+    if (raw === undefined || raw === '') continue;
+    setPath(merged, variable.path, raw);
+    origins.push(`$${variable.name}`);
+  }
+  if (options.overrides) mergeInto(merged, structuredClone(options.overrides));
+
+  const config = validateWithSchema(ConfigSchema, merged, origins.join(', ')) as VcaConfig;
+  if (!config.queue.priorityClasses.includes(config.queue.defaultPriority)) {
+    throw new ConfigError(
+      `invalid configuration at queue.defaultPriority: "${config.queue.defaultPriority}" is not one of queue.priorityClasses`,
+    );
+  }
+  if (config.autoscaler.minNodes > config.autoscaler.maxNodes) {
+    throw new ConfigError('invalid configuration at autoscaler.minNodes: must not exceed autoscaler.maxNodes');
+  }
+  return deepFreeze(config);
+}

@@ -1,0 +1,203 @@
+/**
+ * The configuration schema: every setting, its type, bounds and default. Validation and the README's
+ * configuration table both follow it; a bad value stops start-up with the key's path.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+
+const Seconds = (defaultValue: number, minimum = 0, maximum = 86_400) =>
+  Type.Number({ minimum, maximum, default: defaultValue });
+const Share = (defaultValue: number) => Type.Number({ exclusiveMinimum: 0, maximum: 1, default: defaultValue });
+const Count = (defaultValue: number, minimum = 0, maximum = 1_000_000) =>
+  Type.Integer({ minimum, maximum, default: defaultValue });
+
+export const ServerConfigSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1, default: '0.0.0.0' }),
+    port: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080 }),
+    maxBodyBytes: Count(64 * 1024, 1024, 16 * 1024 * 1024),
+    maxWsPayloadBytes: Count(16 * 1024, 256, 1024 * 1024),
+    wsIdleTimeoutSeconds: Count(60, 8, 960),
+    wsMaxBackpressureBytes: Count(256 * 1024, 1024, 64 * 1024 * 1024),
+    maxConnectionsPerAddress: Count(256, 1),
+    requestsPerSecondPerAddress: Count(500, 1),
+    requestBurst: Count(1000, 1),
+    shutdownGraceSeconds: Seconds(5, 0, 600),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const StoreConfigSchema = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('embedded'), Type.Literal('redis')], { default: 'embedded' }),
+    redis: Type.Object(
+      {
+        url: Type.String({ default: 'redis://127.0.0.1:6379' }),
+        keyPrefix: Type.String({ default: 'vca' }),
+        cluster: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'default' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const PlacementConfigSchema = Type.Object(
+  {
+    strategy: Type.Union([Type.Literal('packed'), Type.Literal('spread')], { default: 'packed' }),
+    headroom: Type.Object(
+      { gpu: Share(0.9), encoder: Share(0.9), vram: Share(0.95) },
+      { additionalProperties: false, default: {} },
+    ),
+    temperatureMarginCelsius: Count(5, 0, 50),
+    /** When true a node is placed on only after its first telemetry report (provisioning until then). */
+    requireTelemetry: Type.Boolean({ default: true }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const TelemetryConfigSchema = Type.Object(
+  {
+    reportIntervalSeconds: Seconds(2, 0.1, 300),
+    staleAfterIntervals: Type.Number({ minimum: 1, maximum: 100, default: 3 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const QueueConfigSchema = Type.Object(
+  {
+    maxLength: Count(10_000, 0),
+    timeoutSeconds: Seconds(300, 1),
+    /** Priority classes, highest first. */
+    priorityClasses: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }), {
+      minItems: 1,
+      maxItems: 8,
+      default: ['premium', 'standard'],
+    }),
+    defaultPriority: Type.String({ default: 'standard' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const LeaseConfigSchema = Type.Object(
+  {
+    /** REST sessions must heartbeat within this many seconds. */
+    restSeconds: Seconds(30, 1, 3600),
+    /** A WebSocket session whose socket drops is kept this long for a `resume`. */
+    resumeGraceSeconds: Seconds(20, 0, 3600),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const DrainConfigSchema = Type.Object(
+  {
+    defaultDeadlineSeconds: Seconds(900, 0),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const AutoscalerConfigSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false }),
+    intervalSeconds: Seconds(15, 1, 3600),
+    /** One reference slot = one session costing this share of the reference GPU (1080p60 of a mid title). */
+    referenceSlotShare: Share(0.25),
+    /** Free reference slots to keep ready for arrivals (Agones-style buffer). */
+    bufferReferenceSlots: Count(8),
+    /** Reference slots one new node brings, used to size scale-ups. */
+    nodeReferenceSlots: Count(4, 1),
+    minNodes: Count(0),
+    maxNodes: Count(100),
+    maxScaleUpStep: Count(10, 1),
+    scaleUpCooldownSeconds: Seconds(120),
+    scaleDownCooldownSeconds: Seconds(600),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const CatalogConfigSchema = Type.Object(
+  {
+    gamesFile: Type.String({ default: 'games.yaml' }),
+    gpusFile: Type.String({ default: 'gpus.yaml' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const LogConfigSchema = Type.Object(
+  {
+    level: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+      { default: 'info' },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    server: ServerConfigSchema,
+    store: StoreConfigSchema,
+    catalog: CatalogConfigSchema,
+    placement: PlacementConfigSchema,
+    telemetry: TelemetryConfigSchema,
+    queue: QueueConfigSchema,
+    leases: LeaseConfigSchema,
+    drain: DrainConfigSchema,
+    autoscaler: AutoscalerConfigSchema,
+    log: LogConfigSchema,
+  },
+  { additionalProperties: false },
+);
+
+export type VcaConfig = Static<typeof ConfigSchema>;
+export type PlacementConfig = Static<typeof PlacementConfigSchema>;
+export type AutoscalerConfig = Static<typeof AutoscalerConfigSchema>;
+
+const FrameSizeName = Type.String({ minLength: 3, maxLength: 16 });
+
+export const GamesFileSchema = Type.Object(
+  {
+    games: Type.Array(
+      Type.Object(
+        {
+          id: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,63}$' }),
+          title: Type.String({ minLength: 1, maxLength: 128 }),
+          gpuCostAt1080p60: Type.Number({ exclusiveMinimum: 0, maximum: 4 }),
+          vramBaseMiB: Type.Number({ minimum: 0, maximum: 262_144 }),
+          vramPerMegapixelMiB: Type.Number({ minimum: 0, maximum: 65_536 }),
+          resolutions: Type.Array(FrameSizeName, { minItems: 1 }),
+          fps: Type.Array(Type.Integer({ minimum: 1, maximum: 360 }), { minItems: 1 }),
+          source: Type.String({ minLength: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1 },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const GpusFileSchema = Type.Object(
+  {
+    referenceGpu: Type.String({ minLength: 1 }),
+    models: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1, maxLength: 128 }),
+          aliases: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { default: [] }),
+          renderCapacity: Type.Number({ exclusiveMinimum: 0, maximum: 100 }),
+          vramMiB: Type.Integer({ minimum: 256 }),
+          gpusPerBoard: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+          nvencEngines: Type.Integer({ minimum: 0, maximum: 16 }),
+          encoderPixelRate: Type.Number({ minimum: 0 }),
+          encoderSessionLimit: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+          encoderSessionScope: Type.Union([Type.Literal('gpu'), Type.Literal('system')]),
+          throttleTemperatureCelsius: Type.Number({ minimum: 40, maximum: 130 }),
+          source: Type.String({ minLength: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1 },
+    ),
+  },
+  { additionalProperties: false },
+);

@@ -1,0 +1,150 @@
+/**
+ * Turns a `POST /v1/hooks/aodh` body (today's Aodh alarm, or the 2014 Ceilometer notification alarm whose
+ * `reason_data` is the whole notification) plus the alarm URL's query into an `OrchestrationEvent`.
+ */
+import { createHash } from 'node:crypto';
+import type { AlarmInfo, OrchestrationAction, OrchestrationEvent } from './orchestration-event.js';
+import { toSummaryLine } from './orchestration-event.js';
+import type { NotificationMeaning } from './parse-notifications.js';
+import {
+  interpretNotification,
+  isAutoscalingEventType,
+  meaningFields,
+  notificationKey,
+  payloadFields,
+  traitFields,
+} from './parse-notifications.js';
+import type { AodhAlarmBody } from './schemas.js';
+import {
+  AodhAlarmBodySchema,
+  AodhAlarmEventSchema,
+  assertMatches,
+  invalidField,
+  isJsonObject,
+  LegacyNotificationReasonSchema,
+} from './schemas.js';
+
+type Direction = 'up' | 'down';
+
+/** What the alarm is about, before the alarm's state and the URL's direction decide the action. */
+interface AlarmSubject {
+  idempotencyKey: string;
+  eventType: string;
+  /** Present when the alarm carries a notification or event the VCA understands on its own. */
+  meaning?: NotificationMeaning;
+  label: string;
+}
+
+export function parseAodhAlarm(body: unknown, query: URLSearchParams): OrchestrationEvent {
+  if (!isJsonObject(body)) throw invalidField('body', 'the Aodh alarm body must be a JSON object');
+  assertMatches(AodhAlarmBodySchema, body, '', 'Aodh alarm body');
+  const direction = readDirection(query);
+  const alarm = alarmInfo(body);
+  const subject = readSubject(body);
+  const { action, description } = decideAction(body, subject, direction);
+
+  const transition = `${body.previous ?? 'unknown'} -> ${body.current ?? 'unknown'}`;
+  const severity = body.severity === undefined ? '' : `, ${body.severity}`;
+  const event: OrchestrationEvent = {
+    idempotencyKey: subject.idempotencyKey,
+    source: 'aodh',
+    eventType: subject.eventType,
+    ...(subject.meaning === undefined ? { action } : { ...meaningFields(subject.meaning), action }),
+    alarm,
+    summary: toSummaryLine(
+      `${subject.label} ${body.alarm_name ?? body.alarm_id} (${transition}${severity}${direction === undefined ? '' : `, action=${direction.toUpperCase()}`}): ${description}`,
+    ),
+  };
+  return event;
+}
+
+/** `?action=UP` / `?action=DOWN`, any case; anything else is a misconfigured alarm URL. */
+function readDirection(query: URLSearchParams): Direction | undefined {
+  const values = query.getAll('action').map((value) => value.trim().toLowerCase());
+  if (values.length === 0) return undefined;
+  const directions = new Set(values);
+  const [only] = directions;
+  if (directions.size > 1 || (only !== 'up' && only !== 'down')) {
+    throw invalidField('query.action', 'the alarm URL may carry one action, UP or DOWN');
+  }
+  return only;
+}
+
+function alarmInfo(body: AodhAlarmBody): AlarmInfo {
+  const alarm: AlarmInfo = { id: body.alarm_id };
+  if (body.alarm_name !== undefined) alarm.name = body.alarm_name;
+  if (body.previous !== undefined) alarm.previous = body.previous;
+  if (body.current !== undefined) alarm.current = body.current;
+  if (body.severity !== undefined) alarm.severity = body.severity;
+  return alarm;
+}
+
+function readSubject(body: AodhAlarmBody): AlarmSubject {
+  const reasonData = body.reason_data;
+  if (reasonData !== undefined && !isJsonObject(reasonData)) {
+    throw invalidField('reason_data', 'must be a JSON object');
+  }
+  const transitionKey = `aodh:${body.alarm_id}:${body.previous ?? ''}:${body.current ?? ''}`;
+  // A reason can be long and holds the latest sample, so it tells evaluations apart; hashed to bound the key.
+  const reasonKey = `${transitionKey}:reason:${sha256Prefix(body.reason ?? '')}`;
+
+  if (reasonData?.type === 'event') {
+    const event = reasonData.event;
+    assertMatches(AodhAlarmEventSchema, event, 'reason_data.event', 'Aodh event alarm');
+    return {
+      idempotencyKey:
+        event.message_id === undefined ? reasonKey : `${transitionKey}:event:${event.message_id}`,
+      eventType: event.event_type,
+      meaning: interpretNotification(event.event_type, traitFields(event.traits ?? [], 'reason_data.event.traits')),
+      label: 'Aodh event alarm',
+    };
+  }
+  if (reasonData !== undefined && reasonData.type === undefined && reasonData.event_type !== undefined) {
+    assertMatches(LegacyNotificationReasonSchema, reasonData, 'reason_data', 'Ceilometer notification alarm');
+    return {
+      idempotencyKey: notificationKey(reasonData.message_id),
+      eventType: reasonData.event_type,
+      meaning: interpretNotification(
+        reasonData.event_type,
+        payloadFields(reasonData.payload, 'reason_data.payload'),
+      ),
+      label: 'Ceilometer notification alarm',
+    };
+  }
+  const kind = typeof reasonData?.type === 'string' && reasonData.type !== '' ? reasonData.type : undefined;
+  return {
+    idempotencyKey: reasonKey,
+    eventType: kind === undefined ? 'alarm' : `alarm.${kind}`,
+    label: 'Aodh alarm',
+  };
+}
+
+function decideAction(
+  body: AodhAlarmBody,
+  subject: AlarmSubject,
+  direction: Direction | undefined,
+): { action: OrchestrationAction; description: string } {
+  const record = (description: string) => ({ action: { kind: 'record' } as const, description });
+  // Only a transition into `alarm` asks for anything; one into `ok` or `insufficient data` is the alarm
+  // clearing or losing its data, and scaling on it would act on the absence of a signal.
+  if (body.current?.trim().toLowerCase() !== 'alarm') {
+    return record('the alarm is not firing; recorded, changes no node');
+  }
+  // An autoscaling notification says itself what Heat did; the URL's direction is only the operator's
+  // label for the alarm and must not add a drain on top of (or against) Heat's own numbers.
+  if (subject.meaning !== undefined && isAutoscalingEventType(subject.eventType)) {
+    return { action: subject.meaning.action, description: subject.meaning.description };
+  }
+  const reason = body.reason === undefined || body.reason === '' ? '' : `${body.reason.trim()}; `;
+  if (direction === 'down') {
+    return { action: { kind: 'drain-count', count: 1 }, description: `${reason}scale-down alarm: drain 1 node` };
+  }
+  if (direction === 'up') {
+    return record(`${reason}scale-up alarm recorded: new nodes register through the contextualization hook`);
+  }
+  return record(`${reason}recorded, changes no node`);
+}
+
+function sha256Prefix(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+}

@@ -1,0 +1,341 @@
+/**
+ * Turns a `POST /v1/hooks/notifications` body (a raw oslo notification, the same in oslo's v2 envelope,
+ * or Ceilometer HTTP-publisher events) into `OrchestrationEvent`s, and owns what a Heat autoscaling
+ * notification means, which the Aodh parser reuses for alarms that carry one.
+ */
+import type {
+  AdjustmentType,
+  CapacityChange,
+  OrchestrationAction,
+  OrchestrationEvent,
+} from './orchestration-event.js';
+import { countOf, toSummaryLine } from './orchestration-event.js';
+import type { CeilometerTrait } from './schemas.js';
+import {
+  assertMatches,
+  CeilometerEventSchema,
+  invalidField,
+  isJsonObject,
+  joinField,
+  OsloEnvelopeSchema,
+  OsloNotificationSchema,
+} from './schemas.js';
+
+const MAX_EVENTS_PER_BATCH = 1000;
+const AUTOSCALING_PREFIX = 'orchestration.autoscaling.';
+
+/** A value read from a foreign body, with the dotted path to blame when it turns out to be garbage. */
+export interface LocatedValue {
+  value: unknown;
+  field: string;
+}
+
+/** What one notification means to the VCA, before it is dressed as an `OrchestrationEvent`. */
+export interface NotificationMeaning {
+  group?: string;
+  capacity?: CapacityChange;
+  action: OrchestrationAction;
+  /** Human text for the summary, without the source prefix. */
+  description: string;
+}
+
+export function parseNotifications(body: unknown): OrchestrationEvent[] {
+  if (Array.isArray(body)) {
+    if (body.length === 0) throw invalidField('body', 'the event batch is empty; send at least one event');
+    if (body.length > MAX_EVENTS_PER_BATCH) {
+      throw invalidField('body', `send at most ${MAX_EVENTS_PER_BATCH} events per batch`);
+    }
+    return body.map((element, index) => parseCeilometerEvent(element, String(index)));
+  }
+  if (!isJsonObject(body)) {
+    throw invalidField('body', 'send an oslo notification, an oslo envelope or Ceilometer events as JSON');
+  }
+  if (body['oslo.message'] !== undefined) return [parseOsloEnvelope(body)];
+  if (body.traits !== undefined) return [parseCeilometerEvent(body, '')];
+  return [parseOsloNotification(body, '')];
+}
+
+export function isAutoscalingEventType(eventType: string): boolean {
+  return eventType.startsWith(AUTOSCALING_PREFIX);
+}
+
+function parseOsloEnvelope(body: Record<string, unknown>): OrchestrationEvent {
+  assertMatches(OsloEnvelopeSchema, body, '', 'oslo envelope');
+  let inner: unknown;
+  try {
+    inner = JSON.parse(body['oslo.message']);
+  } catch {
+    throw invalidField('oslo.message', 'is not valid JSON; it must hold the serialized notification');
+  }
+  if (!isJsonObject(inner)) throw invalidField('oslo.message', 'must hold a serialized JSON object');
+  return parseOsloNotification(inner, 'oslo.message');
+}
+
+function parseOsloNotification(body: Record<string, unknown>, fieldPrefix: string): OrchestrationEvent {
+  assertMatches(OsloNotificationSchema, body, fieldPrefix, 'oslo notification');
+  const meaning = interpretNotification(
+    body.event_type,
+    payloadFields(body.payload, joinField(fieldPrefix, 'payload')),
+  );
+  return {
+    idempotencyKey: notificationKey(body.message_id),
+    source: 'oslo-notification',
+    eventType: body.event_type,
+    ...meaningFields(meaning),
+    summary: toSummaryLine(`oslo notification ${body.event_type}: ${meaning.description}`),
+  };
+}
+
+function parseCeilometerEvent(element: unknown, fieldPrefix: string): OrchestrationEvent {
+  if (!isJsonObject(element)) throw invalidField(fieldPrefix || 'body', 'each Ceilometer event must be an object');
+  assertMatches(CeilometerEventSchema, element, fieldPrefix, 'Ceilometer event');
+  const meaning = interpretNotification(
+    element.event_type,
+    traitFields(element.traits, joinField(fieldPrefix, 'traits')),
+  );
+  return {
+    idempotencyKey: notificationKey(element.message_id),
+    source: 'ceilometer-event',
+    eventType: element.event_type,
+    ...meaningFields(meaning),
+    summary: toSummaryLine(`Ceilometer event ${element.event_type}: ${meaning.description}`),
+  };
+}
+
+/**
+ * Ceilometer derives an event's message_id from the notification's, and a 2014 notification alarm
+ * forwards the notification whole, so one Heat notification has one key however it arrives: replaying
+ * it through a second route changes nothing either.
+ */
+export function notificationKey(messageId: string): string {
+  return `notification:${messageId}`;
+}
+
+/** Spreads a meaning into an event, leaving out what is unknown rather than setting `undefined`. */
+export function meaningFields(meaning: NotificationMeaning): Pick<OrchestrationEvent, 'group' | 'capacity' | 'action'> {
+  const fields: Pick<OrchestrationEvent, 'group' | 'capacity' | 'action'> = { action: meaning.action };
+  if (meaning.group !== undefined) fields.group = meaning.group;
+  if (meaning.capacity !== undefined) fields.capacity = meaning.capacity;
+  return fields;
+}
+
+/** The payload's top-level fields; a missing payload reads as empty, a non-object one is rejected. */
+export function payloadFields(payload: unknown, field: string): Map<string, LocatedValue> {
+  const fields = new Map<string, LocatedValue>();
+  if (payload === undefined || payload === null) return fields;
+  if (!isJsonObject(payload)) throw invalidField(field, 'must be a JSON object');
+  for (const [name, value] of Object.entries(payload)) fields.set(name, { value, field: joinField(field, name) });
+  return fields;
+}
+
+const TRAIT_TYPE_BY_WORD: Readonly<Record<string, number>> = {
+  none: 0,
+  string: 1,
+  text: 1,
+  integer: 2,
+  int: 2,
+  float: 3,
+  datetime: 4,
+};
+
+/** Ceilometer's `[name, type, value]` traits (or `{name, type, value}`) as a map, values typed. */
+export function traitFields(traits: readonly CeilometerTrait[], field: string): Map<string, LocatedValue> {
+  const fields = new Map<string, LocatedValue>();
+  traits.forEach((trait, index) => {
+    const traitField = joinField(field, String(index));
+    const [name, declaredType, rawValue] = Array.isArray(trait)
+      ? trait
+      : [trait.name, trait.type ?? trait.dtype ?? 0, trait.value];
+    const type =
+      typeof declaredType === 'number' ? declaredType : TRAIT_TYPE_BY_WORD[declaredType.toLowerCase()];
+    if (type === undefined) {
+      throw invalidField(traitField, `unknown trait type "${declaredType}"; use 1 string, 2 integer, 3 float, 4 datetime`);
+    }
+    fields.set(name, { value: typedTraitValue(rawValue, type, traitField), field: traitField });
+  });
+  return fields;
+}
+
+function typedTraitValue(value: unknown, type: number, field: string): unknown {
+  if (value === null || value === undefined) return undefined;
+  switch (type) {
+    case 1:
+    case 4:
+      if (typeof value === 'string') return value;
+      if (type === 1 && typeof value === 'number') return String(value);
+      throw invalidField(field, type === 1 ? 'a string trait needs a string value' : 'a datetime trait needs a string');
+    case 2:
+      return toInteger({ value, field });
+    case 3:
+      return toFiniteNumber({ value, field });
+    default:
+      return value;
+  }
+}
+
+const INTEGER_TEXT = /^\s*[+-]?\d{1,15}\s*$/;
+const DECIMAL_TEXT = /^\s*[+-]?\d{1,15}(?:\.\d{1,15})?\s*$/;
+
+/** An integer, also from its decimal text (`"5"`, `" -1 "`); absent for null; garbage is rejected. */
+export function toInteger(located: LocatedValue | undefined): number | undefined {
+  const value = located?.value;
+  if (located === undefined || value === undefined || value === null) return undefined;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value + 0;
+  if (typeof value === 'string' && INTEGER_TEXT.test(value)) return Number(value) + 0;
+  throw invalidField(located.field, `expected an integer, got ${describeValue(value)}`);
+}
+
+/** A finite number, also from its decimal text; absent for null; garbage (NaN, `1e999`, `"5 nodes"`) is rejected. */
+export function toFiniteNumber(located: LocatedValue | undefined): number | undefined {
+  const value = located?.value;
+  if (located === undefined || value === undefined || value === null) return undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) return value + 0;
+  if (typeof value === 'string' && DECIMAL_TEXT.test(value)) return Number(value) + 0;
+  throw invalidField(located.field, `expected a number, got ${describeValue(value)}`);
+}
+
+function describeValue(value: unknown): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
+}
+
+function toOptionalString(located: LocatedValue | undefined): string | undefined {
+  const value = located?.value;
+  if (located === undefined || value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'string') return value;
+  throw invalidField(located.field, `expected a string, got ${describeValue(value)}`);
+}
+
+// Heat's AWS-compatible resources spell these in CamelCase, its native ones in snake_case; both reach
+// the wire depending on which resource the template used.
+const ADJUSTMENT_TYPES: Readonly<Record<string, AdjustmentType>> = {
+  changeincapacity: 'change_in_capacity',
+  exactcapacity: 'exact_capacity',
+  percentchangeincapacity: 'percent_change_in_capacity',
+};
+
+function toAdjustmentType(located: LocatedValue | undefined): AdjustmentType | undefined {
+  const text = toOptionalString(located);
+  if (text === undefined || located === undefined) return undefined;
+  const normalized = ADJUSTMENT_TYPES[text.replaceAll('_', '').toLowerCase()];
+  if (normalized === undefined) {
+    throw invalidField(
+      located.field,
+      `unknown adjustment type "${text}"; Heat sends change_in_capacity, exact_capacity or percent_change_in_capacity`,
+    );
+  }
+  return normalized;
+}
+
+/**
+ * What a notification means. Heat autoscaling notifications carry the group, its size and the
+ * adjustment; every other event type is recorded, not rejected, since operators route whole topics here.
+ */
+export function interpretNotification(
+  eventType: string,
+  fields: ReadonlyMap<string, LocatedValue>,
+): NotificationMeaning {
+  if (!isAutoscalingEventType(eventType)) {
+    return { action: { kind: 'record' }, description: 'not a Heat autoscaling event; recorded, changes no node' };
+  }
+  const phase = eventType.slice(AUTOSCALING_PREFIX.length);
+  const group = toOptionalString(fields.get('groupname'));
+  const size = toInteger(fields.get('capacity'));
+  const adjustment = toFiniteNumber(fields.get('adjustment'));
+  const adjustmentType = toAdjustmentType(fields.get('adjustment_type'));
+  checkAdjustment(adjustment, adjustmentType, fields);
+  const sizeLocation = fields.get('capacity');
+  if (size !== undefined && size < 0 && sizeLocation !== undefined) {
+    throw invalidField(sizeLocation.field, 'a group size cannot be negative');
+  }
+
+  // `capacity` is the size before the resize on `start` and after it on `end`; on `error` Heat re-reads
+  // the group, so it is the size the failed resize left behind.
+  const capacity: CapacityChange = {};
+  if (size !== undefined) {
+    if (phase === 'start') capacity.before = size;
+    else capacity.after = size;
+  }
+  if (adjustment !== undefined) capacity.adjustment = adjustment;
+  if (adjustmentType !== undefined) capacity.adjustmentType = adjustmentType;
+
+  const groupName = group ?? '(unnamed)';
+  const change = describeAdjustment(adjustment, adjustmentType);
+  const meaning = (action: OrchestrationAction, description: string): NotificationMeaning => {
+    const result: NotificationMeaning = { action, description };
+    if (group !== undefined) result.group = group;
+    if (Object.keys(capacity).length > 0) result.capacity = capacity;
+    return result;
+  };
+  const record = (description: string) => meaning({ kind: 'record' }, description);
+
+  switch (phase) {
+    case 'start':
+      return record(
+        `Heat started resizing group ${groupName}${size === undefined ? '' : ` from ${size}`} ${change}; recorded, the end notification carries the result`,
+      );
+    case 'error': {
+      const reason = toOptionalString(fields.get('message'));
+      return record(
+        `Heat failed resizing group ${groupName} ${change}${size === undefined ? '' : `, size now ${size}`}${reason === undefined ? '' : ` (${reason})`}; recorded, changes no node`,
+      );
+    }
+    case 'end':
+      return interpretResizeEnd(capacity, groupName, change, meaning);
+    default:
+      return record(`Heat autoscaling ${phase} for group ${groupName}; recorded, changes no node`);
+  }
+}
+
+function interpretResizeEnd(
+  capacity: CapacityChange,
+  groupName: string,
+  change: string,
+  meaning: (action: OrchestrationAction, description: string) => NotificationMeaning,
+): NotificationMeaning {
+  const finished = `Heat finished resizing group ${groupName}${capacity.after === undefined ? '' : ` to ${capacity.after}`} ${change}`;
+  const record = (why: string) => meaning({ kind: 'record' }, `${finished}; ${why}`);
+  const growing = 'recorded: Heat names no node addresses, the new instances register through the contextualization hook';
+  const { adjustment, adjustmentType, before, after } = capacity;
+
+  if (adjustmentType === 'change_in_capacity' && adjustment !== undefined) {
+    if (adjustment < 0) return meaning({ kind: 'drain-count', count: -adjustment }, `${finished}; drain ${countOf(-adjustment, 'node')}`);
+    if (adjustment > 0) return record(growing);
+    return record('no change in size; recorded');
+  }
+  if (adjustmentType === 'exact_capacity') {
+    if (before === undefined || after === undefined) {
+      return record('recorded: the size before the resize is unknown, so no node count can be drained');
+    }
+    if (before > after) return meaning({ kind: 'drain-count', count: before - after }, `${finished}; drain ${countOf(before - after, 'node')}`);
+    return before < after ? record(growing) : record('no change in size; recorded');
+  }
+  if (adjustmentType === 'percent_change_in_capacity') {
+    return record('recorded: a percentage change without the size before it names no node count');
+  }
+  return record('recorded: without an adjustment and its type the change cannot be told');
+}
+
+function checkAdjustment(
+  adjustment: number | undefined,
+  adjustmentType: AdjustmentType | undefined,
+  fields: ReadonlyMap<string, LocatedValue>,
+): void {
+  const location = fields.get('adjustment');
+  if (adjustment === undefined || location === undefined) return;
+  // Only a percentage may be fractional; a whole-node adjustment of 1.5 is garbage, not a rounding hint.
+  if (adjustmentType !== 'percent_change_in_capacity' && !Number.isSafeInteger(adjustment)) {
+    throw invalidField(location.field, `expected a whole number of nodes, got ${adjustment}`);
+  }
+  if (adjustmentType === 'exact_capacity' && adjustment < 0) {
+    throw invalidField(location.field, 'an exact capacity cannot be negative');
+  }
+}
+
+function describeAdjustment(adjustment: number | undefined, adjustmentType: AdjustmentType | undefined): string {
+  if (adjustment === undefined) return adjustmentType === undefined ? '' : `(${adjustmentType})`;
+  if (adjustmentType === 'exact_capacity') return `to exactly ${adjustment} (exact_capacity)`;
+  const signed = adjustment > 0 ? `+${adjustment}` : String(adjustment);
+  if (adjustmentType === 'percent_change_in_capacity') return `by ${signed}% (percent_change_in_capacity)`;
+  return `by ${signed}${adjustmentType === undefined ? '' : ` (${adjustmentType})`}`;
+}

@@ -1,0 +1,261 @@
+/**
+ * The TypeBox schemas of every orchestrator webhook body (the VCA's own contextualization format, Aodh
+ * alarms, oslo notifications, Ceilometer events) and the one helper that checks a value against them
+ * and turns the first failure into a `VCA_ERR_VALIDATION` naming the field.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { VcaError } from '../errors.js';
+
+// ---------------------------------------------------------------------------------------------------
+// The VCA's own contextualization format. It is ours, so unknown top-level fields are rejected: a typo
+// in an optional field must fail loudly instead of being silently dropped.
+// ---------------------------------------------------------------------------------------------------
+
+export const NODE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
+
+// RFC 1123 host names, dotted quads (re-checked as real IPv4 by the parser, since `999.1.1.1` is also a
+// valid host name syntactically) and bare IPv6 literals (also re-checked).
+const HOST_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+export const HOST_PATTERN = `^(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*\\.?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$`;
+
+export const NodeIdSchema = Type.String({ pattern: NODE_ID_PATTERN, description: 'Rendering node id' });
+
+export const GpuSpecSchema = Type.Object(
+  {
+    model: Type.String({ minLength: 1, maxLength: 128, description: 'GPU model as the catalog names it' }),
+    count: Type.Integer({ minimum: 1, maximum: 16 }),
+  },
+  { additionalProperties: false },
+);
+
+export const NodeLabelsSchema = Type.Record(
+  Type.String({ pattern: '^.{1,63}$' }),
+  Type.String({ maxLength: 256 }),
+  { maxProperties: 32, additionalProperties: false },
+);
+
+export const NodeRegistrationSchema = Type.Object(
+  {
+    id: NodeIdSchema,
+    host: Type.String({ minLength: 1, maxLength: 253, pattern: HOST_PATTERN, description: 'Host name or IP' }),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: Type.String({
+      minLength: 1,
+      maxLength: 32,
+      description: 'Remote display protocol, e.g. turbovnc, webrtc, moonlight',
+    }),
+    gpus: Type.Array(GpuSpecSchema, { minItems: 1, maxItems: 16 }),
+    labels: Type.Optional(NodeLabelsSchema),
+  },
+  { additionalProperties: false },
+);
+
+// Only the id matters to a drain, so a reference object may carry more (an operator may send back the
+// registration it used for scale-up); extra fields are ignored, not rejected.
+export const NodeReferenceSchema = Type.Union([NodeIdSchema, Type.Object({ id: NodeIdSchema })]);
+
+const contextualizeCommon = {
+  eventId: Type.String({ minLength: 1, maxLength: 200, description: 'Idempotency key of this delivery' }),
+  group: Type.String({ minLength: 1, maxLength: 255, description: 'Autoscaling group name' }),
+};
+
+export const ContextualizeScaleUpSchema = Type.Object(
+  {
+    ...contextualizeCommon,
+    event: Type.Literal('scale-up'),
+    nodes: Type.Array(NodeRegistrationSchema, { minItems: 1, maxItems: 100 }),
+  },
+  { additionalProperties: false },
+);
+
+export const ContextualizeScaleDownByNodesSchema = Type.Object(
+  {
+    ...contextualizeCommon,
+    event: Type.Literal('scale-down'),
+    nodes: Type.Array(NodeReferenceSchema, { minItems: 1, maxItems: 1000 }),
+  },
+  { additionalProperties: false },
+);
+
+export const ContextualizeScaleDownByCountSchema = Type.Object(
+  {
+    ...contextualizeCommon,
+    event: Type.Literal('scale-down'),
+    count: Type.Integer({ minimum: 1, maximum: 1000 }),
+  },
+  { additionalProperties: false },
+);
+
+export const ContextualizeScaleDownSchema = Type.Union([
+  ContextualizeScaleDownByNodesSchema,
+  ContextualizeScaleDownByCountSchema,
+]);
+
+export const ContextualizeBodySchema = Type.Union([ContextualizeScaleUpSchema, ContextualizeScaleDownSchema], {
+  $id: 'ContextualizeBody',
+});
+
+export type NodeRegistration = Static<typeof NodeRegistrationSchema>;
+export type NodeReference = Static<typeof NodeReferenceSchema>;
+export type ContextualizeScaleUp = Static<typeof ContextualizeScaleUpSchema>;
+export type ContextualizeScaleDown = Static<typeof ContextualizeScaleDownSchema>;
+export type ContextualizeBody = Static<typeof ContextualizeBodySchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// Foreign formats (Aodh, oslo.messaging, Ceilometer). Their producers add fields between releases, so
+// unknown fields are accepted everywhere; only what the VCA reads is constrained.
+// ---------------------------------------------------------------------------------------------------
+
+// Heat and Ceilometer sometimes send integers as strings; the parser coerces these strictly.
+const IntegerLike = Type.Union([Type.Integer(), Type.String({ pattern: '^\\s*[+-]?\\d+\\s*$' })]);
+const NumberLike = Type.Union([Type.Number(), Type.String({ pattern: '^\\s*[+-]?\\d+(?:\\.\\d+)?\\s*$' })]);
+
+/** The fields of a Heat `orchestration.autoscaling.{start,end,error}` payload the VCA reads. */
+export const HeatAutoscalingPayloadSchema = Type.Object({
+  groupname: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  capacity: Type.Optional(Type.Union([IntegerLike, Type.Null()])),
+  adjustment: Type.Optional(Type.Union([NumberLike, Type.Null()])),
+  adjustment_type: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+});
+
+/** A raw oslo.messaging notification as Heat emits it. */
+export const OsloNotificationSchema = Type.Object(
+  {
+    event_type: Type.String({ minLength: 1, maxLength: 255 }),
+    message_id: Type.String({ minLength: 1, maxLength: 255 }),
+    payload: Type.Optional(Type.Unknown()),
+    publisher_id: Type.Optional(Type.String()),
+    priority: Type.Optional(Type.String()),
+    timestamp: Type.Optional(Type.String()),
+  },
+  { $id: 'OsloNotification' },
+);
+
+/** oslo.messaging's version 2 envelope: the notification serialized as a JSON string. */
+export const OsloEnvelopeSchema = Type.Object(
+  {
+    'oslo.version': Type.Optional(Type.String()),
+    'oslo.message': Type.String({ minLength: 2, description: 'The notification, serialized as JSON' }),
+  },
+  { $id: 'OsloEnvelope' },
+);
+
+/** Ceilometer trait types: 0 none, 1 string, 2 integer, 3 float, 4 datetime. */
+export const CeilometerTraitTupleSchema = Type.Tuple([
+  Type.String({ minLength: 1 }),
+  Type.Integer({ minimum: 0, maximum: 4 }),
+  Type.Unknown(),
+]);
+
+// The events API and some publishers spell a trait as an object, with the type as a word or a number.
+export const CeilometerTraitObjectSchema = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  type: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 4 }), Type.String()])),
+  dtype: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 4 }), Type.String()])),
+  value: Type.Unknown(),
+});
+
+export const CeilometerTraitSchema = Type.Union([CeilometerTraitTupleSchema, CeilometerTraitObjectSchema]);
+
+/** One event as Ceilometer's HTTP publisher sends it (and as Aodh embeds it in an event alarm). */
+export const CeilometerEventSchema = Type.Object(
+  {
+    message_id: Type.String({ minLength: 1, maxLength: 255 }),
+    event_type: Type.String({ minLength: 1, maxLength: 255 }),
+    generated: Type.Optional(Type.String()),
+    traits: Type.Array(CeilometerTraitSchema, { maxItems: 256 }),
+  },
+  { $id: 'CeilometerEvent' },
+);
+
+export const CeilometerEventBatchSchema = Type.Array(CeilometerEventSchema, { minItems: 1, maxItems: 1000 });
+
+/** Everything `POST /v1/hooks/notifications` accepts. */
+export const NotificationsBodySchema = Type.Union(
+  [OsloEnvelopeSchema, OsloNotificationSchema, CeilometerEventSchema, CeilometerEventBatchSchema],
+  { $id: 'NotificationsBody' },
+);
+
+/** The event an Aodh event alarm carries; its message_id is optional (the reason stands in for it). */
+export const AodhAlarmEventSchema = Type.Object({
+  event_type: Type.String({ minLength: 1, maxLength: 255 }),
+  message_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  traits: Type.Optional(Type.Array(CeilometerTraitSchema, { maxItems: 256 })),
+});
+
+/** The 2014 Ceilometer notification alarm: `reason_data` is the whole matching notification. */
+export const LegacyNotificationReasonSchema = Type.Object({
+  event_type: Type.String({ minLength: 1, maxLength: 255 }),
+  message_id: Type.String({ minLength: 1, maxLength: 255 }),
+  payload: Type.Optional(Type.Unknown()),
+});
+
+/** Today's Aodh alarm body (threshold, gnocchi_*, event, composite, ...) and the 2014 form. */
+export const AodhAlarmBodySchema = Type.Object(
+  {
+    alarm_id: Type.String({ minLength: 1, maxLength: 255 }),
+    alarm_name: Type.Optional(Type.String()),
+    severity: Type.Optional(Type.String()),
+    previous: Type.Optional(Type.String()),
+    current: Type.Optional(Type.String()),
+    reason: Type.Optional(Type.String()),
+    reason_data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { $id: 'AodhAlarmBody' },
+);
+
+export type HeatAutoscalingPayload = Static<typeof HeatAutoscalingPayloadSchema>;
+export type OsloNotification = Static<typeof OsloNotificationSchema>;
+export type OsloEnvelope = Static<typeof OsloEnvelopeSchema>;
+export type CeilometerTrait = Static<typeof CeilometerTraitSchema>;
+export type CeilometerEvent = Static<typeof CeilometerEventSchema>;
+export type NotificationsBody = Static<typeof NotificationsBodySchema>;
+export type AodhAlarmEvent = Static<typeof AodhAlarmEventSchema>;
+export type LegacyNotificationReason = Static<typeof LegacyNotificationReasonSchema>;
+export type AodhAlarmBody = Static<typeof AodhAlarmBodySchema>;
+
+// ---------------------------------------------------------------------------------------------------
+
+/** Joins a field prefix and a relative path: `joinField('nodes.0', 'port')` is `nodes.0.port`. */
+export function joinField(prefix: string, path: string): string {
+  if (prefix === '') return path;
+  if (path === '') return prefix;
+  return `${prefix}.${path}`;
+}
+
+function pointerToField(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .join('.');
+}
+
+/**
+ * Narrows `value` to the schema's static type or throws `VCA_ERR_VALIDATION` for the first failure,
+ * with `extra.field` the dotted path under `fieldPrefix` (`body` when the value itself is wrong).
+ */
+export function assertMatches<T extends TSchema>(
+  schema: T,
+  value: unknown,
+  fieldPrefix: string,
+  what: string,
+): asserts value is Static<T> {
+  if (Value.Check(schema, value)) return;
+  const first = Value.Errors(schema, value).First();
+  const relative = first === undefined ? '' : pointerToField(first.path);
+  const field = joinField(fieldPrefix, relative) || 'body';
+  const problem = first?.message ?? 'does not match the schema';
+  throw new VcaError('VCA_ERR_VALIDATION', `${what}: ${field}: ${problem}`, { field });
+}
+
+/** A JSON object (not null, not an array): the only shape a webhook body or sub-document may take. */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The `VCA_ERR_VALIDATION` every hook parser throws: the message says what is wrong and where. */
+export function invalidField(field: string, message: string): VcaError {
+  return new VcaError('VCA_ERR_VALIDATION', `${field}: ${message}`, { field });
+}

@@ -1,0 +1,58 @@
+/** Sessions as the store keeps them: what was asked for, where it runs, and its lease. */
+import type { LoadVector } from '../cost/session-cost.js';
+
+export type SessionState = 'queued' | 'assigned' | 'ended';
+export type SessionTransport = 'rest' | 'websocket';
+
+export type EndReason =
+  | 'released'
+  | 'client-closed'
+  | 'lease-expired'
+  | 'queue-timeout'
+  | 'cancelled'
+  | 'node-reported-ended'
+  | 'node-removed'
+  | 'shutdown';
+
+/** What a session needs, fixed at creation. `costs` holds its cost on each GPU model that may host it. */
+export interface SessionSpec {
+  id: string;
+  game: string;
+  width: number;
+  height: number;
+  fps: number;
+  priority: string;
+  transport: SessionTransport;
+  region?: string | undefined;
+  labels?: Readonly<Record<string, string>> | undefined;
+  costs: Readonly<Record<string, LoadVector>>;
+}
+
+export interface SessionPlacement {
+  nodeId: string;
+  gpuIndex: number;
+  model: string;
+  cost: LoadVector;
+}
+
+export interface SessionRecord extends SessionSpec {
+  state: SessionState;
+  createdAt: number;
+  queuedAt: number | null;
+  /** When a queued session gives up waiting, ms. */
+  queueDeadline: number | null;
+  assignedAt: number | null;
+  endedAt: number | null;
+  endReason: EndReason | null;
+  placement: SessionPlacement | null;
+  /** The session ends if its lease is not renewed before this instant, ms. */
+  leaseExpiresAt: number;
+  migrations: number;
+}
+
+/** The instant a live session ends unless something happens: lease expiry or queue timeout. */
+export function sessionDeadline(session: SessionRecord): number {
+  return session.state === 'queued' && session.queueDeadline !== null
+    ? Math.min(session.leaseExpiresAt, session.queueDeadline)
+    : session.leaseExpiresAt;
+}

@@ -1,0 +1,368 @@
+/**
+ * The embedded store: the whole cluster state in this process, zero setup, one gateway instance.
+ * Every operation runs to completion synchronously, which is what makes it atomic.
+ */
+import type { NodeRegistration } from '../../cluster/cluster-node.js';
+import { ClusterState, type ClusterStateOptions } from '../../cluster/cluster-state.js';
+import type { NodeState } from '../../cluster/node-state.js';
+import type { TelemetryReport } from '../../cluster/telemetry.js';
+import { addLoad, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
+import { VcaError } from '../../errors.js';
+import { PlacementIndex, type PlacementRequest } from '../../placement/placement-index.js';
+import type { PlacementStrategy } from '../../placement/strategy.js';
+import { DeadlineHeap } from '../../sessions/deadline-heap.js';
+import type { EndReason, SessionRecord, SessionSpec } from '../../sessions/session.js';
+import { sessionDeadline } from '../../sessions/session.js';
+import { SessionQueue } from '../../sessions/session-queue.js';
+import type {
+  AuditReport,
+  ClusterStore,
+  CreateSessionOptions,
+  CreateSessionOutcome,
+  MigrateOutcome,
+  NodeView,
+  SessionEnd,
+  WebhookMemory,
+} from '../store.js';
+import { nodeView } from '../views.js';
+
+export interface EmbeddedStoreOptions extends ClusterStateOptions {
+  priorityClasses: readonly string[];
+  /** How long an ended session stays readable (GET answers 410 with its end reason), ms. */
+  retainEndedMs?: number;
+}
+
+function copySession(session: SessionRecord): SessionRecord {
+  return structuredClone(session);
+}
+
+export class EmbeddedStore implements ClusterStore {
+  readonly kind = 'embedded' as const;
+  readonly cluster: ClusterState;
+  readonly index: PlacementIndex;
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly queue: SessionQueue;
+  private readonly deadlines = new DeadlineHeap();
+  private readonly webhooks = new Map<string, { result: unknown; expiresAt: number }>();
+  private readonly webhookExpiry = new DeadlineHeap();
+
+  private readonly retainEndedMs: number;
+
+  constructor(options: EmbeddedStoreOptions) {
+    this.retainEndedMs = options.retainEndedMs ?? 60_000;
+    this.cluster = new ClusterState(options);
+    this.index = new PlacementIndex(options.headroom);
+    this.cluster.setListener(this.index);
+    this.queue = new SessionQueue(options.priorityClasses);
+  }
+
+  private view(id: string): NodeView {
+    return nodeView(this.cluster.requireNode(id), this.cluster.options.headroom);
+  }
+
+  async registerNode(registration: NodeRegistration, now: number) {
+    const { node, created } = this.cluster.register(registration, now);
+    return { node: nodeView(node, this.cluster.options.headroom), created };
+  }
+
+  async getNode(id: string) {
+    const node = this.cluster.node(id);
+    return node ? nodeView(node, this.cluster.options.headroom) : undefined;
+  }
+
+  async listNodes() {
+    return [...this.cluster.allNodes()].map((node) => nodeView(node, this.cluster.options.headroom));
+  }
+
+  async setNodeState(id: string, to: NodeState, now: number, drainDeadline?: number) {
+    const node = this.cluster.requireNode(id);
+    if (to === 'removed') throw new VcaError('VCA_ERR_NODE_STATE', 'Use removeNode to remove a node');
+    this.cluster.transition(node, to, now);
+    if (to === 'draining') {
+      node.drainDeadline = drainDeadline ?? null;
+      if (node.sessionCount() === 0) this.cluster.transition(node, 'drained', now);
+    }
+    return this.view(id);
+  }
+
+  async recordTelemetry(nodeId: string, report: TelemetryReport, now: number) {
+    const node = this.cluster.requireNode(nodeId);
+    this.cluster.recordTelemetry(node, report, now);
+    return this.view(nodeId);
+  }
+
+  async sweepStale(now: number) {
+    this.cluster.sweepStale(now);
+  }
+
+  async createSession(spec: SessionSpec, options: CreateSessionOptions): Promise<CreateSessionOutcome> {
+    if (this.sessions.has(spec.id)) throw new VcaError('VCA_ERR_SESSION_EXISTS', `Session ${spec.id} already exists`);
+    this.cluster.sweepStale(options.now);
+    const session: SessionRecord = {
+      ...structuredClone(spec),
+      state: 'queued',
+      createdAt: options.now,
+      queuedAt: null,
+      queueDeadline: null,
+      assignedAt: null,
+      endedAt: null,
+      endReason: null,
+      placement: null,
+      leaseExpiresAt: options.leaseExpiresAt,
+      migrations: 0,
+    };
+    if (this.tryPlace(session, options.strategy, options.now, undefined)) {
+      this.sessions.set(session.id, session);
+      this.deadlines.push(sessionDeadline(session), session.id);
+      return { kind: 'assigned', session: copySession(session) };
+    }
+    if (options.waitMode === 'no-wait') return { kind: 'refused', reason: 'no-capacity' };
+    if (this.queue.length >= options.maxQueueLength) return { kind: 'refused', reason: 'queue-full' };
+    session.queuedAt = options.now;
+    session.queueDeadline = options.queueDeadline;
+    this.sessions.set(session.id, session);
+    this.queue.add(session.id, session.priority);
+    this.deadlines.push(sessionDeadline(session), session.id);
+    return { kind: 'queued', session: copySession(session), position: this.queue.position(session.id)! };
+  }
+
+  async placeQueued(now: number, strategy: PlacementStrategy, leaseExpiresAt: number) {
+    this.cluster.sweepStale(now);
+    const placed: SessionRecord[] = [];
+    // A shape that found no GPU in this pass will not find one later in the same pass.
+    const failedShapes = new Set<string>();
+    for (const id of [...this.queue.inOrder()]) {
+      const session = this.sessions.get(id)!;
+      const shape = shapeKey(session);
+      if (failedShapes.has(shape)) continue;
+      if (this.tryPlace(session, strategy, now, undefined)) {
+        this.queue.remove(id);
+        session.leaseExpiresAt = leaseExpiresAt;
+        session.queueDeadline = null;
+        placed.push(copySession(session));
+      } else {
+        failedShapes.add(shape);
+      }
+    }
+    return placed;
+  }
+
+  async migrateSession(
+    id: string,
+    now: number,
+    strategy: PlacementStrategy,
+    leaseExpiresAt: number,
+    queueDeadline: number,
+  ): Promise<MigrateOutcome | undefined> {
+    const session = this.sessions.get(id);
+    if (!session || session.state !== 'assigned' || !session.placement) return undefined;
+    this.cluster.sweepStale(now);
+    const from = session.placement;
+    const choice = this.index.pick(this.placementRequest(session, strategy, from.nodeId));
+    this.releasePlacement(session);
+    session.migrations++;
+    if (choice) {
+      this.commitChoice(session, choice.gpu.node.id, choice.gpu.index, choice.gpu.model.name, choice.cost, now);
+      session.leaseExpiresAt = leaseExpiresAt;
+    } else {
+      session.state = 'queued';
+      session.queuedAt = now;
+      session.queueDeadline = queueDeadline;
+      this.queue.add(session.id, session.priority, true);
+      this.deadlines.push(sessionDeadline(session), session.id);
+    }
+    return { session: copySession(session), from, drainedNode: this.drainIfEmpty(from.nodeId, now) };
+  }
+
+  async endSession(id: string, reason: EndReason, now: number): Promise<SessionEnd | undefined> {
+    const session = this.sessions.get(id);
+    if (!session || session.state === 'ended') return undefined;
+    return this.end(session, reason, now);
+  }
+
+  async renewLeases(ids: readonly string[], leaseExpiresAt: number) {
+    let renewed = 0;
+    for (const id of ids) {
+      const session = this.sessions.get(id);
+      if (!session || session.state === 'ended') continue;
+      // Lazy: the heap entry is corrected when it reaches the top (see DeadlineHeap).
+      session.leaseExpiresAt = Math.max(session.leaseExpiresAt, leaseExpiresAt);
+      renewed++;
+    }
+    return renewed;
+  }
+
+  async expireSessions(now: number) {
+    const ended: SessionEnd[] = [];
+    for (;;) {
+      const top = this.deadlines.peekTime();
+      if (top === undefined || top > now) break;
+      const entry = this.deadlines.pop()!;
+      const session = this.sessions.get(entry.id);
+      if (!session) continue;
+      if (session.state === 'ended') {
+        if ((session.endedAt ?? 0) + this.retainEndedMs <= now) this.sessions.delete(session.id);
+        continue;
+      }
+      const deadline = sessionDeadline(session);
+      if (deadline > now) {
+        this.deadlines.push(deadline, session.id);
+        continue;
+      }
+      const reason: EndReason =
+        session.state === 'queued' && session.queueDeadline !== null && session.queueDeadline <= now
+          ? 'queue-timeout'
+          : 'lease-expired';
+      ended.push(this.end(session, reason, now));
+    }
+    this.forgetOldWebhooks(now);
+    return ended;
+  }
+
+  async getSession(id: string) {
+    const session = this.sessions.get(id);
+    return session ? copySession(session) : undefined;
+  }
+
+  async sessionsOnNode(nodeId: string) {
+    const node = this.cluster.requireNode(nodeId);
+    const result: SessionRecord[] = [];
+    for (const gpu of node.gpus) for (const id of gpu.sessionIds) result.push(copySession(this.sessions.get(id)!));
+    return result;
+  }
+
+  async drainingNodes() {
+    const result: NodeView[] = [];
+    for (const node of this.cluster.allNodes()) {
+      if (node.state === 'draining') result.push(nodeView(node, this.cluster.options.headroom));
+    }
+    return result;
+  }
+
+  async queuePositions() {
+    return this.queue.allPositions();
+  }
+
+  async removeNode(id: string, now: number) {
+    const node = this.cluster.node(id);
+    if (!node) return undefined;
+    if (node.sessionCount() > 0) {
+      throw new VcaError('VCA_ERR_NODE_STATE', `Node "${id}" still hosts ${node.sessionCount()} session(s)`);
+    }
+    const view = nodeView(node, this.cluster.options.headroom);
+    this.cluster.transition(node, 'removed', now);
+    return { ...view, state: 'removed' as const, stateChangedAt: now };
+  }
+
+  async rememberWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<WebhookMemory> {
+    const known = this.webhooks.get(key);
+    if (known && known.expiresAt > now) return { first: false, result: known.result };
+    this.webhooks.set(key, { result, expiresAt: now + ttlMs });
+    this.webhookExpiry.push(now + ttlMs, key);
+    return { first: true, result };
+  }
+
+  async audit(): Promise<AuditReport> {
+    const gpus: AuditReport['gpus'] = [];
+    for (const node of this.cluster.allNodes()) {
+      for (const gpu of node.gpus) {
+        const sum = zeroLoad();
+        for (const id of gpu.sessionIds) addLoad(sum, this.sessions.get(id)!.placement!.cost, 1);
+        gpus.push({
+          nodeId: node.id,
+          index: gpu.index,
+          committed: { ...gpu.committed },
+          sumOfSessions: sum,
+          sessions: gpu.sessionIds.size,
+        });
+      }
+    }
+    let live = 0;
+    for (const session of this.sessions.values()) if (session.state === 'assigned') live++;
+    return { gpus, liveSessions: live, queuedSessions: this.queue.length };
+  }
+
+  async close() {}
+
+  private placementRequest(session: SessionRecord, strategy: PlacementStrategy, excludeNodeId?: string) {
+    const request: PlacementRequest = {
+      costs: new Map(Object.entries(session.costs)),
+      strategy,
+      region: session.region,
+      labels: session.labels,
+      excludeNodeId,
+    };
+    return request;
+  }
+
+  private tryPlace(session: SessionRecord, strategy: PlacementStrategy, now: number, exclude?: string): boolean {
+    const choice = this.index.pick(this.placementRequest(session, strategy, exclude));
+    if (!choice) return false;
+    this.commitChoice(session, choice.gpu.node.id, choice.gpu.index, choice.gpu.model.name, choice.cost, now);
+    return true;
+  }
+
+  private commitChoice(
+    session: SessionRecord,
+    nodeId: string,
+    gpuIndex: number,
+    model: string,
+    cost: LoadVector,
+    now: number,
+  ): void {
+    const gpu = this.cluster.requireNode(nodeId).gpus[gpuIndex]!;
+    this.cluster.commit(gpu, session.id, cost);
+    session.state = 'assigned';
+    session.assignedAt = now;
+    session.placement = { nodeId, gpuIndex, model, cost: { ...cost } };
+  }
+
+  /** Frees the session's GPU reservation; exactly once because the placement is cleared here. */
+  private releasePlacement(session: SessionRecord): void {
+    const placement = session.placement;
+    if (!placement) return;
+    session.placement = null;
+    const node = this.cluster.node(placement.nodeId);
+    const gpu = node?.gpus[placement.gpuIndex];
+    if (gpu) this.cluster.uncommit(gpu, session.id, placement.cost);
+  }
+
+  private end(session: SessionRecord, reason: EndReason, now: number): SessionEnd {
+    const nodeId = session.placement?.nodeId;
+    if (session.state === 'queued') this.queue.remove(session.id);
+    // Keep the placement on the ended record for callers, but release its reservation.
+    const placement = session.placement;
+    this.releasePlacement(session);
+    session.placement = placement;
+    session.state = 'ended';
+    session.endedAt = now;
+    session.endReason = reason;
+    const ended = copySession(session);
+    // Kept for a while so look-ups can say how it ended; then forgotten by expireSessions.
+    this.deadlines.push(now + this.retainEndedMs, session.id);
+    return { session: ended, drainedNode: nodeId ? this.drainIfEmpty(nodeId, now) : null };
+  }
+
+  private drainIfEmpty(nodeId: string, now: number): NodeView | null {
+    const node = this.cluster.node(nodeId);
+    if (!node || node.state !== 'draining' || node.sessionCount() > 0) return null;
+    this.cluster.transition(node, 'drained', now);
+    return nodeView(node, this.cluster.options.headroom);
+  }
+
+  private forgetOldWebhooks(now: number): void {
+    for (;;) {
+      const top = this.webhookExpiry.peekTime();
+      if (top === undefined || top > now) return;
+      const { id } = this.webhookExpiry.pop()!;
+      const known = this.webhooks.get(id);
+      if (known && known.expiresAt <= now) this.webhooks.delete(id);
+    }
+  }
+}
+
+/** Sessions with the same shape compete for exactly the same GPUs. */
+function shapeKey(session: SessionRecord): string {
+  const labels = session.labels ? JSON.stringify(session.labels) : '';
+  return `${session.game}|${session.width}x${session.height}@${session.fps}|${session.region ?? ''}|${labels}`;
+}

@@ -1,0 +1,133 @@
+/**
+ * The store interface: every piece of shared state (nodes, GPU load, sessions, leases, the queue,
+ * webhook idempotency) behind async operations that are each atomic. The embedded store implements it
+ * in-process; the Redis store implements the same contract with one Lua script per operation, so
+ * several gateway instances can share one cluster. Contract tests in test/store run against both.
+ */
+import type { NodeRegistration } from '../cluster/cluster-node.js';
+import type { NodeState } from '../cluster/node-state.js';
+import type { TelemetryReport } from '../cluster/telemetry.js';
+import type { LoadVector } from '../cost/session-cost.js';
+import type { PlacementStrategy } from '../placement/strategy.js';
+import type { EndReason, SessionRecord, SessionSpec } from '../sessions/session.js';
+
+export interface GpuView {
+  index: number;
+  model: string;
+  uuid: string | null;
+  name: string | null;
+  eligible: boolean;
+  stale: boolean;
+  telemetryAt: number | null;
+  temperatureCelsius: number | null;
+  throttleActive: boolean;
+  memoryTotalMiB: number;
+  committed: LoadVector;
+  measured: { gpu: number | null; encoder: number | null; vramMiB: number | null; encoderSessions: number | null };
+  effective: LoadVector;
+  capacity: LoadVector;
+  sessions: number;
+}
+
+export interface NodeView {
+  id: string;
+  host: string;
+  port: number;
+  protocol: string;
+  group: string | null;
+  labels: Record<string, string>;
+  state: NodeState;
+  stateChangedAt: number;
+  registeredAt: number;
+  drainDeadline: number | null;
+  sessions: number;
+  encoderSessionLimit: number | null;
+  gpus: GpuView[];
+}
+
+export interface CreateSessionOptions {
+  now: number;
+  strategy: PlacementStrategy;
+  /** `no-wait`: refuse instead of queueing when nothing fits. */
+  waitMode: 'wait' | 'no-wait';
+  maxQueueLength: number;
+  leaseExpiresAt: number;
+  queueDeadline: number;
+}
+
+export type CreateSessionOutcome =
+  | { kind: 'assigned'; session: SessionRecord }
+  | { kind: 'queued'; session: SessionRecord; position: number }
+  | { kind: 'refused'; reason: 'no-capacity' | 'queue-full' };
+
+/** A session that ended, and the node that its end left empty while draining, if any. */
+export interface SessionEnd {
+  session: SessionRecord;
+  drainedNode: NodeView | null;
+}
+
+export interface MigrateOutcome {
+  session: SessionRecord;
+  from: SessionRecord['placement'];
+  drainedNode: NodeView | null;
+}
+
+export interface AuditReport {
+  /** Per GPU: committed load, and the sum of the costs of live sessions placed there. */
+  gpus: Array<{ nodeId: string; index: number; committed: LoadVector; sumOfSessions: LoadVector; sessions: number }>;
+  liveSessions: number;
+  queuedSessions: number;
+}
+
+export interface WebhookMemory {
+  first: boolean;
+  result: unknown;
+}
+
+export interface ClusterStore {
+  readonly kind: 'embedded' | 'redis';
+
+  registerNode(registration: NodeRegistration, now: number): Promise<{ node: NodeView; created: boolean }>;
+  getNode(id: string): Promise<NodeView | undefined>;
+  listNodes(): Promise<NodeView[]>;
+  /** Moves a node along its lifecycle; draining takes a deadline. Draining an empty node drains it at once. */
+  setNodeState(id: string, to: NodeState, now: number, drainDeadline?: number): Promise<NodeView>;
+  recordTelemetry(nodeId: string, report: TelemetryReport, now: number): Promise<NodeView>;
+  /** Makes GPUs with old telemetry ineligible. */
+  sweepStale(now: number): Promise<void>;
+
+  /** Atomic pick-and-reserve, or queue, or refuse. */
+  createSession(spec: SessionSpec, options: CreateSessionOptions): Promise<CreateSessionOutcome>;
+  /** Places queued sessions, in queue order, wherever they now fit. Returns the ones placed. */
+  placeQueued(now: number, strategy: PlacementStrategy, leaseExpiresAt: number): Promise<SessionRecord[]>;
+  /**
+   * Moves an assigned session off its node (drain deadline): reserves a new GPU elsewhere and releases
+   * the old one in one step, or puts the session at the front of the queue when nothing fits.
+   */
+  migrateSession(
+    id: string,
+    now: number,
+    strategy: PlacementStrategy,
+    leaseExpiresAt: number,
+    queueDeadline: number,
+  ): Promise<MigrateOutcome | undefined>;
+  /** Ends a live session exactly once; undefined when it is unknown or already ended. */
+  endSession(id: string, reason: EndReason, now: number): Promise<SessionEnd | undefined>;
+  /** Extends leases of live sessions; returns how many were live. */
+  renewLeases(ids: readonly string[], leaseExpiresAt: number): Promise<number>;
+  /** Ends every session whose lease or queue wait ran out, each exactly once. */
+  expireSessions(now: number): Promise<SessionEnd[]>;
+  /** A live session, or an ended one for a short while after it ended. */
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  drainingNodes(): Promise<NodeView[]>;
+  sessionsOnNode(nodeId: string): Promise<SessionRecord[]>;
+  queuePositions(): Promise<ReadonlyMap<string, number>>;
+  /** Removes a node; its live sessions must have been migrated or ended before. */
+  removeNode(id: string, now: number): Promise<NodeView | undefined>;
+
+  /** Remembers the result of a webhook delivery; a replay gets the first result back. */
+  rememberWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<WebhookMemory>;
+  /** Committed load against the sum of live session costs, for the invariant checks. */
+  audit(): Promise<AuditReport>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,43 @@
+/** Serializable snapshots of in-process cluster objects, the shape every store returns. */
+import type { ClusterNode } from '../cluster/cluster-node.js';
+import type { GpuSlot, Headroom } from '../cluster/gpu-slot.js';
+import type { GpuView, NodeView } from './store.js';
+
+export function gpuView(gpu: GpuSlot, headroom: Headroom): GpuView {
+  return {
+    index: gpu.index,
+    model: gpu.model.name,
+    uuid: gpu.uuid,
+    name: gpu.reportedName,
+    eligible: gpu.eligible,
+    stale: gpu.stale,
+    telemetryAt: gpu.telemetryAt,
+    temperatureCelsius: gpu.temperatureCelsius,
+    throttleActive: gpu.throttleActive,
+    memoryTotalMiB: gpu.memoryTotalMiB,
+    committed: { ...gpu.committed },
+    measured: { ...gpu.measured },
+    effective: gpu.effective(),
+    capacity: gpu.capacity(headroom),
+    sessions: gpu.sessionIds.size,
+  };
+}
+
+export function nodeView(node: ClusterNode, headroom: Headroom): NodeView {
+  const registration = node.registration;
+  return {
+    id: node.id,
+    host: registration.host,
+    port: registration.port,
+    protocol: registration.protocol,
+    group: registration.group ?? null,
+    labels: { ...node.labels },
+    state: node.state,
+    stateChangedAt: node.stateChangedAt,
+    registeredAt: node.registeredAt,
+    drainDeadline: node.drainDeadline,
+    sessions: node.sessionCount(),
+    encoderSessionLimit: node.systemEncoderSessionLimit,
+    gpus: node.gpus.map((gpu) => gpuView(gpu, headroom)),
+  };
+}
