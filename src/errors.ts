@@ -15,6 +15,7 @@ export const errorCatalog = {
   VCA_ERR_RESOLUTION_NOT_ALLOWED: { status: 422, title: 'The game does not allow this resolution' },
   VCA_ERR_FPS_NOT_ALLOWED: { status: 422, title: 'The game does not allow this frame rate' },
   VCA_ERR_UNKNOWN_GPU_MODEL: { status: 422, title: 'The GPU model is not in the GPU catalog' },
+  VCA_ERR_UNPLACEABLE: { status: 422, title: 'No GPU model in the catalog can render this format' },
   VCA_ERR_UNKNOWN_PRIORITY: { status: 422, title: 'The priority class is not configured' },
   VCA_ERR_NO_CAPACITY: { status: 503, title: 'No rendering node can take the session now' },
   VCA_ERR_QUEUE_FULL: { status: 503, title: 'The waiting queue is full' },

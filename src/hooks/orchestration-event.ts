@@ -32,8 +32,10 @@ export interface AlarmInfo {
 export interface OrchestrationEvent {
   /**
    * Stable across replays of the same delivery, different between deliveries: the contextualize
-   * eventId; the notification's message_id (oslo, Ceilometer event, 2014 notification alarm, which all
-   * share it for one Heat notification); for Aodh, alarm id, transition and event message_id or reason.
+   * eventId; the notification's message_id (oslo, Ceilometer event, 2014 notification alarm and Aodh
+   * event alarms on a Heat autoscaling event all share it for one Heat notification, so one resize
+   * drains once however many routes report it); for other Aodh alarms, alarm id, transition and event
+   * message_id or reason.
    */
   idempotencyKey: string;
   source: OrchestrationSource;
@@ -48,12 +50,12 @@ export interface OrchestrationEvent {
   summary: string;
 }
 
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
+const CONTROL_CHARACTERS = /[\p{Cc}\u2028\u2029]+/gu;
 const SUMMARY_MAX_LENGTH = 400;
 
 /** Makes untrusted text safe for a one-line log summary: control characters folded, length bounded. */
 export function toSummaryLine(text: string): string {
-  const flat = text.replace(CONTROL_CHARACTERS, " ").replace(/ {2,}/g, " ").trim();
+  const flat = text.replace(CONTROL_CHARACTERS, ' ').replace(/ {2,}/g, ' ').trim();
   return flat.length > SUMMARY_MAX_LENGTH ? `${flat.slice(0, SUMMARY_MAX_LENGTH - 1)}\u2026` : flat;
 }
 

@@ -91,11 +91,22 @@ function readSubject(body: AodhAlarmBody): AlarmSubject {
   if (reasonData?.type === 'event') {
     const event = reasonData.event;
     assertMatches(AodhAlarmEventSchema, event, 'reason_data.event', 'Aodh event alarm');
+    // When the event is a Heat autoscaling notification, the event alone decides the effect, so it is keyed
+    // like the notification itself: a second alarm on it, or the same notification on the notifications
+    // hook, is then a replay and cannot drain twice.
+    const eventKey =
+      event.message_id === undefined
+        ? reasonKey
+        : isAutoscalingEventType(event.event_type)
+          ? notificationKey(event.message_id)
+          : `${transitionKey}:event:${event.message_id}`;
     return {
-      idempotencyKey:
-        event.message_id === undefined ? reasonKey : `${transitionKey}:event:${event.message_id}`,
+      idempotencyKey: eventKey,
       eventType: event.event_type,
-      meaning: interpretNotification(event.event_type, traitFields(event.traits ?? [], 'reason_data.event.traits')),
+      meaning: interpretNotification(
+        event.event_type,
+        traitFields(event.traits ?? [], 'reason_data.event.traits'),
+      ),
       label: 'Aodh event alarm',
     };
   }
@@ -137,7 +148,10 @@ function decideAction(
   }
   const reason = body.reason === undefined || body.reason === '' ? '' : `${body.reason.trim()}; `;
   if (direction === 'down') {
-    return { action: { kind: 'drain-count', count: 1 }, description: `${reason}scale-down alarm: drain 1 node` };
+    return {
+      action: { kind: 'drain-count', count: 1 },
+      description: `${reason}scale-down alarm: drain 1 node`,
+    };
   }
   if (direction === 'up') {
     return record(`${reason}scale-up alarm recorded: new nodes register through the contextualization hook`);

@@ -52,7 +52,8 @@ function parseScaleUp(body: Record<string, unknown>): OrchestrationEvent {
 function parseScaleDown(body: Record<string, unknown>): OrchestrationEvent {
   const hasNodes = body.nodes !== undefined;
   const hasCount = body.count !== undefined;
-  if (hasNodes && hasCount) throw invalidField('count', 'send either nodes or count for a scale-down, not both');
+  if (hasNodes && hasCount)
+    throw invalidField('count', 'send either nodes or count for a scale-down, not both');
   if (!hasNodes && !hasCount) throw invalidField('nodes', 'a scale-down needs either nodes or count');
 
   if (hasCount) {
@@ -63,7 +64,9 @@ function parseScaleDown(body: Record<string, unknown>): OrchestrationEvent {
       eventType: 'scale-down',
       group: body.group,
       action: { kind: 'drain-count', count: body.count },
-      summary: toSummaryLine(`contextualize scale-down of group ${body.group}: drain ${countOf(body.count, 'node')}`),
+      summary: toSummaryLine(
+        `contextualize scale-down of group ${body.group}: drain ${countOf(body.count, 'node')}`,
+      ),
     };
   }
 
@@ -92,12 +95,21 @@ function copyRegistration(node: NodeRegistration, field: string): NodeRegistrati
   const seenModels = new Set<string>();
   const gpus = node.gpus.map((gpu, index) => {
     if (seenModels.has(gpu.model)) {
-      throw invalidField(`${field}.gpus.${index}.model`, `GPU model "${gpu.model}" is listed twice; add up the count`);
+      throw invalidField(
+        `${field}.gpus.${index}.model`,
+        `GPU model "${gpu.model}" is listed twice; add up the count`,
+      );
     }
     seenModels.add(gpu.model);
     return { model: gpu.model, count: gpu.count };
   });
-  const copy: NodeRegistration = { id: node.id, host: node.host, port: node.port, protocol: node.protocol, gpus };
+  const copy: NodeRegistration = {
+    id: node.id,
+    host: node.host,
+    port: node.port,
+    protocol: node.protocol,
+    gpus,
+  };
   if (node.labels !== undefined) copy.labels = Object.fromEntries(Object.entries(node.labels));
   return copy;
 }
@@ -105,6 +117,7 @@ function copyRegistration(node: NodeRegistration, field: string): NodeRegistrati
 function checkHost(host: string, field: string): void {
   // The schema's pattern admits anything shaped like a host name; numbers-and-dots must be a real IPv4
   // address and anything with a colon a real IPv6 address, or the node would be unreachable.
-  if (/^[0-9.]+$/.test(host) && !isIPv4(host)) throw invalidField(field, `"${host}" is not a valid IPv4 address`);
+  if (/^[0-9.]+$/.test(host) && !isIPv4(host))
+    throw invalidField(field, `"${host}" is not a valid IPv4 address`);
   if (host.includes(':') && !isIPv6(host)) throw invalidField(field, `"${host}" is not a valid IPv6 address`);
 }

@@ -87,7 +87,8 @@ function parseOsloNotification(body: Record<string, unknown>, fieldPrefix: strin
 }
 
 function parseCeilometerEvent(element: unknown, fieldPrefix: string): OrchestrationEvent {
-  if (!isJsonObject(element)) throw invalidField(fieldPrefix || 'body', 'each Ceilometer event must be an object');
+  if (!isJsonObject(element))
+    throw invalidField(fieldPrefix || 'body', 'each Ceilometer event must be an object');
   assertMatches(CeilometerEventSchema, element, fieldPrefix, 'Ceilometer event');
   const meaning = interpretNotification(
     element.event_type,
@@ -112,7 +113,9 @@ export function notificationKey(messageId: string): string {
 }
 
 /** Spreads a meaning into an event, leaving out what is unknown rather than setting `undefined`. */
-export function meaningFields(meaning: NotificationMeaning): Pick<OrchestrationEvent, 'group' | 'capacity' | 'action'> {
+export function meaningFields(
+  meaning: NotificationMeaning,
+): Pick<OrchestrationEvent, 'group' | 'capacity' | 'action'> {
   const fields: Pick<OrchestrationEvent, 'group' | 'capacity' | 'action'> = { action: meaning.action };
   if (meaning.group !== undefined) fields.group = meaning.group;
   if (meaning.capacity !== undefined) fields.capacity = meaning.capacity;
@@ -124,7 +127,8 @@ export function payloadFields(payload: unknown, field: string): Map<string, Loca
   const fields = new Map<string, LocatedValue>();
   if (payload === undefined || payload === null) return fields;
   if (!isJsonObject(payload)) throw invalidField(field, 'must be a JSON object');
-  for (const [name, value] of Object.entries(payload)) fields.set(name, { value, field: joinField(field, name) });
+  for (const [name, value] of Object.entries(payload))
+    fields.set(name, { value, field: joinField(field, name) });
   return fields;
 }
 
@@ -149,7 +153,10 @@ export function traitFields(traits: readonly CeilometerTrait[], field: string): 
     const type =
       typeof declaredType === 'number' ? declaredType : TRAIT_TYPE_BY_WORD[declaredType.toLowerCase()];
     if (type === undefined) {
-      throw invalidField(traitField, `unknown trait type "${declaredType}"; use 1 string, 2 integer, 3 float, 4 datetime`);
+      throw invalidField(
+        traitField,
+        `unknown trait type "${declaredType}"; use 1 string, 2 integer, 3 float, 4 datetime`,
+      );
     }
     fields.set(name, { value: typedTraitValue(rawValue, type, traitField), field: traitField });
   });
@@ -163,7 +170,10 @@ function typedTraitValue(value: unknown, type: number, field: string): unknown {
     case 4:
       if (typeof value === 'string') return value;
       if (type === 1 && typeof value === 'number') return String(value);
-      throw invalidField(field, type === 1 ? 'a string trait needs a string value' : 'a datetime trait needs a string');
+      throw invalidField(
+        field,
+        type === 1 ? 'a string trait needs a string value' : 'a datetime trait needs a string',
+      );
     case 2:
       return toInteger({ value, field });
     case 3:
@@ -236,7 +246,10 @@ export function interpretNotification(
   fields: ReadonlyMap<string, LocatedValue>,
 ): NotificationMeaning {
   if (!isAutoscalingEventType(eventType)) {
-    return { action: { kind: 'record' }, description: 'not a Heat autoscaling event; recorded, changes no node' };
+    return {
+      action: { kind: 'record' },
+      description: 'not a Heat autoscaling event; recorded, changes no node',
+    };
   }
   const phase = eventType.slice(AUTOSCALING_PREFIX.length);
   const group = toOptionalString(fields.get('groupname'));
@@ -295,11 +308,16 @@ function interpretResizeEnd(
 ): NotificationMeaning {
   const finished = `Heat finished resizing group ${groupName}${capacity.after === undefined ? '' : ` to ${capacity.after}`} ${change}`;
   const record = (why: string) => meaning({ kind: 'record' }, `${finished}; ${why}`);
-  const growing = 'recorded: Heat names no node addresses, the new instances register through the contextualization hook';
+  const growing =
+    'recorded: Heat names no node addresses, the new instances register through the contextualization hook';
   const { adjustment, adjustmentType, before, after } = capacity;
 
   if (adjustmentType === 'change_in_capacity' && adjustment !== undefined) {
-    if (adjustment < 0) return meaning({ kind: 'drain-count', count: -adjustment }, `${finished}; drain ${countOf(-adjustment, 'node')}`);
+    if (adjustment < 0)
+      return meaning(
+        { kind: 'drain-count', count: -adjustment },
+        `${finished}; drain ${countOf(-adjustment, 'node')}`,
+      );
     if (adjustment > 0) return record(growing);
     return record('no change in size; recorded');
   }
@@ -307,7 +325,11 @@ function interpretResizeEnd(
     if (before === undefined || after === undefined) {
       return record('recorded: the size before the resize is unknown, so no node count can be drained');
     }
-    if (before > after) return meaning({ kind: 'drain-count', count: before - after }, `${finished}; drain ${countOf(before - after, 'node')}`);
+    if (before > after)
+      return meaning(
+        { kind: 'drain-count', count: before - after },
+        `${finished}; drain ${countOf(before - after, 'node')}`,
+      );
     return before < after ? record(growing) : record('no change in size; recorded');
   }
   if (adjustmentType === 'percent_change_in_capacity') {
@@ -332,7 +354,10 @@ function checkAdjustment(
   }
 }
 
-function describeAdjustment(adjustment: number | undefined, adjustmentType: AdjustmentType | undefined): string {
+function describeAdjustment(
+  adjustment: number | undefined,
+  adjustmentType: AdjustmentType | undefined,
+): string {
   if (adjustment === undefined) return adjustmentType === undefined ? '' : `(${adjustmentType})`;
   if (adjustmentType === 'exact_capacity') return `to exactly ${adjustment} (exact_capacity)`;
   const signed = adjustment > 0 ? `+${adjustment}` : String(adjustment);

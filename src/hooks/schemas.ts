@@ -38,7 +38,12 @@ export const NodeLabelsSchema = Type.Record(
 export const NodeRegistrationSchema = Type.Object(
   {
     id: NodeIdSchema,
-    host: Type.String({ minLength: 1, maxLength: 253, pattern: HOST_PATTERN, description: 'Host name or IP' }),
+    host: Type.String({
+      minLength: 1,
+      maxLength: 253,
+      pattern: HOST_PATTERN,
+      description: 'Host name or IP',
+    }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
     protocol: Type.String({
       minLength: 1,
@@ -92,9 +97,7 @@ export const ContextualizeScaleDownSchema = Type.Union([
   ContextualizeScaleDownByCountSchema,
 ]);
 
-export const ContextualizeBodySchema = Type.Union([ContextualizeScaleUpSchema, ContextualizeScaleDownSchema], {
-  $id: 'ContextualizeBody',
-});
+export const ContextualizeBodySchema = Type.Union([ContextualizeScaleUpSchema, ContextualizeScaleDownSchema]);
 
 export type NodeRegistration = Static<typeof NodeRegistrationSchema>;
 export type NodeReference = Static<typeof NodeReferenceSchema>;
@@ -120,26 +123,20 @@ export const HeatAutoscalingPayloadSchema = Type.Object({
 });
 
 /** A raw oslo.messaging notification as Heat emits it. */
-export const OsloNotificationSchema = Type.Object(
-  {
-    event_type: Type.String({ minLength: 1, maxLength: 255 }),
-    message_id: Type.String({ minLength: 1, maxLength: 255 }),
-    payload: Type.Optional(Type.Unknown()),
-    publisher_id: Type.Optional(Type.String()),
-    priority: Type.Optional(Type.String()),
-    timestamp: Type.Optional(Type.String()),
-  },
-  { $id: 'OsloNotification' },
-);
+export const OsloNotificationSchema = Type.Object({
+  event_type: Type.String({ minLength: 1, maxLength: 255 }),
+  message_id: Type.String({ minLength: 1, maxLength: 255 }),
+  payload: Type.Optional(Type.Unknown()),
+  publisher_id: Type.Optional(Type.String()),
+  priority: Type.Optional(Type.String()),
+  timestamp: Type.Optional(Type.String()),
+});
 
 /** oslo.messaging's version 2 envelope: the notification serialized as a JSON string. */
-export const OsloEnvelopeSchema = Type.Object(
-  {
-    'oslo.version': Type.Optional(Type.String()),
-    'oslo.message': Type.String({ minLength: 2, description: 'The notification, serialized as JSON' }),
-  },
-  { $id: 'OsloEnvelope' },
-);
+export const OsloEnvelopeSchema = Type.Object({
+  'oslo.version': Type.Optional(Type.String()),
+  'oslo.message': Type.String({ minLength: 2, description: 'The notification, serialized as JSON' }),
+});
 
 /** Ceilometer trait types: 0 none, 1 string, 2 integer, 3 float, 4 datetime. */
 export const CeilometerTraitTupleSchema = Type.Tuple([
@@ -159,23 +156,22 @@ export const CeilometerTraitObjectSchema = Type.Object({
 export const CeilometerTraitSchema = Type.Union([CeilometerTraitTupleSchema, CeilometerTraitObjectSchema]);
 
 /** One event as Ceilometer's HTTP publisher sends it (and as Aodh embeds it in an event alarm). */
-export const CeilometerEventSchema = Type.Object(
-  {
-    message_id: Type.String({ minLength: 1, maxLength: 255 }),
-    event_type: Type.String({ minLength: 1, maxLength: 255 }),
-    generated: Type.Optional(Type.String()),
-    traits: Type.Array(CeilometerTraitSchema, { maxItems: 256 }),
-  },
-  { $id: 'CeilometerEvent' },
-);
+export const CeilometerEventSchema = Type.Object({
+  message_id: Type.String({ minLength: 1, maxLength: 255 }),
+  event_type: Type.String({ minLength: 1, maxLength: 255 }),
+  generated: Type.Optional(Type.String()),
+  traits: Type.Array(CeilometerTraitSchema, { maxItems: 256 }),
+});
 
 export const CeilometerEventBatchSchema = Type.Array(CeilometerEventSchema, { minItems: 1, maxItems: 1000 });
 
 /** Everything `POST /v1/hooks/notifications` accepts. */
-export const NotificationsBodySchema = Type.Union(
-  [OsloEnvelopeSchema, OsloNotificationSchema, CeilometerEventSchema, CeilometerEventBatchSchema],
-  { $id: 'NotificationsBody' },
-);
+export const NotificationsBodySchema = Type.Union([
+  OsloEnvelopeSchema,
+  OsloNotificationSchema,
+  CeilometerEventSchema,
+  CeilometerEventBatchSchema,
+]);
 
 /** The event an Aodh event alarm carries; its message_id is optional (the reason stands in for it). */
 export const AodhAlarmEventSchema = Type.Object({
@@ -192,18 +188,15 @@ export const LegacyNotificationReasonSchema = Type.Object({
 });
 
 /** Today's Aodh alarm body (threshold, gnocchi_*, event, composite, ...) and the 2014 form. */
-export const AodhAlarmBodySchema = Type.Object(
-  {
-    alarm_id: Type.String({ minLength: 1, maxLength: 255 }),
-    alarm_name: Type.Optional(Type.String()),
-    severity: Type.Optional(Type.String()),
-    previous: Type.Optional(Type.String()),
-    current: Type.Optional(Type.String()),
-    reason: Type.Optional(Type.String()),
-    reason_data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-  },
-  { $id: 'AodhAlarmBody' },
-);
+export const AodhAlarmBodySchema = Type.Object({
+  alarm_id: Type.String({ minLength: 1, maxLength: 255 }),
+  alarm_name: Type.Optional(Type.String()),
+  severity: Type.Optional(Type.String()),
+  previous: Type.Optional(Type.String()),
+  current: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+  reason_data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
 
 export type HeatAutoscalingPayload = Static<typeof HeatAutoscalingPayloadSchema>;
 export type OsloNotification = Static<typeof OsloNotificationSchema>;

@@ -730,8 +730,10 @@ export class HttpServer {
     res.cork(() => {
       res.writeStatus(statusLine(reply.status));
       for (const [name, value] of reply.headers) res.writeHeader(name, value);
-      if (reply.payload === undefined && (reply.status === 204 || reply.status === 304)) {
-        res.endWithoutBody(undefined, closeConnection);
+      if (reply.payload === undefined && !closeConnection && (reply.status === 204 || reply.status === 304)) {
+        // Called with no arguments on purpose: v20.30 turns an explicit `undefined` length into
+        // `Content-Length: 9223372036854775808`; with none it writes no content-length, as 204 requires.
+        res.endWithoutBody();
       } else {
         res.end(reply.payload ?? '', closeConnection);
       }

@@ -1,0 +1,97 @@
+/**
+ * The autoscaler as a pure decision: from the fleet, the queue and the last actions, decide to scale
+ * up by N, scale down these nodes, or hold. Keeps an Agones-style buffer of free reference slots,
+ * reacts to a non-empty queue at once, and respects cooldowns and min/max node counts.
+ */
+import type { AutoscalerConfig } from '../config/schema.js';
+import type { GpuModel } from '../cost/catalog.js';
+import { fullShare, referencePixelRate } from '../cost/session-cost.js';
+import type { GpuView, NodeView } from '../store/store.js';
+import { pickDrainVictims } from './drain-planner.js';
+
+export interface AutoscalerInput {
+  now: number;
+  nodes: readonly NodeView[];
+  queueLength: number;
+  lastScaleUpAt: number | null;
+  lastScaleDownAt: number | null;
+  config: AutoscalerConfig;
+  model: (name: string) => GpuModel | undefined;
+}
+
+export type AutoscalerDecision =
+  | { action: 'hold'; reason: string; freeSlots: number }
+  | { action: 'scale-up'; count: number; reason: string; freeSlots: number }
+  | { action: 'scale-down'; nodeIds: string[]; reason: string; freeSlots: number };
+
+/** Reference sessions a GPU can still take: limited by render and by encoder room. */
+export function freeReferenceSlots(gpu: GpuView, model: GpuModel, slotShare: number): number {
+  if (!gpu.eligible || model.encoderPixelRate <= 0) return 0;
+  const slotGpu = (slotShare / model.renderCapacity) * fullShare;
+  const slotEncoder = (referencePixelRate / model.encoderPixelRate) * fullShare;
+  const freeGpu = Math.max(0, gpu.capacity.gpu - gpu.effective.gpu);
+  const freeEncoder = Math.max(0, gpu.capacity.encoder - gpu.effective.encoder);
+  return Math.floor(Math.min(freeGpu / slotGpu, freeEncoder / slotEncoder));
+}
+
+export function nodeFreeSlots(node: NodeView, config: AutoscalerConfig, model: AutoscalerInput['model']): number {
+  let total = 0;
+  for (const gpu of node.gpus) {
+    const gpuModel = model(gpu.model);
+    if (gpuModel) total += freeReferenceSlots(gpu, gpuModel, config.referenceSlotShare);
+  }
+  return total;
+}
+
+const cooling = (last: number | null, now: number, seconds: number) => last !== null && now - last < seconds * 1000;
+
+export function decideScaling(input: AutoscalerInput): AutoscalerDecision {
+  const { config, now } = input;
+  const active = input.nodes.filter((node) => ['provisioning', 'ready', 'unhealthy'].includes(node.state));
+  let freeSlots = 0;
+  for (const node of active) {
+    // A node still provisioning counts as the capacity it will bring, so one queue spike is not scaled twice.
+    freeSlots += node.state === 'provisioning' ? config.nodeReferenceSlots : nodeFreeSlots(node, config, input.model);
+  }
+  const wanted = config.bufferReferenceSlots + input.queueLength;
+  const belowMinimum = config.minNodes - active.length;
+  if (freeSlots < wanted || belowMinimum > 0) {
+    const room = config.maxNodes - active.length;
+    const forSlots = Math.ceil(Math.max(0, wanted - freeSlots) / config.nodeReferenceSlots);
+    const count = Math.min(config.maxScaleUpStep, room, Math.max(forSlots, belowMinimum));
+    if (count <= 0) return { action: 'hold', reason: `at maxNodes (${config.maxNodes})`, freeSlots };
+    if (cooling(input.lastScaleUpAt, now, config.scaleUpCooldownSeconds)) {
+      return { action: 'hold', reason: 'scale-up cooldown', freeSlots };
+    }
+    const why =
+      input.queueLength > 0
+        ? `${input.queueLength} session(s) queued`
+        : belowMinimum > 0
+          ? `below minNodes (${config.minNodes})`
+          : `${freeSlots} free reference slot(s), buffer is ${config.bufferReferenceSlots}`;
+    return { action: 'scale-up', count, reason: why, freeSlots };
+  }
+  const surplus = freeSlots - config.bufferReferenceSlots;
+  if (input.queueLength === 0 && surplus > 0 && active.length > config.minNodes) {
+    if (
+      cooling(input.lastScaleDownAt, now, config.scaleDownCooldownSeconds) ||
+      cooling(input.lastScaleUpAt, now, config.scaleDownCooldownSeconds)
+    ) {
+      return { action: 'hold', reason: 'scale-down cooldown', freeSlots };
+    }
+    // One node at a time, and only one whose loss keeps the buffer whole; its sessions end naturally.
+    const victim = pickDrainVictims(active, active.length).find((node) => {
+      const lost = node.state === 'provisioning' ? config.nodeReferenceSlots : nodeFreeSlots(node, config, input.model);
+      return lost <= surplus;
+    });
+    if (victim) {
+      return {
+        action: 'scale-down',
+        nodeIds: [victim.id],
+        reason: `${freeSlots} free reference slot(s), buffer is ${config.bufferReferenceSlots}`,
+        freeSlots,
+      };
+    }
+  }
+  return { action: 'hold', reason: 'within buffer', freeSlots };
+}

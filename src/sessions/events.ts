@@ -1,0 +1,42 @@
+/**
+ * Domain events the gateway turns into WebSocket messages, callbacks and metrics. A tiny typed
+ * emitter: listeners run synchronously and a throwing listener cannot break the domain.
+ */
+import type { NodeView } from '../store/store.js';
+import type { SessionPlacement, SessionRecord } from './session.js';
+
+export type VcaEvent =
+  | { type: 'session-assigned'; session: SessionRecord; migrated: boolean }
+  | { type: 'session-queued'; session: SessionRecord; position: number }
+  | { type: 'queue-positions'; positions: ReadonlyMap<string, number> }
+  | { type: 'session-migrating'; session: SessionRecord; from: SessionPlacement }
+  | { type: 'session-ended'; session: SessionRecord }
+  | { type: 'node-state'; node: NodeView }
+  | { type: 'node-drained'; node: NodeView }
+  | { type: 'node-removed'; node: NodeView };
+
+export type VcaEventListener = (event: VcaEvent) => void;
+
+export class EventBus {
+  private readonly listeners = new Set<VcaEventListener>();
+  private readonly onListenerError: (error: unknown, event: VcaEvent) => void;
+
+  constructor(onListenerError: (error: unknown, event: VcaEvent) => void = () => {}) {
+    this.onListenerError = onListenerError;
+  }
+
+  subscribe(listener: VcaEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(event: VcaEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.onListenerError(error, event);
+      }
+    }
+  }
+}

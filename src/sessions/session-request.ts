@@ -1,0 +1,80 @@
+/**
+ * Turns what a gamer asked for into a `SessionSpec`: checks the title, format and constraints against
+ * the catalog and computes the session's cost on every GPU model that could ever host it.
+ */
+import type { CatalogIndex } from '../cost/catalog.js';
+import { type LoadVector, sessionCost } from '../cost/session-cost.js';
+import { VcaError } from '../errors.js';
+import type { Headroom } from '../cluster/gpu-slot.js';
+import { fullShare } from '../cost/session-cost.js';
+import type { SessionSpec, SessionTransport } from './session.js';
+
+export interface SessionAsk {
+  game: string;
+  resolution: string;
+  fps: number;
+  region?: string | undefined;
+  labels?: Readonly<Record<string, string>> | undefined;
+  /** Only these GPU models (names or aliases). */
+  gpuModels?: readonly string[] | undefined;
+  priority?: string | undefined;
+}
+
+export interface SessionSpecContext {
+  catalog: CatalogIndex;
+  headroom: Headroom;
+  priorityClasses: readonly string[];
+  defaultPriority: string;
+}
+
+/** Would `cost` fit an empty GPU of this model under headroom? If not, no GPU of it can ever host it. */
+function fitsEmptyGpu(cost: LoadVector, vramMiB: number, headroom: Headroom): boolean {
+  return (
+    cost.gpu <= headroom.gpu * fullShare &&
+    cost.encoder <= headroom.encoder * fullShare &&
+    cost.vramMiB <= headroom.vram * vramMiB
+  );
+}
+
+export function buildSessionSpec(
+  ask: SessionAsk,
+  id: string,
+  transport: SessionTransport,
+  context: SessionSpecContext,
+): SessionSpec {
+  const game = context.catalog.game(ask.game);
+  const size = context.catalog.checkFormat(game, ask.resolution, ask.fps);
+  const priority = ask.priority ?? context.defaultPriority;
+  if (!context.priorityClasses.includes(priority)) {
+    throw new VcaError(
+      'VCA_ERR_UNKNOWN_PRIORITY',
+      `Priority "${priority}" is not configured; use one of ${context.priorityClasses.join(', ')}`,
+      { field: 'priority' },
+    );
+  }
+  const allowedModels = ask.gpuModels?.map((name) => context.catalog.model(name).name);
+  const costs: Record<string, LoadVector> = {};
+  for (const model of context.catalog.catalog.gpuModels.values()) {
+    if (allowedModels && !allowedModels.includes(model.name)) continue;
+    const cost = sessionCost({ game, size, fps: ask.fps }, model);
+    if (cost && fitsEmptyGpu(cost, model.vramMiB, context.headroom)) costs[model.name] = cost;
+  }
+  if (Object.keys(costs).length === 0) {
+    throw new VcaError(
+      'VCA_ERR_UNPLACEABLE',
+      `No GPU model${allowedModels ? ' among those requested' : ''} can render ${game.title} at ${size.width}x${size.height} ${ask.fps} fps; choose a lower resolution or frame rate`,
+    );
+  }
+  return {
+    id,
+    game: game.id,
+    width: size.width,
+    height: size.height,
+    fps: ask.fps,
+    priority,
+    transport,
+    region: ask.region,
+    labels: ask.labels,
+    costs,
+  };
+}

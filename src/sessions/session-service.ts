@@ -1,0 +1,215 @@
+/**
+ * Session flows on top of a store: request (assign, queue or refuse), heartbeat, end, migration, and
+ * the periodic work that keeps leases and the queue honest (expiry, stale telemetry, re-placing queued
+ * sessions as soon as capacity appears). Emits domain events; knows nothing of HTTP or Redis.
+ */
+import type { Clock, IdSource } from '../clock.js';
+import type { Headroom } from '../cluster/gpu-slot.js';
+import type { CatalogIndex } from '../cost/catalog.js';
+import { VcaError } from '../errors.js';
+import type { PlacementStrategy } from '../placement/strategy.js';
+import type { ClusterStore, NodeView, SessionEnd } from '../store/store.js';
+import type { EventBus } from './events.js';
+import type { EndReason, SessionRecord, SessionTransport } from './session.js';
+import { buildSessionSpec, type SessionAsk } from './session-request.js';
+
+export interface SessionPolicy {
+  strategy: PlacementStrategy;
+  headroom: Headroom;
+  priorityClasses: readonly string[];
+  defaultPriority: string;
+  maxQueueLength: number;
+  queueTimeoutMs: number;
+  /** Lease of a REST session, renewed by heartbeats. */
+  restLeaseMs: number;
+  /** Lease of a WebSocket session, renewed while its socket is open; the resume grace after a drop. */
+  websocketLeaseMs: number;
+}
+
+export interface SessionServiceOptions {
+  store: ClusterStore;
+  catalog: CatalogIndex;
+  policy: SessionPolicy;
+  clock: Clock;
+  ids: IdSource;
+  events: EventBus;
+  /** Runs `task` soon, after the current I/O callback (coalesces queue passes). */
+  schedule?: (task: () => void) => void;
+  onBackgroundError?: (error: unknown) => void;
+}
+
+export type RequestOutcome =
+  | { kind: 'assigned'; session: SessionRecord }
+  | { kind: 'queued'; session: SessionRecord; position: number };
+
+export class SessionService {
+  private readonly options: SessionServiceOptions;
+  private queuePassScheduled = false;
+  private queuePassRunning: Promise<void> | null = null;
+  private queuePassAgain = false;
+
+  constructor(options: SessionServiceOptions) {
+    this.options = options;
+  }
+
+  get policy(): SessionPolicy {
+    return this.options.policy;
+  }
+
+  leaseMs(transport: SessionTransport): number {
+    return transport === 'rest' ? this.options.policy.restLeaseMs : this.options.policy.websocketLeaseMs;
+  }
+
+  /** Places a new session, or queues it; refusals throw VCA_ERR_NO_CAPACITY / VCA_ERR_QUEUE_FULL. */
+  async request(ask: SessionAsk, transport: SessionTransport, wait: boolean): Promise<RequestOutcome> {
+    const { store, policy, clock, ids } = this.options;
+    const spec = buildSessionSpec(ask, ids(), transport, {
+      catalog: this.options.catalog,
+      headroom: policy.headroom,
+      priorityClasses: policy.priorityClasses,
+      defaultPriority: policy.defaultPriority,
+    });
+    const now = clock.now();
+    const outcome = await store.createSession(spec, {
+      now,
+      strategy: policy.strategy,
+      waitMode: wait ? 'wait' : 'no-wait',
+      maxQueueLength: policy.maxQueueLength,
+      leaseExpiresAt: now + this.leaseMs(transport),
+      queueDeadline: now + policy.queueTimeoutMs,
+    });
+    switch (outcome.kind) {
+      case 'assigned':
+        this.options.events.emit({ type: 'session-assigned', session: outcome.session, migrated: false });
+        return outcome;
+      case 'queued':
+        this.options.events.emit({ type: 'session-queued', session: outcome.session, position: outcome.position });
+        return outcome;
+      case 'refused':
+        throw outcome.reason === 'queue-full'
+          ? new VcaError('VCA_ERR_QUEUE_FULL', 'Every rendering node is busy and the queue is full; retry later', {
+              retryAfterSeconds: 30,
+            })
+          : new VcaError('VCA_ERR_NO_CAPACITY', 'No rendering node can take this session now; retry later', {
+              retryAfterSeconds: 10,
+            });
+    }
+  }
+
+  async get(id: string): Promise<SessionRecord> {
+    const session = await this.options.store.getSession(id);
+    if (!session) throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${id}" does not exist or ended long ago`);
+    return session;
+  }
+
+  /** Renews a session's lease (REST heartbeat). Ended sessions answer VCA_ERR_SESSION_ENDED. */
+  async heartbeat(id: string): Promise<SessionRecord> {
+    const session = await this.get(id);
+    if (session.state === 'ended') {
+      throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${id}" ended (${session.endReason})`, {
+        endReason: session.endReason,
+      });
+    }
+    const leaseExpiresAt = this.options.clock.now() + this.leaseMs(session.transport);
+    await this.options.store.renewLeases([id], leaseExpiresAt);
+    return { ...session, leaseExpiresAt: Math.max(session.leaseExpiresAt, leaseExpiresAt) };
+  }
+
+  /** Keeps the leases of sessions whose WebSocket is open. */
+  async renewLeases(ids: readonly string[], transport: SessionTransport): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.options.store.renewLeases(ids, this.options.clock.now() + this.leaseMs(transport));
+  }
+
+  /** Ends a session exactly once; a second call returns undefined and changes nothing. */
+  async end(id: string, reason: EndReason): Promise<SessionRecord | undefined> {
+    const ended = await this.options.store.endSession(id, reason, this.options.clock.now());
+    if (!ended) return undefined;
+    await this.afterEnd(ended);
+    this.requestQueuePass();
+    return ended.session;
+  }
+
+  /** Moves a session off its node (drain deadline); it is re-placed or waits at the front of the queue. */
+  async migrate(id: string): Promise<SessionRecord | undefined> {
+    const { store, policy, clock, events } = this.options;
+    const now = clock.now();
+    const current = await store.getSession(id);
+    if (!current) return undefined;
+    const outcome = await store.migrateSession(
+      id,
+      now,
+      policy.strategy,
+      now + this.leaseMs(current.transport),
+      now + policy.queueTimeoutMs,
+    );
+    if (!outcome?.from) return undefined;
+    events.emit({ type: 'session-migrating', session: outcome.session, from: outcome.from });
+    if (outcome.session.state === 'assigned') {
+      events.emit({ type: 'session-assigned', session: outcome.session, migrated: true });
+    } else {
+      const positions = await store.queuePositions();
+      events.emit({ type: 'session-queued', session: outcome.session, position: positions.get(id) ?? 1 });
+    }
+    if (outcome.drainedNode) await this.finishDrain(outcome.drainedNode);
+    return outcome.session;
+  }
+
+  /** Periodic work: stale telemetry, expired leases and queue waits, then a queue pass. */
+  async tick(): Promise<void> {
+    const { store, clock } = this.options;
+    const now = clock.now();
+    await store.sweepStale(now);
+    const ended = await store.expireSessions(now);
+    for (const end of ended) await this.afterEnd(end);
+    await this.runQueuePass();
+  }
+
+  /** Asks for a queue pass soon; many requests before it runs make one pass. */
+  requestQueuePass(): void {
+    if (this.queuePassScheduled) return;
+    this.queuePassScheduled = true;
+    const schedule = this.options.schedule ?? ((task: () => void) => setImmediate(task));
+    schedule(() => {
+      this.queuePassScheduled = false;
+      this.runQueuePass().catch((error) => this.options.onBackgroundError?.(error));
+    });
+  }
+
+  /** Places whatever queued sessions now fit, in queue order, and publishes new positions. */
+  async runQueuePass(): Promise<void> {
+    if (this.queuePassRunning) {
+      this.queuePassAgain = true;
+      return this.queuePassRunning;
+    }
+    const pass = async () => {
+      do {
+        this.queuePassAgain = false;
+        const { store, policy, clock, events } = this.options;
+        const now = clock.now();
+        // Queued sessions carry their own transport; the lease given here is renewed by heartbeats or the socket.
+        const placed = await store.placeQueued(now, policy.strategy, now + policy.websocketLeaseMs);
+        for (const session of placed) events.emit({ type: 'session-assigned', session, migrated: session.migrations > 0 });
+        const positions = await store.queuePositions();
+        events.emit({ type: 'queue-positions', positions });
+      } while (this.queuePassAgain);
+    };
+    this.queuePassRunning = pass().finally(() => {
+      this.queuePassRunning = null;
+    });
+    return this.queuePassRunning;
+  }
+
+  /** A draining node that became empty: report it drained, then remove it. */
+  async finishDrain(node: NodeView): Promise<void> {
+    const { store, clock, events } = this.options;
+    events.emit({ type: 'node-drained', node });
+    const removed = await store.removeNode(node.id, clock.now());
+    if (removed) events.emit({ type: 'node-removed', node: removed });
+  }
+
+  private async afterEnd(end: SessionEnd): Promise<void> {
+    this.options.events.emit({ type: 'session-ended', session: end.session });
+    if (end.drainedNode) await this.finishDrain(end.drainedNode);
+  }
+}
