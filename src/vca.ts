@@ -75,6 +75,7 @@ export function createVca(options: CreateVcaOptions): Vca {
   });
   const fleet = new FleetService({
     store,
+    catalog,
     sessions,
     clock,
     events,

@@ -11,7 +11,12 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigSchema, type VcaConfig } from './schema.js';
 
 /** Environment variables an operator can set, and the config path each overrides. */
-export const environmentVariables: ReadonlyArray<{ name: string; path: string; description: string }> = [
+export const environmentVariables: ReadonlyArray<{
+  name: string;
+  path: string;
+  description: string;
+  list?: boolean;
+}> = [
   { name: 'PORT', path: 'server.port', description: 'TCP port the gateway listens on (0 = any free port)' },
   { name: 'HOST', path: 'server.host', description: 'Address the gateway binds to' },
   { name: 'VCA_STORE', path: 'store.kind', description: '`embedded` (default) or `redis`' },
@@ -21,6 +26,19 @@ export const environmentVariables: ReadonlyArray<{ name: string; path: string; d
   { name: 'VCA_PLACEMENT_STRATEGY', path: 'placement.strategy', description: '`packed` or `spread`' },
   { name: 'VCA_LOG_LEVEL', path: 'log.level', description: 'pino level: info, debug, warn, ...' },
   { name: 'VCA_AUTOSCALER_ENABLED', path: 'autoscaler.enabled', description: '`true` to run the autoscaler' },
+  { name: 'VCA_GAMER_TOKENS', path: 'auth.gamerTokens', description: 'Comma-separated gamer bearer tokens', list: true },
+  {
+    name: 'VCA_OPERATOR_TOKENS',
+    path: 'auth.operatorTokens',
+    description: 'Comma-separated operator bearer tokens',
+    list: true,
+  },
+  { name: 'VCA_ORCHESTRATOR_SECRET', path: 'auth.orchestratorSecret', description: 'Webhook shared secret / HMAC key' },
+  { name: 'VCA_MASTER_SECRET', path: 'auth.masterSecret', description: 'Master secret for tickets and node tokens' },
+  { name: 'VCA_PUBLIC_METRICS', path: 'auth.publicMetrics', description: '`true` to serve /metrics without a token' },
+  { name: 'VCA_DRAINED_CALLBACK_URL', path: 'hooks.drainedCallbackUrl', description: 'POSTed when a node is drained' },
+  { name: 'VCA_SCALE_UP_URL', path: 'hooks.scaleUpUrl', description: 'Autoscaler scale-up signal URL' },
+  { name: 'VCA_SCALE_DOWN_URL', path: 'hooks.scaleDownUrl', description: 'Autoscaler scale-down signal URL' },
 ];
 
 export class ConfigError extends Error {
@@ -108,7 +126,16 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<VcaConfig>
   for (const variable of environmentVariables) {
     const raw = env[variable.name];
     if (raw === undefined || raw === '') continue;
-    setPath(merged, variable.path, raw);
+    setPath(
+      merged,
+      variable.path,
+      variable.list
+        ? raw
+            .split(',')
+            .map((item) => item.trim())
+            .filter(Boolean)
+        : raw,
+    );
     origins.push(`$${variable.name}`);
   }
   if (options.overrides) mergeInto(merged, structuredClone(options.overrides));
@@ -118,6 +145,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<VcaConfig>
     throw new ConfigError(
       `invalid configuration at queue.defaultPriority: "${config.queue.defaultPriority}" is not one of queue.priorityClasses`,
     );
+  }
+  const gamerTokens = new Set(config.auth.gamerTokens);
+  if (config.auth.operatorTokens.some((token) => gamerTokens.has(token))) {
+    throw new ConfigError('invalid configuration at auth.operatorTokens: a token may not also be a gamer token');
+  }
+  if (config.auth.masterSecret !== '' && Buffer.byteLength(config.auth.masterSecret) < 32) {
+    throw new ConfigError('invalid configuration at auth.masterSecret: use at least 32 bytes (openssl rand -hex 32)');
   }
   if (config.autoscaler.minNodes > config.autoscaler.maxNodes) {
     throw new ConfigError('invalid configuration at autoscaler.minNodes: must not exceed autoscaler.maxNodes');

@@ -122,6 +122,61 @@ export const CatalogConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+const Token = Type.String({ minLength: 16, maxLength: 256 });
+
+export const AuthConfigSchema = Type.Object(
+  {
+    /** Bearer tokens of gamer front-ends (the service that logs gamers in). */
+    gamerTokens: Type.Array(Token, { default: [], maxItems: 64 }),
+    /** Bearer tokens of operators (admin API, /metrics unless public). */
+    operatorTokens: Type.Array(Token, { default: [], maxItems: 64 }),
+    /** Shared secret of the orchestrator: in X-VCA-Hook-Secret, ?secret=, or as the HMAC key of X-VCA-Signature. */
+    orchestratorSecret: Type.String({ default: '', maxLength: 256 }),
+    /** Master secret: per-node ticket keys and node tokens are derived from it (at least 32 bytes). */
+    masterSecret: Type.String({ default: '', maxLength: 512 }),
+    /** Accepted age of a signed webhook, seconds. */
+    signatureToleranceSeconds: Seconds(300, 1, 3600),
+    /** Serve /metrics without a token (for a Prometheus on a private network). */
+    publicMetrics: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const TicketConfigSchema = Type.Object(
+  {
+    /** How long a gamer has to present a ticket to its node. */
+    ttlSeconds: Seconds(120, 5, 86_400),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const HooksConfigSchema = Type.Object(
+  {
+    /** How long a webhook delivery id is remembered for replay detection. */
+    idempotencyTtlSeconds: Seconds(86_400, 60, 30 * 86_400),
+    /** POSTed `{event: 'node-drained', node}` when a draining node is empty. */
+    drainedCallbackUrl: Type.String({ default: '' }),
+    /** POSTed by the autoscaler (a Heat alarm_url takes an empty POST). */
+    scaleUpUrl: Type.String({ default: '' }),
+    scaleDownUrl: Type.String({ default: '' }),
+    /** Attempts per outbound call, with exponential backoff and jitter between them. */
+    callbackAttempts: Count(6, 1, 50),
+    callbackTimeoutSeconds: Seconds(5, 0.1, 120),
+    callbackBackoffSeconds: Seconds(1, 0.01, 600),
+    /** Outbound calls waiting at most; older ones are dropped (and counted) past this. */
+    callbackQueueLimit: Count(1000, 1),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const MetricsConfigSchema = Type.Object(
+  {
+    /** Per-GPU load series are exported while the fleet has at most this many GPUs (cardinality guard). */
+    perGpuSeriesLimit: Count(2000, 0),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const LogConfigSchema = Type.Object(
   {
     level: Type.Union(
@@ -143,6 +198,10 @@ export const ConfigSchema = Type.Object(
     leases: LeaseConfigSchema,
     drain: DrainConfigSchema,
     autoscaler: AutoscalerConfigSchema,
+    auth: AuthConfigSchema,
+    tickets: TicketConfigSchema,
+    hooks: HooksConfigSchema,
+    metrics: MetricsConfigSchema,
     log: LogConfigSchema,
   },
   { additionalProperties: false },

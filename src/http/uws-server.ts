@@ -505,15 +505,21 @@ export class HttpServer {
     this.finishExchange(exchange);
     const holder: SocketHolder = { route, data, slot, session: undefined };
     // After an await we are outside uWS's implicit cork: the upgrade response must be corked.
-    exchange.res.cork(() => {
-      exchange.res.upgrade(
-        holder,
-        keys.secWebSocketKey,
-        keys.secWebSocketProtocol,
-        keys.secWebSocketExtensions,
-        keys.context,
-      );
-    });
+    try {
+      exchange.res.cork(() => {
+        exchange.res.upgrade(
+          holder,
+          keys.secWebSocketKey,
+          keys.secWebSocketProtocol,
+          keys.secWebSocketExtensions,
+          keys.context,
+        );
+      });
+    } catch (err) {
+      // Nothing can be written any more: the response is already counted as answered.
+      this.releaseConnection(slot);
+      this.reportUnexpected(err, { event: 'websocket upgrade', path: copied.path });
+    }
   }
 
   private onWsOpen(socket: WebSocket<SocketHolder>): void {

@@ -5,6 +5,7 @@
 import type { Clock } from '../clock.js';
 import type { NodeRegistration } from '../cluster/cluster-node.js';
 import type { TelemetryReport } from '../cluster/telemetry.js';
+import type { CatalogIndex } from '../cost/catalog.js';
 import { VcaError } from '../errors.js';
 import type { EventBus } from '../sessions/events.js';
 import type { SessionService } from '../sessions/session-service.js';
@@ -13,6 +14,7 @@ import { pickDrainVictims } from './drain-planner.js';
 
 export interface FleetServiceOptions {
   store: ClusterStore;
+  catalog: CatalogIndex;
   sessions: SessionService;
   clock: Clock;
   events: EventBus;
@@ -26,9 +28,31 @@ export class FleetService {
     this.options = options;
   }
 
+  /**
+   * Registers nodes, all or none: every GPU model and every re-registration is checked before the
+   * first node is added, so a bad entry in a batch leaves the fleet unchanged.
+   */
   async registerNodes(
     registrations: readonly NodeRegistration[],
   ): Promise<Array<{ node: NodeView; created: boolean }>> {
+    for (const registration of registrations) {
+      const models = registration.gpus.flatMap((entry) =>
+        Array.from({ length: entry.count }, () => this.options.catalog.model(entry.model).name),
+      );
+      const existing = await this.options.store.getNode(registration.id);
+      if (
+        existing &&
+        (existing.host !== registration.host ||
+          existing.port !== registration.port ||
+          existing.protocol !== registration.protocol ||
+          existing.gpus.map((gpu) => gpu.model).join() !== models.join())
+      ) {
+        throw new VcaError(
+          'VCA_ERR_NODE_CONFLICT',
+          `Node "${registration.id}" is already registered with another host, port, protocol or GPU set; drain and remove it first`,
+        );
+      }
+    }
     const results: Array<{ node: NodeView; created: boolean }> = [];
     for (const registration of registrations) {
       const result = await this.options.store.registerNode(registration, this.options.clock.now());

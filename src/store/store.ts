@@ -125,8 +125,13 @@ export interface ClusterStore {
   /** Removes a node; its live sessions must have been migrated or ended before. */
   removeNode(id: string, now: number): Promise<NodeView | undefined>;
 
-  /** Remembers the result of a webhook delivery; a replay gets the first result back. */
+  /**
+   * Claims a webhook delivery key with `result` unless it is already known; a replay gets the result
+   * stored first (or settled since) back with `first: false`.
+   */
   rememberWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<WebhookMemory>;
+  /** Replaces the result remembered for a claimed delivery key (once its processing finished). */
+  settleWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<void>;
   /** Committed load against the sum of live session costs, for the invariant checks. */
   audit(): Promise<AuditReport>;
   close(): Promise<void>;

@@ -139,6 +139,8 @@ export class EmbeddedStore implements ClusterStore {
         this.queue.remove(id);
         session.leaseExpiresAt = leaseExpiresAt;
         session.queueDeadline = null;
+        // The lease may now end before the session's queued deadline entry; the heap only re-pushes later.
+        this.deadlines.push(sessionDeadline(session), session.id);
         placed.push(copySession(session));
       } else {
         failedShapes.add(shape);
@@ -164,6 +166,8 @@ export class EmbeddedStore implements ClusterStore {
     if (choice) {
       this.commitChoice(session, choice.gpu.node.id, choice.gpu.index, choice.gpu.model.name, choice.cost, now);
       session.leaseExpiresAt = leaseExpiresAt;
+      // The new lease may end before the old one's heap entry; the heap only re-pushes later deadlines.
+      this.deadlines.push(sessionDeadline(session), session.id);
     } else {
       session.state = 'queued';
       session.queuedAt = now;
@@ -260,6 +264,11 @@ export class EmbeddedStore implements ClusterStore {
     this.webhooks.set(key, { result, expiresAt: now + ttlMs });
     this.webhookExpiry.push(now + ttlMs, key);
     return { first: true, result };
+  }
+
+  async settleWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<void> {
+    this.webhooks.set(key, { result, expiresAt: now + ttlMs });
+    this.webhookExpiry.push(now + ttlMs, key);
   }
 
   async audit(): Promise<AuditReport> {

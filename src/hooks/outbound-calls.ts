@@ -1,0 +1,94 @@
+/**
+ * Outbound calls to the orchestrator (drain-complete callbacks, autoscaler scale signals): POSTed in
+ * the background with retries, exponential backoff and jitter, a per-attempt timeout and a bounded
+ * backlog, so no request path ever waits on an orchestrator.
+ */
+export interface OutboundCall {
+  kind: 'node-drained' | 'scale-up' | 'scale-down';
+  url: string;
+  /** JSON body; undefined sends an empty POST (what a Heat alarm_url expects). */
+  body?: unknown;
+}
+
+export interface OutboundCallsOptions {
+  attempts: number;
+  timeoutMs: number;
+  backoffMs: number;
+  queueLimit: number;
+  random?: () => number;
+  onResult?: (call: OutboundCall, outcome: 'delivered' | 'failed' | 'dropped', detail: string) => void;
+}
+
+export class OutboundCalls {
+  private readonly options: OutboundCallsOptions;
+  private readonly pending = new Set<Promise<void>>();
+  /** Backoff waits in progress; closing ends them at once. */
+  private readonly waits = new Map<NodeJS.Timeout, () => void>();
+  private closed = false;
+
+  constructor(options: OutboundCallsOptions) {
+    this.options = options;
+  }
+
+  get backlog(): number {
+    return this.pending.size;
+  }
+
+  /** Queues a call; returns at once. Past the backlog limit the call is dropped and reported. */
+  send(call: OutboundCall): void {
+    if (!call.url) return;
+    if (this.closed || this.pending.size >= this.options.queueLimit) {
+      this.options.onResult?.(call, 'dropped', this.closed ? 'shutting down' : 'backlog full');
+      return;
+    }
+    const delivery = this.deliver(call).finally(() => this.pending.delete(delivery));
+    this.pending.add(delivery);
+  }
+
+  /** Stops retrying; waits for in-flight attempts up to `graceMs`. */
+  async close(graceMs: number): Promise<void> {
+    this.closed = true;
+    for (const [timer, resolve] of this.waits) {
+      clearTimeout(timer);
+      resolve();
+    }
+    this.waits.clear();
+    await Promise.race([Promise.allSettled([...this.pending]), new Promise((resolve) => setTimeout(resolve, graceMs))]);
+  }
+
+  private async deliver(call: OutboundCall): Promise<void> {
+    const random = this.options.random ?? Math.random;
+    let detail = '';
+    for (let attempt = 1; attempt <= this.options.attempts && !this.closed; attempt++) {
+      try {
+        const response = await fetch(call.url, {
+          method: 'POST',
+          headers: call.body === undefined ? {} : { 'content-type': 'application/json' },
+          body: call.body === undefined ? '' : JSON.stringify(call.body),
+          signal: AbortSignal.timeout(this.options.timeoutMs),
+        });
+        await response.arrayBuffer().catch(() => undefined);
+        if (response.ok) {
+          this.options.onResult?.(call, 'delivered', `HTTP ${response.status} after ${attempt} attempt(s)`);
+          return;
+        }
+        detail = `HTTP ${response.status}`;
+        // A 4xx other than 408/429 will not get better by retrying.
+        if (response.status < 500 && response.status !== 408 && response.status !== 429) break;
+      } catch (error) {
+        detail = (error as Error).message;
+      }
+      if (attempt < this.options.attempts) {
+        const delay = this.options.backoffMs * 2 ** (attempt - 1) * (0.5 + random());
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            this.waits.delete(timer);
+            resolve();
+          }, delay);
+          this.waits.set(timer, resolve);
+        });
+      }
+    }
+    this.options.onResult?.(call, 'failed', detail);
+  }
+}

@@ -1,0 +1,5 @@
+/** The embedded store runs the store contract that every ClusterStore implementation must pass. */
+import { createEmbeddedStore } from './embedded-factory.js';
+import { describeStoreContract } from './store-contract.js';
+
+describeStoreContract('embedded', () => createEmbeddedStore());

@@ -1,0 +1,774 @@
+/**
+ * The store contract: what every ClusterStore implementation must do, written against the interface
+ * alone so the embedded store and the Redis store run the very same suite. Every scenario drives a
+ * fake clock (explicit `now` numbers) and ends by checking that committed load equals the sum of the
+ * live sessions' costs on every GPU.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { VcaError } from '../../src/errors.js';
+import type { ClusterStore } from '../../src/store/store.js';
+import {
+  costsFor,
+  createOptions,
+  expectInvariant,
+  healthyReport,
+  heavyFormat,
+  leaseMs,
+  lightFormat,
+  queueWaitMs,
+  readyNode,
+  registration,
+  sessionSpec,
+  staleAfterMs,
+} from './store-fixtures.js';
+
+const heavyOnL4 = costsFor(heavyFormat).L4!;
+const lightOnL4 = costsFor(lightFormat).L4!;
+
+export function describeStoreContract(
+  name: string,
+  createStore: () => Promise<ClusterStore> | ClusterStore,
+  cleanup?: (store: ClusterStore) => Promise<void>,
+): void {
+  describe(`store contract: ${name}`, () => {
+    let store: ClusterStore;
+
+    beforeEach(async () => {
+      store = await createStore();
+    });
+
+    afterEach(async () => {
+      if (cleanup) await cleanup(store);
+      else await store.close();
+    });
+
+    async function gpu(nodeId: string, index = 0) {
+      const node = await store.getNode(nodeId);
+      return node!.gpus[index]!;
+    }
+
+    async function expectRejectsWithCode(promise: Promise<unknown>, code: string) {
+      const error = await promise.then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(VcaError);
+      expect((error as VcaError).code).toBe(code);
+    }
+
+    describe('node registration and telemetry', () => {
+      it('registers a node once and treats a replay of the same registration as a no-op', async () => {
+        const first = await store.registerNode(registration('node-a'), 0);
+        const replay = await store.registerNode(registration('node-a'), 500);
+        expect(first.created).toBe(true);
+        expect(replay.created).toBe(false);
+        expect(replay.node.registeredAt).toBe(0);
+        expect(await store.listNodes()).toHaveLength(1);
+        await expectInvariant(store);
+      });
+
+      it('refuses to re-register a live node id with another definition', async () => {
+        await store.registerNode(registration('node-a'), 0);
+        await expectRejectsWithCode(
+          store.registerNode(registration('node-a', [{ model: 'L4', count: 2 }]), 10),
+          'VCA_ERR_NODE_CONFLICT',
+        );
+        await expectRejectsWithCode(
+          store.registerNode({ ...registration('node-a'), host: 'elsewhere.render.test' }, 10),
+          'VCA_ERR_NODE_CONFLICT',
+        );
+        expect((await store.getNode('node-a'))!.gpus).toHaveLength(1);
+        await expectInvariant(store);
+      });
+
+      it('keeps a node provisioning until its first telemetry, then makes it ready', async () => {
+        const { node } = await store.registerNode(registration('node-a'), 0);
+        expect(node.state).toBe('provisioning');
+        expect(node.gpus[0]!.eligible).toBe(false);
+        const early = await store.createSession(sessionSpec('s-early'), createOptions(10, { waitMode: 'no-wait' }));
+        expect(early).toEqual({ kind: 'refused', reason: 'no-capacity' });
+
+        const reported = await store.recordTelemetry('node-a', healthyReport(1), 100);
+        expect(reported.state).toBe('ready');
+        expect(reported.gpus[0]!.eligible).toBe(true);
+        expect(reported.gpus[0]!.telemetryAt).toBe(100);
+        const later = await store.createSession(sessionSpec('s-later'), createOptions(200));
+        expect(later.kind).toBe('assigned');
+        await expectInvariant(store);
+      });
+
+      it('rejects telemetry for a GPU index the node does not have, and changes nothing', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 1 }], 0);
+        const before = await store.getNode('node-a');
+        await expectRejectsWithCode(
+          store.recordTelemetry(
+            'node-a',
+            { gpus: [{ index: 0, temperatureGpu: 70, utilizationGpu: 50 }, { index: 3, temperatureGpu: 60 }] },
+            1_000,
+          ),
+          'VCA_ERR_GPU_NOT_FOUND',
+        );
+        expect(await store.getNode('node-a')).toEqual(before);
+        await expectInvariant(store);
+      });
+
+      it('rejects telemetry for a node that is not registered', async () => {
+        await expectRejectsWithCode(store.recordTelemetry('ghost', healthyReport(1), 0), 'VCA_ERR_NODE_NOT_FOUND');
+        expect(await store.listNodes()).toEqual([]);
+      });
+
+      it('keeps a provisioning node provisioning when its first report is rejected', async () => {
+        await store.registerNode(registration('node-a'), 0);
+        await expectRejectsWithCode(store.recordTelemetry('node-a', healthyReport(2), 10), 'VCA_ERR_GPU_NOT_FOUND');
+        const node = await store.getNode('node-a');
+        expect(node!.state).toBe('provisioning');
+        expect(node!.gpus[0]!.telemetryAt).toBeNull();
+        await expectInvariant(store);
+      });
+    });
+
+    describe('session placement', () => {
+      it('assigns a session and commits exactly its cost on the chosen GPU', async () => {
+        await readyNode(store, 'node-a');
+        const outcome = await store.createSession(sessionSpec('s1', heavyFormat), createOptions(100));
+        expect(outcome.kind).toBe('assigned');
+        if (outcome.kind !== 'assigned') return;
+        expect(outcome.session.state).toBe('assigned');
+        expect(outcome.session.placement).toEqual({ nodeId: 'node-a', gpuIndex: 0, model: 'L4', cost: heavyOnL4 });
+        expect(outcome.session.leaseExpiresAt).toBe(100 + leaseMs);
+        const view = await gpu('node-a');
+        expect(view.committed).toEqual(heavyOnL4);
+        expect(view.sessions).toBe(1);
+        expect((await store.getNode('node-a'))!.sessions).toBe(1);
+        expect((await store.sessionsOnNode('node-a')).map((session) => session.id)).toEqual(['s1']);
+        await expectInvariant(store);
+      });
+
+      it('refuses a second session with the same id', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(100));
+        await expectRejectsWithCode(
+          store.createSession(sessionSpec('s1'), createOptions(200)),
+          'VCA_ERR_SESSION_EXISTS',
+        );
+        expect((await gpu('node-a')).committed).toEqual(lightOnL4);
+        await expectInvariant(store);
+      });
+
+      it('queues a session when nothing fits and reports its position', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(100));
+        const first = await store.createSession(sessionSpec('q1', heavyFormat), createOptions(200));
+        const second = await store.createSession(sessionSpec('q2', heavyFormat), createOptions(300));
+        expect(first).toMatchObject({ kind: 'queued', position: 1 });
+        expect(second).toMatchObject({ kind: 'queued', position: 2 });
+        if (second.kind !== 'queued') return;
+        expect(second.session.state).toBe('queued');
+        expect(second.session.placement).toBeNull();
+        expect(second.session.queueDeadline).toBe(300 + queueWaitMs);
+        expect([...(await store.queuePositions())]).toEqual([
+          ['q1', 1],
+          ['q2', 2],
+        ]);
+        expect((await gpu('node-a')).committed).toEqual(heavyOnL4);
+        await expectInvariant(store);
+      });
+
+      it('refuses with no-capacity instead of queueing when the caller will not wait', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(100));
+        const outcome = await store.createSession(
+          sessionSpec('impatient', heavyFormat),
+          createOptions(200, { waitMode: 'no-wait' }),
+        );
+        expect(outcome).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        expect(await store.getSession('impatient')).toBeUndefined();
+        expect((await store.queuePositions()).size).toBe(0);
+        await expectInvariant(store);
+      });
+
+      it('refuses with queue-full when the queue is at its limit', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(100));
+        const queued = await store.createSession(
+          sessionSpec('q1', heavyFormat),
+          createOptions(200, { maxQueueLength: 1 }),
+        );
+        const refused = await store.createSession(
+          sessionSpec('q2', heavyFormat),
+          createOptions(300, { maxQueueLength: 1 }),
+        );
+        expect(queued.kind).toBe('queued');
+        expect(refused).toEqual({ kind: 'refused', reason: 'queue-full' });
+        expect(await store.getSession('q2')).toBeUndefined();
+        expect([...(await store.queuePositions()).keys()]).toEqual(['q1']);
+        await expectInvariant(store);
+      });
+
+      it('never places a session on a model it has no cost for', async () => {
+        await readyNode(store, 'node-a');
+        const { L40S } = costsFor(lightFormat);
+        const outcome = await store.createSession(
+          sessionSpec('l40s-only', lightFormat, { costs: { L40S: L40S! } }),
+          createOptions(100, { waitMode: 'no-wait' }),
+        );
+        expect(outcome).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await expectInvariant(store);
+      });
+    });
+
+    describe('session end', () => {
+      it('releases a session exactly once', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1', heavyFormat), createOptions(100));
+        const ended = await store.endSession('s1', 'released', 500);
+        expect(ended?.session).toMatchObject({ id: 's1', state: 'ended', endReason: 'released', endedAt: 500 });
+        expect(ended?.drainedNode).toBeNull();
+        expect(await store.endSession('s1', 'released', 600)).toBeUndefined();
+        expect(await store.endSession('s1', 'client-closed', 700)).toBeUndefined();
+        expect((await gpu('node-a')).committed).toEqual({ gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+        expect(await store.getSession('s1')).toMatchObject({ state: 'ended', endReason: 'released' });
+        await expectInvariant(store);
+      });
+
+      it('answers undefined when ending a session it never had', async () => {
+        expect(await store.endSession('nobody', 'released', 0)).toBeUndefined();
+        await expectInvariant(store);
+      });
+
+      it('frees the capacity of an ended session for the next one', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1', heavyFormat), createOptions(100));
+        const blocked = await store.createSession(
+          sessionSpec('s2', heavyFormat),
+          createOptions(200, { waitMode: 'no-wait' }),
+        );
+        expect(blocked.kind).toBe('refused');
+        await store.endSession('s1', 'client-closed', 300);
+        const next = await store.createSession(sessionSpec('s3', heavyFormat), createOptions(400));
+        expect(next.kind).toBe('assigned');
+        expect((await gpu('node-a')).committed).toEqual(heavyOnL4);
+        await expectInvariant(store);
+      });
+
+      it('cancels a queued session and moves the sessions behind it up', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(100));
+        await store.createSession(sessionSpec('q1', heavyFormat), createOptions(200));
+        await store.createSession(sessionSpec('q2', heavyFormat), createOptions(300));
+        const cancelled = await store.endSession('q1', 'cancelled', 400);
+        expect(cancelled?.session).toMatchObject({ state: 'ended', endReason: 'cancelled', placement: null });
+        expect([...(await store.queuePositions())]).toEqual([['q2', 1]]);
+        expect((await gpu('node-a')).committed).toEqual(heavyOnL4);
+        await expectInvariant(store);
+      });
+    });
+
+    describe('queue', () => {
+      it('places queued sessions once capacity appears, first come first served within a class', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(100));
+        for (const [offset, id] of ['q1', 'q2', 'q3'].entries()) {
+          await store.createSession(sessionSpec(id, heavyFormat), createOptions(200 + offset));
+        }
+        expect(await store.placeQueued(300, 'packed', 300 + leaseMs)).toEqual([]);
+
+        const order: string[] = [];
+        let running = 'holder';
+        for (let step = 0; step < 3; step++) {
+          const now = 1_000 + step * 100;
+          await store.endSession(running, 'released', now);
+          const placed = await store.placeQueued(now + 1, 'packed', now + 1 + leaseMs);
+          expect(placed).toHaveLength(1);
+          expect(placed[0]).toMatchObject({ state: 'assigned', leaseExpiresAt: now + 1 + leaseMs });
+          expect(placed[0]!.placement).toMatchObject({ nodeId: 'node-a', cost: heavyOnL4 });
+          running = placed[0]!.id;
+          order.push(running);
+          await expectInvariant(store);
+        }
+        expect(order).toEqual(['q1', 'q2', 'q3']);
+        expect((await store.queuePositions()).size).toBe(0);
+        await expectInvariant(store);
+      });
+
+      it('serves premium before standard and reports positions in that order', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(100));
+        const arrivals = [
+          ['s1', 'standard'],
+          ['p1', 'premium'],
+          ['s2', 'standard'],
+          ['p2', 'premium'],
+        ] as const;
+        for (const [offset, [id, priority]] of arrivals.entries()) {
+          await store.createSession(sessionSpec(id, heavyFormat, { priority }), createOptions(200 + offset));
+        }
+        expect([...(await store.queuePositions())]).toEqual([
+          ['p1', 1],
+          ['p2', 2],
+          ['s1', 3],
+          ['s2', 4],
+        ]);
+
+        const order: string[] = [];
+        let running = 'holder';
+        for (let step = 0; step < arrivals.length; step++) {
+          const now = 1_000 + step * 100;
+          await store.endSession(running, 'released', now);
+          const placed = await store.placeQueued(now, 'packed', now + leaseMs);
+          expect(placed).toHaveLength(1);
+          running = placed[0]!.id;
+          order.push(running);
+        }
+        expect(order).toEqual(['p1', 'p2', 's1', 's2']);
+        await expectInvariant(store);
+      });
+
+      it('places as many queued sessions as fit in one pass', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 2 }]);
+        await store.createSession(sessionSpec('h1', heavyFormat), createOptions(100));
+        await store.createSession(sessionSpec('h2', heavyFormat), createOptions(110));
+        for (const [offset, id] of ['q1', 'q2', 'q3'].entries()) {
+          await store.createSession(sessionSpec(id, heavyFormat), createOptions(200 + offset));
+        }
+        await store.endSession('h1', 'released', 300);
+        await store.endSession('h2', 'released', 310);
+        const placed = await store.placeQueued(400, 'packed', 400 + leaseMs);
+        expect(placed.map((session) => session.id)).toEqual(['q1', 'q2']);
+        expect([...(await store.queuePositions())]).toEqual([['q3', 1]]);
+        await expectInvariant(store);
+      });
+    });
+
+    describe('leases', () => {
+      it('extends the lease of live sessions on renewal', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(0));
+        expect(await store.renewLeases(['s1', 'unknown'], 50_000)).toBe(1);
+        expect((await store.getSession('s1'))!.leaseExpiresAt).toBe(50_000);
+        expect(await store.expireSessions(leaseMs)).toEqual([]);
+        expect((await store.getSession('s1'))!.state).toBe('assigned');
+        const expired = await store.expireSessions(50_000);
+        expect(expired.map((end) => end.session.id)).toEqual(['s1']);
+        await expectInvariant(store);
+      });
+
+      it('never shortens a lease on renewal', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(0));
+        await store.renewLeases(['s1'], 10);
+        expect((await store.getSession('s1'))!.leaseExpiresAt).toBe(leaseMs);
+        await expectInvariant(store);
+      });
+
+      it('ends sessions whose lease ran out exactly once, with reason lease-expired', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1', heavyFormat), createOptions(0));
+        expect(await store.expireSessions(leaseMs - 1)).toEqual([]);
+        const expired = await store.expireSessions(leaseMs);
+        expect(expired).toHaveLength(1);
+        expect(expired[0]!.session).toMatchObject({ id: 's1', state: 'ended', endReason: 'lease-expired' });
+        expect(await store.expireSessions(leaseMs + 1)).toEqual([]);
+        expect(await store.endSession('s1', 'released', leaseMs + 2)).toBeUndefined();
+        expect(await store.renewLeases(['s1'], leaseMs * 10)).toBe(0);
+        expect((await gpu('node-a')).committed).toEqual({ gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+        await expectInvariant(store);
+      });
+
+      it('ends a queued session whose wait ran out, with reason queue-timeout', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(0, { leaseExpiresAt: 500_000 }));
+        await store.createSession(
+          sessionSpec('waiter', heavyFormat),
+          createOptions(100, { leaseExpiresAt: 500_000, queueDeadline: 5_000 }),
+        );
+        expect(await store.expireSessions(4_999)).toEqual([]);
+        const expired = await store.expireSessions(5_000);
+        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([['waiter', 'queue-timeout']]);
+        expect((await store.queuePositions()).size).toBe(0);
+        expect((await store.getSession('holder'))!.state).toBe('assigned');
+        await expectInvariant(store);
+      });
+
+      it('expires a session placed from the queue at the lease it was given there', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(0));
+        await store.createSession(
+          sessionSpec('waiter', heavyFormat),
+          createOptions(100, { leaseExpiresAt: 100_000, queueDeadline: 60_000 }),
+        );
+        await store.endSession('holder', 'released', 1_000);
+        const placed = await store.placeQueued(1_000, 'packed', 5_000);
+        expect(placed.map((session) => session.leaseExpiresAt)).toEqual([5_000]);
+        const expired = await store.expireSessions(5_000);
+        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([['waiter', 'lease-expired']]);
+        await expectInvariant(store);
+      });
+
+      it('expires a migrated session at the lease it was given by the migration', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(0, { leaseExpiresAt: 100_000 }));
+        await readyNode(store, 'node-b', [{ model: 'L4', count: 1 }], 100);
+        await store.setNodeState('node-a', 'draining', 200, 10_000);
+        const moved = await store.migrateSession('s1', 300, 'packed', 5_000, 300 + queueWaitMs);
+        expect(moved?.session.leaseExpiresAt).toBe(5_000);
+        const expired = await store.expireSessions(5_000);
+        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([['s1', 'lease-expired']]);
+        await expectInvariant(store);
+      });
+    });
+
+    describe('telemetry freshness', () => {
+      it('makes GPUs with telemetry older than staleAfterMs ineligible but keeps their sessions', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 1 }], 0);
+        await store.createSession(sessionSpec('s1'), createOptions(0));
+        await store.sweepStale(staleAfterMs);
+        expect((await gpu('node-a')).eligible).toBe(true);
+
+        await store.sweepStale(staleAfterMs + 1);
+        const node = await store.getNode('node-a');
+        expect(node!.gpus[0]).toMatchObject({ stale: true, eligible: false });
+        expect(node!.state).toBe('unhealthy');
+        expect((await store.getSession('s1'))!.state).toBe('assigned');
+        expect(node!.gpus[0]!.committed).toEqual(lightOnL4);
+        const refused = await store.createSession(
+          sessionSpec('s2'),
+          createOptions(staleAfterMs + 2, { waitMode: 'no-wait' }),
+        );
+        expect(refused).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await expectInvariant(store);
+      });
+
+      it('makes a stale GPU eligible again when its reports return', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 1 }], 0);
+        await store.createSession(sessionSpec('s1'), createOptions(0));
+        await store.sweepStale(staleAfterMs + 1);
+        const back = await store.recordTelemetry('node-a', healthyReport(1), staleAfterMs + 100);
+        expect(back.state).toBe('ready');
+        expect(back.gpus[0]).toMatchObject({ stale: false, eligible: true, telemetryAt: staleAfterMs + 100 });
+        const outcome = await store.createSession(sessionSpec('s2'), createOptions(staleAfterMs + 200));
+        expect(outcome.kind).toBe('assigned');
+        await expectInvariant(store);
+      });
+
+      it('goes stale on its own at placement time, without a sweep', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 1 }], 0);
+        const outcome = await store.createSession(
+          sessionSpec('late'),
+          createOptions(staleAfterMs + 1, { waitMode: 'no-wait' }),
+        );
+        expect(outcome).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await expectInvariant(store);
+      });
+
+      it('keeps a fresh GPU eligible while another GPU of the node goes stale', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 2 }], 0);
+        await store.recordTelemetry('node-a', { gpus: [{ index: 1, temperatureGpu: 45 }] }, 4_000);
+        await store.sweepStale(staleAfterMs + 1);
+        const node = await store.getNode('node-a');
+        expect(node!.state).toBe('ready');
+        expect(node!.gpus.map((view) => view.eligible)).toEqual([false, true]);
+        const outcome = await store.createSession(sessionSpec('s1'), createOptions(staleAfterMs + 2));
+        expect(outcome.kind === 'assigned' && outcome.session.placement!.gpuIndex).toBe(1);
+        await expectInvariant(store);
+      });
+    });
+
+    describe('hard filters', () => {
+      it('never places on a GPU within the temperature margin of its throttle point', async () => {
+        // L4 throttles at 87 C; with a 5 C margin, 82 C is too hot and 81 C is fine.
+        await store.registerNode(registration('node-a', [{ model: 'L4', count: 2 }]), 0);
+        await store.recordTelemetry(
+          'node-a',
+          {
+            gpus: [
+              { index: 0, temperatureGpu: 82 },
+              { index: 1, temperatureGpu: 81 },
+            ],
+          },
+          0,
+        );
+        const views = (await store.getNode('node-a'))!.gpus;
+        expect(views.map((view) => view.eligible)).toEqual([false, true]);
+        const first = await store.createSession(sessionSpec('s1', heavyFormat), createOptions(10));
+        expect(first.kind === 'assigned' && first.session.placement!.gpuIndex).toBe(1);
+        const second = await store.createSession(
+          sessionSpec('s2', heavyFormat),
+          createOptions(20, { waitMode: 'no-wait' }),
+        );
+        expect(second).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await expectInvariant(store);
+      });
+
+      it('never places on a GPU that reports active throttling', async () => {
+        await store.registerNode(registration('node-a'), 0);
+        await store.recordTelemetry('node-a', healthyReport(1, { throttleActive: true }), 0);
+        const outcome = await store.createSession(sessionSpec('s1'), createOptions(10, { waitMode: 'no-wait' }));
+        expect(outcome).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await store.recordTelemetry('node-a', healthyReport(1), 20);
+        expect((await store.createSession(sessionSpec('s2'), createOptions(30))).kind).toBe('assigned');
+        await expectInvariant(store);
+      });
+
+      it('never places on a GPU model without NVENC, even when the request carries a cost for it', async () => {
+        await readyNode(store, 'node-h100', [{ model: 'H100', count: 2 }]);
+        expect((await store.getNode('node-h100'))!.gpus.every((view) => !view.eligible)).toBe(true);
+        const plain = await store.createSession(sessionSpec('s1'), createOptions(10, { waitMode: 'no-wait' }));
+        expect(plain).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        const forged = await store.createSession(
+          sessionSpec('s2', lightFormat, { costs: { H100: lightOnL4 } }),
+          createOptions(20, { waitMode: 'no-wait' }),
+        );
+        expect(forged).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await expectInvariant(store);
+      });
+
+      it('honours the per-system limit of 8 encoder sessions across both GPUs of a GeForce node', async () => {
+        await readyNode(store, 'node-geforce', [{ model: 'RTX 4080 SUPER', count: 2 }]);
+        expect((await store.getNode('node-geforce'))!.encoderSessionLimit).toBe(8);
+        for (let i = 0; i < 8; i++) {
+          const outcome = await store.createSession(sessionSpec(`s${i}`), createOptions(10 + i, { strategy: 'spread' }));
+          expect(outcome.kind).toBe('assigned');
+        }
+        const node = await store.getNode('node-geforce');
+        expect(node!.gpus.map((view) => view.sessions)).toEqual([4, 4]);
+        expect(node!.gpus.every((view) => !view.eligible)).toBe(true);
+        const ninth = await store.createSession(sessionSpec('s8'), createOptions(100, { waitMode: 'no-wait' }));
+        expect(ninth).toEqual({ kind: 'refused', reason: 'no-capacity' });
+
+        await store.endSession('s3', 'released', 200);
+        expect((await store.createSession(sessionSpec('s9'), createOptions(300))).kind).toBe('assigned');
+        expect((await store.getNode('node-geforce'))!.sessions).toBe(8);
+        await expectInvariant(store);
+      });
+
+      it('counts encoder sessions the telemetry measured against the per-system limit', async () => {
+        // Effective load is max(committed, measured): eight streams the VCA did not start fill the host.
+        await store.registerNode(registration('node-geforce', [{ model: 'RTX 4080 SUPER', count: 2 }]), 0);
+        const measured = (sessions: number) => ({
+          gpus: [0, 1].map((index) => ({ index, temperatureGpu: 50, encoderSessions: sessions })),
+        });
+        await store.recordTelemetry('node-geforce', measured(4), 0);
+        const full = await store.createSession(sessionSpec('s1'), createOptions(10, { waitMode: 'no-wait' }));
+        expect(full).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await store.recordTelemetry('node-geforce', measured(0), 20);
+        expect((await store.createSession(sessionSpec('s2'), createOptions(30))).kind).toBe('assigned');
+        await expectInvariant(store);
+      });
+
+      it('places a session only in the region it asks for', async () => {
+        await readyNode(store, 'node-eu', [{ model: 'L4', count: 1 }], 0, { region: 'eu-west' });
+        await readyNode(store, 'node-us', [{ model: 'L4', count: 1 }], 0, { region: 'us-east' });
+        const us = await store.createSession(sessionSpec('s-us', lightFormat, { region: 'us-east' }), createOptions(10));
+        expect(us.kind === 'assigned' && us.session.placement!.nodeId).toBe('node-us');
+        const asia = await store.createSession(
+          sessionSpec('s-ap', lightFormat, { region: 'ap-south' }),
+          createOptions(20, { waitMode: 'no-wait' }),
+        );
+        expect(asia).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await expectInvariant(store);
+      });
+
+      it('places a session only on a node carrying every label it asks for', async () => {
+        await readyNode(store, 'node-plain', [{ model: 'L40S', count: 1 }], 0, { tier: 'standard' });
+        await readyNode(store, 'node-ultra', [{ model: 'L4', count: 1 }], 0, { tier: 'ultra', storage: 'nvme' });
+        const ultra = await store.createSession(
+          sessionSpec('s1', lightFormat, { labels: { tier: 'ultra', storage: 'nvme' } }),
+          createOptions(10),
+        );
+        expect(ultra.kind === 'assigned' && ultra.session.placement!.nodeId).toBe('node-ultra');
+        const missing = await store.createSession(
+          sessionSpec('s2', lightFormat, { labels: { tier: 'ultra', storage: 'hdd' } }),
+          createOptions(20, { waitMode: 'no-wait' }),
+        );
+        expect(missing).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await expectInvariant(store);
+      });
+    });
+
+    describe('draining', () => {
+      it('takes no new sessions on a draining node', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 2 }]);
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        const draining = await store.setNodeState('node-a', 'draining', 20, 90_000);
+        expect(draining).toMatchObject({ state: 'draining', drainDeadline: 90_000, sessions: 1 });
+        expect(draining.gpus.every((view) => !view.eligible)).toBe(true);
+        expect((await store.drainingNodes()).map((node) => node.id)).toEqual(['node-a']);
+        const refused = await store.createSession(sessionSpec('s2'), createOptions(30, { waitMode: 'no-wait' }));
+        expect(refused).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        expect((await store.getSession('s1'))!.state).toBe('assigned');
+        await expectInvariant(store);
+      });
+
+      it('drains the node when its last session ends', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        await store.createSession(sessionSpec('s2'), createOptions(20));
+        await store.setNodeState('node-a', 'draining', 30, 90_000);
+        const first = await store.endSession('s1', 'released', 40);
+        expect(first?.drainedNode).toBeNull();
+        const last = await store.endSession('s2', 'released', 50);
+        expect(last?.drainedNode).toMatchObject({ id: 'node-a', state: 'drained', sessions: 0 });
+        expect((await store.getNode('node-a'))!.state).toBe('drained');
+        expect(await store.drainingNodes()).toEqual([]);
+        await expectInvariant(store);
+      });
+
+      it('drains the node when its last session expires', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(0));
+        await store.setNodeState('node-a', 'draining', 10, 90_000);
+        const [expired] = await store.expireSessions(leaseMs);
+        expect(expired?.drainedNode).toMatchObject({ id: 'node-a', state: 'drained' });
+        await expectInvariant(store);
+      });
+
+      it('drains an empty node at once', async () => {
+        await readyNode(store, 'node-a');
+        const drained = await store.setNodeState('node-a', 'draining', 10, 90_000);
+        expect(drained.state).toBe('drained');
+        expect(await store.drainingNodes()).toEqual([]);
+        await expectInvariant(store);
+      });
+
+      it('undrains a draining node before it empties', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 2 }]);
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        await store.setNodeState('node-a', 'draining', 20, 90_000);
+        const undrained = await store.setNodeState('node-a', 'ready', 30);
+        expect(undrained).toMatchObject({ state: 'ready', drainDeadline: null });
+        expect(undrained.gpus.every((view) => view.eligible)).toBe(true);
+        expect((await store.createSession(sessionSpec('s2'), createOptions(40))).kind).toBe('assigned');
+        expect((await store.endSession('s1', 'released', 50))?.drainedNode).toBeNull();
+        expect((await store.endSession('s2', 'released', 60))?.drainedNode).toBeNull();
+        expect((await store.getNode('node-a'))!.state).toBe('ready');
+        await expectInvariant(store);
+      });
+
+      it('cannot undrain a node that has already drained', async () => {
+        await readyNode(store, 'node-a');
+        await store.setNodeState('node-a', 'draining', 10, 90_000);
+        await expectRejectsWithCode(store.setNodeState('node-a', 'ready', 20), 'VCA_ERR_NODE_STATE');
+        expect((await store.getNode('node-a'))!.state).toBe('drained');
+        await expectInvariant(store);
+      });
+    });
+
+    describe('migration', () => {
+      it('moves a session off a draining node to another node in one step', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1', heavyFormat), createOptions(10));
+        await readyNode(store, 'node-b', [{ model: 'L4', count: 1 }], 20);
+        await store.setNodeState('node-a', 'draining', 30, 1_000);
+
+        const moved = await store.migrateSession('s1', 1_000, 'packed', 1_000 + leaseMs, 1_000 + queueWaitMs);
+        expect(moved?.from).toEqual({ nodeId: 'node-a', gpuIndex: 0, model: 'L4', cost: heavyOnL4 });
+        expect(moved?.session).toMatchObject({ state: 'assigned', migrations: 1, leaseExpiresAt: 1_000 + leaseMs });
+        expect(moved?.session.placement).toEqual({ nodeId: 'node-b', gpuIndex: 0, model: 'L4', cost: heavyOnL4 });
+        expect(moved?.drainedNode).toMatchObject({ id: 'node-a', state: 'drained' });
+        expect((await gpu('node-a')).committed).toEqual({ gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+        expect((await gpu('node-b')).committed).toEqual(heavyOnL4);
+        expect((await store.sessionsOnNode('node-b')).map((session) => session.id)).toEqual(['s1']);
+        await expectInvariant(store);
+      });
+
+      it('puts the session at the front of the queue when nothing else fits', async () => {
+        await readyNode(store, 'node-a');
+        await readyNode(store, 'node-b');
+        await store.createSession(sessionSpec('s-a', heavyFormat, { priority: 'standard' }), createOptions(10));
+        await store.createSession(sessionSpec('s-b', heavyFormat), createOptions(20));
+        await store.createSession(sessionSpec('waiting', heavyFormat), createOptions(30));
+        const onA = (await store.sessionsOnNode('node-a'))[0]!.id;
+        const onB = onA === 's-a' ? 's-b' : 's-a';
+        await store.setNodeState('node-a', 'draining', 40, 1_000);
+
+        const moved = await store.migrateSession(onA, 1_000, 'packed', 1_000 + leaseMs, 1_000 + queueWaitMs);
+        expect(moved?.session).toMatchObject({ id: onA, state: 'queued', placement: null, migrations: 1 });
+        expect(moved?.session.queueDeadline).toBe(1_000 + queueWaitMs);
+        expect(moved?.drainedNode).toMatchObject({ id: 'node-a', state: 'drained' });
+        expect([...(await store.queuePositions())]).toEqual([
+          [onA, 1],
+          ['waiting', 2],
+        ]);
+        expect((await gpu('node-a')).committed).toEqual({ gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+        await expectInvariant(store);
+
+        await store.endSession(onB, 'released', 2_000);
+        const placed = await store.placeQueued(2_000, 'packed', 2_000 + leaseMs);
+        expect(placed.map((session) => [session.id, session.placement!.nodeId])).toEqual([[onA, 'node-b']]);
+        await expectInvariant(store);
+      });
+
+      it('answers undefined for a session that is not assigned', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(10));
+        await store.createSession(sessionSpec('waiting', heavyFormat), createOptions(20));
+        expect(await store.migrateSession('waiting', 30, 'packed', 30 + leaseMs, 30 + queueWaitMs)).toBeUndefined();
+        expect(await store.migrateSession('nobody', 30, 'packed', 30 + leaseMs, 30 + queueWaitMs)).toBeUndefined();
+        await store.endSession('holder', 'released', 40);
+        expect(await store.migrateSession('holder', 50, 'packed', 50 + leaseMs, 50 + queueWaitMs)).toBeUndefined();
+        await expectInvariant(store);
+      });
+    });
+
+    describe('node removal', () => {
+      it('refuses to remove a node while sessions live on it', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        await expectRejectsWithCode(store.removeNode('node-a', 20), 'VCA_ERR_NODE_STATE');
+        expect((await store.getNode('node-a'))!.state).toBe('ready');
+        expect((await store.getSession('s1'))!.state).toBe('assigned');
+        await expectInvariant(store);
+      });
+
+      it('removes a node once it is empty', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        await store.setNodeState('node-a', 'draining', 20, 1_000);
+        await store.endSession('s1', 'released', 30);
+        const removed = await store.removeNode('node-a', 40);
+        expect(removed).toMatchObject({ id: 'node-a', state: 'removed', stateChangedAt: 40 });
+        expect(await store.getNode('node-a')).toBeUndefined();
+        expect(await store.listNodes()).toEqual([]);
+        expect(await store.removeNode('node-a', 50)).toBeUndefined();
+        const outcome = await store.createSession(sessionSpec('s2'), createOptions(60, { waitMode: 'no-wait' }));
+        expect(outcome).toEqual({ kind: 'refused', reason: 'no-capacity' });
+        await expectInvariant(store);
+      });
+
+      it('accepts a new definition under the id of a removed node', async () => {
+        await readyNode(store, 'node-a');
+        await store.removeNode('node-a', 10);
+        const again = await store.registerNode(registration('node-a', [{ model: 'L40S', count: 2 }]), 20);
+        expect(again.created).toBe(true);
+        expect(again.node.gpus.map((view) => view.model)).toEqual(['L40S', 'L40S']);
+        await expectInvariant(store);
+      });
+    });
+
+    describe('webhook idempotency', () => {
+      it('remembers the first delivery and answers replays with its result until the memory expires', async () => {
+        const first = await store.rememberWebhook('event-1', { accepted: 2 }, 10_000, 0);
+        expect(first).toEqual({ first: true, result: { accepted: 2 } });
+        const replay = await store.rememberWebhook('event-1', { accepted: 99 }, 10_000, 9_999);
+        expect(replay).toEqual({ first: false, result: { accepted: 2 } });
+        const other = await store.rememberWebhook('event-2', { accepted: 1 }, 10_000, 5_000);
+        expect(other.first).toBe(true);
+
+        const afterExpiry = await store.rememberWebhook('event-1', { accepted: 3 }, 10_000, 10_001);
+        expect(afterExpiry).toEqual({ first: true, result: { accepted: 3 } });
+        expect((await store.rememberWebhook('event-2', null, 10_000, 10_002)).first).toBe(false);
+        await expectInvariant(store);
+      });
+
+      it('answers replays with the settled result once the first delivery finished', async () => {
+        const claim = await store.rememberWebhook('event-1', { status: 'processing' }, 10_000, 0);
+        expect(claim.first).toBe(true);
+        await store.settleWebhook('event-1', { accepted: 2 }, 10_000, 100);
+        const replay = await store.rememberWebhook('event-1', { status: 'processing' }, 10_000, 200);
+        expect(replay).toEqual({ first: false, result: { accepted: 2 } });
+        await expectInvariant(store);
+      });
+    });
+  });
+}

@@ -1,0 +1,83 @@
+/** Test support: a VCA domain on the real catalog with a fake clock and predictable ids. */
+import type { NodeRegistration } from '../../src/cluster/cluster-node.js';
+import type { GpuTelemetry } from '../../src/cluster/telemetry.js';
+import { loadCatalog } from '../../src/config/load-catalog.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import type { VcaConfig } from '../../src/config/schema.js';
+import type { VcaEvent } from '../../src/sessions/events.js';
+import { createVca, type Vca } from '../../src/vca.js';
+
+export class FakeClock {
+  current: number;
+  constructor(start = 1_700_000_000_000) {
+    this.current = start;
+  }
+  now(): number {
+    return this.current;
+  }
+  advance(ms: number): void {
+    this.current += ms;
+  }
+}
+
+export interface TestVca extends Vca {
+  clock: FakeClock;
+  seen: VcaEvent[];
+  /** Runs scheduled queue passes now. */
+  flush(): Promise<void>;
+}
+
+export function createTestVca(overrides: Record<string, unknown> = {}): TestVca {
+  const config = loadConfig({ env: {}, overrides }) as VcaConfig;
+  const clock = new FakeClock();
+  let counter = 0;
+  const pending: Array<() => void> = [];
+  const vca = createVca({
+    config,
+    catalog: loadCatalog(config),
+    clock,
+    ids: () => `s-${++counter}`,
+    schedule: (task) => pending.push(task),
+  });
+  const seen: VcaEvent[] = [];
+  vca.events.subscribe((event) => seen.push(event));
+  return Object.assign(vca, {
+    clock,
+    seen,
+    async flush() {
+      while (pending.length > 0) pending.shift()!();
+      await vca.sessions.runQueuePass();
+    },
+  });
+}
+
+export function nodeRegistration(id: string, model: string, count = 1, labels: Record<string, string> = {}): NodeRegistration {
+  return { id, host: '127.0.0.1', port: 5900, protocol: 'webrtc', gpus: [{ model, count }], labels };
+}
+
+export function idleGpu(index: number, extra: Partial<GpuTelemetry> = {}): GpuTelemetry {
+  return {
+    index,
+    utilizationGpu: 0,
+    utilizationEncoder: 0,
+    memoryUsed: 0,
+    temperatureGpu: 40,
+    encoderSessions: 0,
+    ...extra,
+  };
+}
+
+/** Registers a node and reports it idle so it becomes ready. */
+export async function addReadyNode(vca: Vca, id: string, model: string, count = 1, labels: Record<string, string> = {}) {
+  await vca.fleet.registerNodes([nodeRegistration(id, model, count, labels)]);
+  return vca.fleet.recordTelemetry(id, { gpus: Array.from({ length: count }, (_, index) => idleGpu(index)) });
+}
+
+export async function expectInvariant(vca: Vca): Promise<void> {
+  const audit = await vca.store.audit();
+  for (const gpu of audit.gpus) {
+    if (JSON.stringify(gpu.committed) !== JSON.stringify(gpu.sumOfSessions)) {
+      throw new Error(`committed load of ${gpu.nodeId}#${gpu.index} drifted: ${JSON.stringify(gpu)}`);
+    }
+  }
+}
