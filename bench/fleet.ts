@@ -6,14 +6,15 @@
  * (commit a new session, release an older one, telemetry near the committed load plus noise).
  * Everything random comes from a seeded generator, so two runs build the same fleet.
  */
-import { ClusterState, type ClusterStateOptions } from '../src/cluster/cluster-state.js';
+
 import type { ClusterNode, NodeRegistration } from '../src/cluster/cluster-node.js';
+import { ClusterState, type ClusterStateOptions } from '../src/cluster/cluster-state.js';
 import type { GpuSlot, Headroom } from '../src/cluster/gpu-slot.js';
 import type { GpuTelemetry } from '../src/cluster/telemetry.js';
+import { loadCatalog } from '../src/config/load-catalog.js';
 import { CatalogIndex, type GameEntry } from '../src/cost/catalog.js';
 import type { FrameSize } from '../src/cost/resolution.js';
 import { fullShare, type LoadVector, sessionCost } from '../src/cost/session-cost.js';
-import { loadCatalog } from '../src/config/load-catalog.js';
 import { PlacementIndex, type PlacementRequest } from '../src/placement/placement-index.js';
 import type { PlacementStrategy } from '../src/placement/strategy.js';
 
@@ -101,6 +102,8 @@ export interface FleetOptions {
   now?: number;
   staleAfterMs?: number;
   configDir?: string;
+  /** Builds the placement index (default: `new PlacementIndex(headroom)`); for comparing versions. */
+  createIndex?: (headroom: Headroom) => PlacementIndex;
 }
 
 export interface Fleet {
@@ -248,7 +251,7 @@ export function buildFleet(options: FleetOptions): Fleet {
     requireTelemetry: true,
   };
   const cluster = new ClusterState(clusterOptions);
-  const index = new PlacementIndex(headroom);
+  const index = options.createIndex?.(headroom) ?? new PlacementIndex(headroom);
   cluster.setListener(index);
 
   const totalWeight = mix.reduce((sum, kind) => sum + kind.weight, 0);
@@ -347,7 +350,9 @@ export function buildFleet(options: FleetOptions): Fleet {
     gpus.push(...node.gpus);
   }
 
-  fleet.shapes.push(...buildRequestShapes(catalog, options.shapeCount ?? 400, random, regions, options.regionShare ?? 0));
+  fleet.shapes.push(
+    ...buildRequestShapes(catalog, options.shapeCount ?? 400, random, regions, options.regionShare ?? 0),
+  );
 
   // Background load: each GPU filled towards its own target (mean = occupancy), so the fleet holds
   // idle, half-full and nearly full GPUs, as it does after hours of arrivals and departures.
@@ -394,7 +399,9 @@ export function telemetryFor(gpu: GpuSlot, random: () => number): GpuTelemetry {
     utilizationEncoder: percent(c.encoder),
     memoryUsed: Math.round(c.vramMiB * noise() + 150 + 100 * random()),
     memoryTotal: gpu.model.vramMiB,
-    temperatureGpu: Math.round(Math.min(gpu.model.throttleTemperatureCelsius - 8, 35 + 35 * renderShare + 3 * gaussian(random))),
+    temperatureGpu: Math.round(
+      Math.min(gpu.model.throttleTemperatureCelsius - 8, 35 + 35 * renderShare + 3 * gaussian(random)),
+    ),
     encoderSessions: c.encoderSessions,
   };
 }

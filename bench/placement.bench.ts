@@ -216,6 +216,10 @@ const markdown = `# Placement decision benchmark
 
 - Date: ${shell('date -u', new Date().toUTCString())}
 - Machine: ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}
+- Load average at the end: ${os
+  .loadavg()
+  .map((load) => load.toFixed(2))
+  .join(' / ')} (other processes share this machine; rerun when comparing)
 - Node ${process.version}; \`npm run bench:placement\` (tsx bench/placement.bench.ts); total ${totalSeconds.toFixed(1)} s
 
 ## Method
@@ -228,8 +232,13 @@ background load committed per GPU (each GPU towards its own target, mean ~0.6 of
 Requests come from a pool of ${results[0]?.requestShapes ?? 0} precomputed shapes (random title,
 allowed resolution and frame rate, \`sessionCost\` for every model with NVENC); share asking for a region:
 ${regionShare}. Each decision: \`index.pick\` (timed alone with \`process.hrtime.bigint()\`), commit the
-choice, release a random live session (steady-state occupancy), 2-5 telemetry reports for random GPUs
-(committed load +-4 % noise, VRAM baseline, temperature), and \`sweepStale\`. Warm-up ${warmup}
+choice, release a random live session of the same shape (the session mix stays stationary, where the
+sessions sit evolves under the strategy), 2-5 telemetry reports for random GPUs (committed load +-4 %
+noise, VRAM baseline, temperature), and \`sweepStale\` (the clock is frozen, so nothing goes stale).
+Occupancy = mean over GPUs of the committed share of each GPU's busiest dimension (gpu, encoder or
+VRAM, of the capacity under headroom); it moves while the session count stays fixed because packed
+concentrates and spread scatters the same sessions. \`failed\` = decisions where no GPU fits (a
+gateway would queue them); spread fragments large GPUs, so heavy titles fail more often under it. Warm-up ${warmup}
 decisions per configuration, then ${decisionsFor(1_000).toLocaleString('en-US')} timed decisions
 (${decisionsFor(100_000).toLocaleString('en-US')} at 100,000 GPUs).
 

@@ -29,7 +29,10 @@ export const errorCatalog = {
   VCA_ERR_GPU_NOT_FOUND: { status: 422, title: 'The telemetry names a GPU the node was not registered with' },
   VCA_ERR_UNAUTHORIZED: { status: 401, title: 'Missing or invalid credentials' },
   VCA_ERR_FORBIDDEN: { status: 403, title: 'These credentials do not grant access to this route' },
-  VCA_ERR_SIGNATURE: { status: 401, title: 'The webhook signature is missing, invalid or outside its time window' },
+  VCA_ERR_SIGNATURE: {
+    status: 401,
+    title: 'The webhook signature is missing, invalid or outside its time window',
+  },
   VCA_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   VCA_ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'The route does not accept this method' },
   VCA_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests from this address' },

@@ -131,7 +131,8 @@ export class ClusterState {
       this.linkFreshest(gpu);
     }
     if (node.state === 'provisioning' || node.state === 'unhealthy') {
-      if (node.gpus.some((gpu) => !gpu.stale && gpu.telemetryAt !== null)) this.transition(node, 'ready', now);
+      if (node.gpus.some((gpu) => !gpu.stale && gpu.telemetryAt !== null))
+        this.transition(node, 'ready', now);
     }
     this.refreshNode(node);
   }
@@ -148,14 +149,16 @@ export class ClusterState {
     }
     for (const node of touched) {
       // A ready node whose every GPU went silent is unhealthy; its running sessions keep running.
-      if (node.state === 'ready' && node.gpus.every((gpu) => gpu.stale)) this.transition(node, 'unhealthy', now);
+      if (node.state === 'ready' && node.gpus.every((gpu) => gpu.stale))
+        this.transition(node, 'unhealthy', now);
       else this.refreshNode(node);
     }
     return [...touched];
   }
 
   commit(gpu: GpuSlot, sessionId: string, cost: LoadVector): void {
-    if (gpu.sessionIds.has(sessionId)) throw new Error(`session ${sessionId} is already committed on ${gpu.key}`);
+    if (gpu.sessionIds.has(sessionId))
+      throw new Error(`session ${sessionId} is already committed on ${gpu.key}`);
     gpu.sessionIds.add(sessionId);
     addLoad(gpu.committed, cost, 1);
     this.refreshGpuOrNode(gpu);
@@ -182,7 +185,10 @@ export class ClusterState {
     }
     const effective = gpu.effective();
     if (effective.encoderSessions >= gpu.capacity(this.options.headroom).encoderSessions) return false;
-    if (node.systemEncoderSessionLimit !== null && node.encoderSessionsInUse() >= node.systemEncoderSessionLimit) {
+    if (
+      node.systemEncoderSessionLimit !== null &&
+      node.encoderSessionsInUse() >= node.systemEncoderSessionLimit
+    ) {
       return false;
     }
     return true;

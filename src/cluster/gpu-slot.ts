@@ -56,14 +56,29 @@ export class GpuSlot {
 
   /** Effective load on each dimension: max(committed, measured); an unknown measure counts as committed. */
   effective(): LoadVector {
-    const m = this.measured;
-    const c = this.committed;
     return {
-      gpu: Math.max(c.gpu, m.gpu ?? 0),
-      encoder: Math.max(c.encoder, m.encoder ?? 0),
-      vramMiB: Math.max(c.vramMiB, m.vramMiB ?? 0),
-      encoderSessions: Math.max(c.encoderSessions, m.encoderSessions ?? 0),
+      gpu: this.effectiveGpu(),
+      encoder: this.effectiveEncoder(),
+      vramMiB: this.effectiveVramMiB(),
+      encoderSessions: this.effectiveEncoderSessions(),
     };
+  }
+
+  // One dimension of `effective()` each, allocation-free for the placement hot path.
+  effectiveGpu(): number {
+    return Math.max(this.committed.gpu, this.measured.gpu ?? 0);
+  }
+
+  effectiveEncoder(): number {
+    return Math.max(this.committed.encoder, this.measured.encoder ?? 0);
+  }
+
+  effectiveVramMiB(): number {
+    return Math.max(this.committed.vramMiB, this.measured.vramMiB ?? 0);
+  }
+
+  effectiveEncoderSessions(): number {
+    return Math.max(this.committed.encoderSessions, this.measured.encoderSessions ?? 0);
   }
 
   /** Capacity under headroom, per dimension, in the units of LoadVector. */
@@ -72,7 +87,8 @@ export class GpuSlot {
       gpu: Math.floor(headroom.gpu * fullShare),
       encoder: Math.floor(headroom.encoder * fullShare),
       vramMiB: Math.floor(headroom.vram * this.memoryTotalMiB),
-      encoderSessions: this.model.encoderSessionScope === 'gpu' ? (this.model.encoderSessionLimit ?? Infinity) : Infinity,
+      encoderSessions:
+        this.model.encoderSessionScope === 'gpu' ? (this.model.encoderSessionLimit ?? Infinity) : Infinity,
     };
   }
 
@@ -83,9 +99,11 @@ export class GpuSlot {
       gpu: ppm(sample.utilizationGpu),
       encoder: ppm(sample.utilizationEncoder),
       vramMiB: typeof sample.memoryUsed === 'number' ? Math.max(0, Math.round(sample.memoryUsed)) : null,
-      encoderSessions: typeof sample.encoderSessions === 'number' ? Math.max(0, sample.encoderSessions) : null,
+      encoderSessions:
+        typeof sample.encoderSessions === 'number' ? Math.max(0, sample.encoderSessions) : null,
     };
-    if (typeof sample.memoryTotal === 'number' && sample.memoryTotal > 0) this.memoryTotalMiB = sample.memoryTotal;
+    if (typeof sample.memoryTotal === 'number' && sample.memoryTotal > 0)
+      this.memoryTotalMiB = sample.memoryTotal;
     this.temperatureCelsius = typeof sample.temperatureGpu === 'number' ? sample.temperatureGpu : null;
     this.throttleActive = sample.throttleActive === true;
     if (sample.uuid) this.uuid = sample.uuid;

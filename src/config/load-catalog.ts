@@ -14,13 +14,18 @@ export function buildCatalog(gamesDocument: unknown, gpusDocument: unknown, orig
   const games = validateWithSchema(GamesFileSchema, gamesDocument, `${origin} games`) as Static<
     typeof GamesFileSchema
   >;
-  const gpus = validateWithSchema(GpusFileSchema, gpusDocument, `${origin} gpus`) as Static<typeof GpusFileSchema>;
+  const gpus = validateWithSchema(GpusFileSchema, gpusDocument, `${origin} gpus`) as Static<
+    typeof GpusFileSchema
+  >;
 
   const gpuModels = new Map<string, GpuModel>();
   for (const [index, model] of gpus.models.entries()) {
-    if (gpuModels.has(model.name)) throw new ConfigError(`duplicate GPU model at models.${index}.name: ${model.name}`);
+    if (gpuModels.has(model.name))
+      throw new ConfigError(`duplicate GPU model at models.${index}.name: ${model.name}`);
     if (model.nvencEngines > 0 && model.encoderPixelRate <= 0) {
-      throw new ConfigError(`invalid GPU model at models.${index}.encoderPixelRate: must be > 0 with NVENC engines`);
+      throw new ConfigError(
+        `invalid GPU model at models.${index}.encoderPixelRate: must be > 0 with NVENC engines`,
+      );
     }
     gpuModels.set(model.name, Object.freeze({ ...model, aliases: Object.freeze([...model.aliases]) }));
   }

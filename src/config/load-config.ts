@@ -3,7 +3,7 @@
  * variables; validated once against the schema and frozen. Any invalid value stops start-up with a
  * message that names the key path and the source it came from.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -22,21 +22,46 @@ export const environmentVariables: ReadonlyArray<{
   { name: 'VCA_STORE', path: 'store.kind', description: '`embedded` (default) or `redis`' },
   { name: 'VCA_REDIS_URL', path: 'store.redis.url', description: 'Redis URL for the redis store' },
   { name: 'VCA_REDIS_KEY_PREFIX', path: 'store.redis.keyPrefix', description: 'Prefix of every Redis key' },
-  { name: 'VCA_CLUSTER_NAME', path: 'store.redis.cluster', description: 'Gaming-cluster name (Redis hash tag)' },
+  {
+    name: 'VCA_CLUSTER_NAME',
+    path: 'store.redis.cluster',
+    description: 'Gaming-cluster name (Redis hash tag)',
+  },
   { name: 'VCA_PLACEMENT_STRATEGY', path: 'placement.strategy', description: '`packed` or `spread`' },
   { name: 'VCA_LOG_LEVEL', path: 'log.level', description: 'pino level: info, debug, warn, ...' },
   { name: 'VCA_AUTOSCALER_ENABLED', path: 'autoscaler.enabled', description: '`true` to run the autoscaler' },
-  { name: 'VCA_GAMER_TOKENS', path: 'auth.gamerTokens', description: 'Comma-separated gamer bearer tokens', list: true },
+  {
+    name: 'VCA_GAMER_TOKENS',
+    path: 'auth.gamerTokens',
+    description: 'Comma-separated gamer bearer tokens',
+    list: true,
+  },
   {
     name: 'VCA_OPERATOR_TOKENS',
     path: 'auth.operatorTokens',
     description: 'Comma-separated operator bearer tokens',
     list: true,
   },
-  { name: 'VCA_ORCHESTRATOR_SECRET', path: 'auth.orchestratorSecret', description: 'Webhook shared secret / HMAC key' },
-  { name: 'VCA_MASTER_SECRET', path: 'auth.masterSecret', description: 'Master secret for tickets and node tokens' },
-  { name: 'VCA_PUBLIC_METRICS', path: 'auth.publicMetrics', description: '`true` to serve /metrics without a token' },
-  { name: 'VCA_DRAINED_CALLBACK_URL', path: 'hooks.drainedCallbackUrl', description: 'POSTed when a node is drained' },
+  {
+    name: 'VCA_ORCHESTRATOR_SECRET',
+    path: 'auth.orchestratorSecret',
+    description: 'Webhook shared secret / HMAC key',
+  },
+  {
+    name: 'VCA_MASTER_SECRET',
+    path: 'auth.masterSecret',
+    description: 'Master secret for tickets and node tokens',
+  },
+  {
+    name: 'VCA_PUBLIC_METRICS',
+    path: 'auth.publicMetrics',
+    description: '`true` to serve /metrics without a token',
+  },
+  {
+    name: 'VCA_DRAINED_CALLBACK_URL',
+    path: 'hooks.drainedCallbackUrl',
+    description: 'POSTed when a node is drained',
+  },
   { name: 'VCA_SCALE_UP_URL', path: 'hooks.scaleUpUrl', description: 'Autoscaler scale-up signal URL' },
   { name: 'VCA_SCALE_DOWN_URL', path: 'hooks.scaleDownUrl', description: 'Autoscaler scale-down signal URL' },
 ];
@@ -54,7 +79,18 @@ export interface LoadConfigOptions {
   overrides?: Record<string, unknown>;
 }
 
-export const defaultConfigDir = path.resolve(import.meta.dirname, '../../config');
+/** The project's `config/` folder, found from this module whether it runs from `src/` or from `dist/src/`. */
+function findConfigDir(): string {
+  let dir = import.meta.dirname;
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'config');
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.resolve('config');
+    dir = parent;
+  }
+}
+
+export const defaultConfigDir = findConfigDir();
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -148,13 +184,19 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<VcaConfig>
   }
   const gamerTokens = new Set(config.auth.gamerTokens);
   if (config.auth.operatorTokens.some((token) => gamerTokens.has(token))) {
-    throw new ConfigError('invalid configuration at auth.operatorTokens: a token may not also be a gamer token');
+    throw new ConfigError(
+      'invalid configuration at auth.operatorTokens: a token may not also be a gamer token',
+    );
   }
   if (config.auth.masterSecret !== '' && Buffer.byteLength(config.auth.masterSecret) < 32) {
-    throw new ConfigError('invalid configuration at auth.masterSecret: use at least 32 bytes (openssl rand -hex 32)');
+    throw new ConfigError(
+      'invalid configuration at auth.masterSecret: use at least 32 bytes (openssl rand -hex 32)',
+    );
   }
   if (config.autoscaler.minNodes > config.autoscaler.maxNodes) {
-    throw new ConfigError('invalid configuration at autoscaler.minNodes: must not exceed autoscaler.maxNodes');
+    throw new ConfigError(
+      'invalid configuration at autoscaler.minNodes: must not exceed autoscaler.maxNodes',
+    );
   }
   return deepFreeze(config);
 }

@@ -6,7 +6,8 @@ import { type Static, Type } from '@sinclair/typebox';
 
 const Seconds = (defaultValue: number, minimum = 0, maximum = 86_400) =>
   Type.Number({ minimum, maximum, default: defaultValue });
-const Share = (defaultValue: number) => Type.Number({ exclusiveMinimum: 0, maximum: 1, default: defaultValue });
+const Share = (defaultValue: number) =>
+  Type.Number({ exclusiveMinimum: 0, maximum: 1, default: defaultValue });
 const Count = (defaultValue: number, minimum = 0, maximum = 1_000_000) =>
   Type.Integer({ minimum, maximum, default: defaultValue });
 
@@ -83,7 +84,7 @@ export const LeaseConfigSchema = Type.Object(
     /** REST sessions must heartbeat within this many seconds. */
     restSeconds: Seconds(30, 1, 3600),
     /** A WebSocket session whose socket drops is kept this long for a `resume`. */
-    resumeGraceSeconds: Seconds(20, 0, 3600),
+    resumeGraceSeconds: Seconds(20, 2, 3600),
   },
   { additionalProperties: false, default: {} },
 );

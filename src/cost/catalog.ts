@@ -64,7 +64,8 @@ export class CatalogIndex {
   constructor(catalog: Catalog) {
     this.catalog = catalog;
     for (const model of catalog.gpuModels.values()) {
-      for (const name of [model.name, ...model.aliases]) this.modelsByName.set(normaliseModelName(name), model);
+      for (const name of [model.name, ...model.aliases])
+        this.modelsByName.set(normaliseModelName(name), model);
     }
   }
 

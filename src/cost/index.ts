@@ -4,4 +4,11 @@ export { CatalogIndex } from './catalog.js';
 export type { FrameSize } from './resolution.js';
 export { frameSizeName, parseResolution } from './resolution.js';
 export type { LoadVector, SessionFormat } from './session-cost.js';
-export { addLoad, canHostStreams, fullShare, referencePixelRate, sessionCost, zeroLoad } from './session-cost.js';
+export {
+  addLoad,
+  canHostStreams,
+  fullShare,
+  referencePixelRate,
+  sessionCost,
+  zeroLoad,
+} from './session-cost.js';

@@ -46,7 +46,9 @@ export function sessionCost(format: SessionFormat, model: GpuModel): LoadVector 
   const megapixels = (format.size.width * format.size.height) / 1e6;
   // Rounded up: a session never costs less than the model says.
   return {
-    gpu: Math.ceil(((format.game.gpuCostAt1080p60 * (pixelRate / referencePixelRate)) / model.renderCapacity) * fullShare),
+    gpu: Math.ceil(
+      ((format.game.gpuCostAt1080p60 * (pixelRate / referencePixelRate)) / model.renderCapacity) * fullShare,
+    ),
     encoder: Math.ceil((pixelRate / model.encoderPixelRate) * fullShare),
     vramMiB: Math.ceil(format.game.vramBaseMiB + format.game.vramPerMegapixelMiB * megapixels),
     encoderSessions: 1,

@@ -76,7 +76,11 @@ export class HookService {
         const results = await fleet.registerNodes(
           action.nodes.map((node) => ({ ...node, group: event.group ?? undefined })),
         );
-        outcome.registered = results.map(({ node, created }) => ({ id: node.id, state: node.state, created }));
+        outcome.registered = results.map(({ node, created }) => ({
+          id: node.id,
+          state: node.state,
+          created,
+        }));
         return;
       }
       case 'drain-nodes': {

@@ -53,7 +53,10 @@ export class OutboundCalls {
       resolve();
     }
     this.waits.clear();
-    await Promise.race([Promise.allSettled([...this.pending]), new Promise((resolve) => setTimeout(resolve, graceMs))]);
+    await Promise.race([
+      Promise.allSettled([...this.pending]),
+      new Promise((resolve) => setTimeout(resolve, graceMs)),
+    ]);
   }
 
   private async deliver(call: OutboundCall): Promise<void> {

@@ -46,8 +46,10 @@ export class Credentials {
   private readonly config: CredentialsConfig;
 
   constructor(config: CredentialsConfig) {
-    if (Buffer.byteLength(config.masterSecret) < 32) throw new Error('auth.masterSecret must be at least 32 bytes');
-    if (config.orchestratorSecret.length < 16) throw new Error('auth.orchestratorSecret must be at least 16 characters');
+    if (Buffer.byteLength(config.masterSecret) < 32)
+      throw new Error('auth.masterSecret must be at least 32 bytes');
+    if (config.orchestratorSecret.length < 16)
+      throw new Error('auth.orchestratorSecret must be at least 16 characters');
     this.config = config;
     this.gamerDigests = new Set(config.gamerTokens.map(digest));
     this.operatorDigests = new Set(config.operatorTokens.map(digest));
@@ -55,12 +57,16 @@ export class Credentials {
 
   /** The token a node presents on its own routes; handed out when the node registers. */
   nodeToken(nodeId: string): string {
-    return createHmac('sha256', this.config.masterSecret).update(`vca node token v1\u0000${nodeId}`).digest('base64url');
+    return createHmac('sha256', this.config.masterSecret)
+      .update(`vca node token v1\u0000${nodeId}`)
+      .digest('base64url');
   }
 
   /** Proof that a WebSocket client owns a session, for `resume` on any gateway instance. */
   resumeToken(sessionId: string): string {
-    return createHmac('sha256', this.config.masterSecret).update(`vca resume v1\u0000${sessionId}`).digest('base64url');
+    return createHmac('sha256', this.config.masterSecret)
+      .update(`vca resume v1\u0000${sessionId}`)
+      .digest('base64url');
   }
 
   checkResumeToken(sessionId: string, token: unknown): boolean {
@@ -70,7 +76,8 @@ export class Credentials {
   /** Gamer or operator routes: the bearer token must be one of that role's tokens. */
   requireRole(request: PresentedCredentials, role: 'gamer' | 'operator'): void {
     const token = bearerToken(request);
-    if (!token) throw new VcaError('VCA_ERR_UNAUTHORIZED', `Send a ${role} token as "Authorization: Bearer <token>"`);
+    if (!token)
+      throw new VcaError('VCA_ERR_UNAUTHORIZED', `Send a ${role} token as "Authorization: Bearer <token>"`);
     const digests = role === 'gamer' ? this.gamerDigests : this.operatorDigests;
     if (digests.has(digest(token))) return;
     const other = role === 'gamer' ? this.operatorDigests : this.gamerDigests;
@@ -83,7 +90,8 @@ export class Credentials {
   /** Node routes: the bearer token must be this node's own token. */
   requireNode(request: PresentedCredentials, nodeId: string): void {
     const token = bearerToken(request);
-    if (!token) throw new VcaError('VCA_ERR_UNAUTHORIZED', 'Send the node token as "Authorization: Bearer <token>"');
+    if (!token)
+      throw new VcaError('VCA_ERR_UNAUTHORIZED', 'Send the node token as "Authorization: Bearer <token>"');
     if (sameSecret(this.nodeToken(nodeId), token)) return;
     if (this.gamerDigests.has(digest(token)) || this.operatorDigests.has(digest(token))) {
       throw new VcaError('VCA_ERR_FORBIDDEN', 'These credentials are not node credentials');
@@ -95,7 +103,10 @@ export class Credentials {
   requireHookSecret(request: PresentedCredentials): void {
     const presented = request.headers['x-vca-hook-secret'] ?? request.query.get('secret') ?? undefined;
     if (!presented) {
-      throw new VcaError('VCA_ERR_UNAUTHORIZED', 'Send the orchestrator secret in X-VCA-Hook-Secret or ?secret=');
+      throw new VcaError(
+        'VCA_ERR_UNAUTHORIZED',
+        'Send the orchestrator secret in X-VCA-Hook-Secret or ?secret=',
+      );
     }
     if (!sameSecret(this.config.orchestratorSecret, presented)) {
       throw new VcaError('VCA_ERR_UNAUTHORIZED', 'The orchestrator secret is not valid');

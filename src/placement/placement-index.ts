@@ -14,6 +14,8 @@ import type { PlacementStrategy } from './strategy.js';
 /** Buckets per dimension; a share s in [0, 1] goes to bucket floor(s * bucketCount). */
 const bucketCount = 256;
 const dimensionCount = 3;
+/** 32-bit words of one dimension's non-empty-bucket bitmap (buckets 0..bucketCount inclusive). */
+const bitmapWords = Math.ceil((bucketCount + 1) / 32);
 type Dimension = 0 | 1 | 2; // gpu, encoder, vram
 
 export interface PlacementRequest {
@@ -42,14 +44,22 @@ class Pool {
   readonly region: string;
   /** buckets[d][b] = GPUs whose free share on dimension d falls in bucket b. */
   readonly buckets: GpuSlot[][][] = [];
-  /** Non-empty bucket counts per dimension, to skip empty pools fast. */
+  /**
+   * Bit b of dimension d (word d * bitmapWords + (b >> 5)) is set while buckets[d][b] is non-empty, so
+   * a walk jumps from one non-empty bucket to the next instead of visiting up to 257 empty ones.
+   */
+  readonly nonEmpty = new Uint32Array(dimensionCount * bitmapWords);
+  /** GPUs in the pool, to skip empty pools fast. */
   size = 0;
   readonly vramReferenceMiB: number;
+  /** VRAM share denominator: headroom.vram * vramReferenceMiB. */
+  readonly vramCapacity: number;
 
-  constructor(modelName: string, region: string, vramReferenceMiB: number) {
+  constructor(modelName: string, region: string, vramReferenceMiB: number, vramHeadroom: number) {
     this.modelName = modelName;
     this.region = region;
     this.vramReferenceMiB = vramReferenceMiB;
+    this.vramCapacity = vramHeadroom * vramReferenceMiB;
     for (let d = 0; d < dimensionCount; d++) {
       this.buckets.push(Array.from({ length: bucketCount + 1 }, () => []));
     }
@@ -89,16 +99,21 @@ export class PlacementIndex implements GpuChangeListener {
     }
     const entry = gpu.placementEntry as IndexEntry | undefined;
     const pool = entry?.pool ?? this.poolFor(gpu);
-    const free = this.freeShares(gpu, pool);
     if (!entry) {
-      const created: IndexEntry = { pool, buckets: new Int32Array(dimensionCount), positions: new Int32Array(3) };
+      const created: IndexEntry = {
+        pool,
+        buckets: new Int32Array(dimensionCount),
+        positions: new Int32Array(3),
+      };
       gpu.placementEntry = created;
-      for (let d = 0; d < dimensionCount; d++) this.insert(pool, d as Dimension, bucketOf(free[d]!), gpu, created);
+      for (let d = 0; d < dimensionCount; d++) {
+        this.insert(pool, d as Dimension, bucketOf(this.freeShare(gpu, pool, d as Dimension)), gpu, created);
+      }
       pool.size++;
       return;
     }
     for (let d = 0; d < dimensionCount; d++) {
-      const bucket = bucketOf(free[d]!);
+      const bucket = bucketOf(this.freeShare(gpu, pool, d as Dimension));
       if (bucket !== entry.buckets[d]) {
         this.remove(pool, d as Dimension, gpu, entry);
         this.insert(pool, d as Dimension, bucket, gpu, entry);
@@ -124,15 +139,26 @@ export class PlacementIndex implements GpuChangeListener {
       if (request.region !== undefined && pool.region !== request.region) continue;
       const cost = request.costs.get(pool.modelName);
       if (!cost) continue;
-      const needs = this.needShares(cost, pool);
+      // The dominant dimension: the one the session needs the largest share of (first on ties).
       let dominant: Dimension = 0;
-      for (let d = 1; d < dimensionCount; d++) if (needs[d]! > needs[dominant]!) dominant = d as Dimension;
-      const need = needs[dominant]!;
+      let need = cost.gpu / this.gpuCapacity;
+      const encoderNeed = cost.encoder / this.encoderCapacity;
+      if (encoderNeed > need) {
+        dominant = 1;
+        need = encoderNeed;
+      }
+      const vramNeed = cost.vramMiB / pool.vramCapacity;
+      if (vramNeed > need) {
+        dominant = 2;
+        need = vramNeed;
+      }
       if (need > 1) continue;
-      const found = this.walk(pool, dominant, bucketOf(need), upward, cost, request);
+      const found = upward
+        ? this.walkUp(pool, dominant, bucketOf(need), cost, request)
+        : this.walkDown(pool, dominant, bucketOf(need), cost, request);
       if (!found) continue;
       // Score: free share left on the dominant dimension after placing (packed wants least, spread most).
-      const score = this.freeShares(found, pool)[dominant]! - need;
+      const score = this.freeShare(found, pool, dominant) - need;
       if (upward ? score < bestScore : score > bestScore) {
         bestScore = score;
         best = { gpu: found, cost };
@@ -143,47 +169,87 @@ export class PlacementIndex implements GpuChangeListener {
 
   /** True when `gpu` can take `cost` now on every dimension (exact, in integer units). */
   fits(gpu: GpuSlot, cost: LoadVector): boolean {
-    const effective = gpu.effective();
-    if (effective.gpu + cost.gpu > this.gpuCapacity) return false;
-    if (effective.encoder + cost.encoder > this.encoderCapacity) return false;
-    if (effective.vramMiB + cost.vramMiB > Math.floor(this.headroom.vram * gpu.memoryTotalMiB)) return false;
+    // Same checks as on gpu.effective(), one dimension at a time, allocating nothing.
+    if (gpu.effectiveGpu() + cost.gpu > this.gpuCapacity) return false;
+    if (gpu.effectiveEncoder() + cost.encoder > this.encoderCapacity) return false;
+    const vramLimit = Math.floor(this.headroom.vram * gpu.memoryTotalMiB);
+    if (gpu.effectiveVramMiB() + cost.vramMiB > vramLimit) return false;
     const model = gpu.model;
     if (
       model.encoderSessionScope === 'gpu' &&
       model.encoderSessionLimit !== null &&
-      effective.encoderSessions + cost.encoderSessions > model.encoderSessionLimit
+      gpu.effectiveEncoderSessions() + cost.encoderSessions > model.encoderSessionLimit
     ) {
       return false;
     }
     const node = gpu.node;
-    if (
-      node.systemEncoderSessionLimit !== null &&
-      node.encoderSessionsInUse() + cost.encoderSessions > node.systemEncoderSessionLimit
-    ) {
-      return false;
+    if (node.systemEncoderSessionLimit !== null) {
+      // node.encoderSessionsInUse(), without its per-GPU allocation.
+      let inUse = 0;
+      for (const other of node.gpus) inUse += other.effectiveEncoderSessions();
+      if (inUse + cost.encoderSessions > node.systemEncoderSessionLimit) return false;
     }
     return true;
   }
 
-  private walk(
+  /** The first GPU that fits, scanning non-empty buckets from `firstBucket` up to the emptiest. */
+  private walkUp(
     pool: Pool,
     dimension: Dimension,
     firstBucket: number,
-    upward: boolean,
     cost: LoadVector,
     request: PlacementRequest,
   ): GpuSlot | undefined {
     const buckets = pool.buckets[dimension]!;
-    const step = upward ? 1 : -1;
-    const end = upward ? bucketCount + 1 : firstBucket - 1;
-    for (let b = upward ? firstBucket : bucketCount; b !== end; b += step) {
-      const bucket = buckets[b]!;
-      for (let i = 0; i < bucket.length; i++) {
-        const gpu = bucket[i]!;
-        if (request.excludeNodeId !== undefined && gpu.node.id === request.excludeNodeId) continue;
-        if (request.labels && !labelsMatch(gpu.node.labels, request.labels)) continue;
-        if (this.fits(gpu, cost)) return gpu;
+    const bits = pool.nonEmpty;
+    const base = dimension * bitmapWords;
+    const firstWord = firstBucket >>> 5;
+    for (let w = firstWord; w < bitmapWords; w++) {
+      let word = bits[base + w]!;
+      if (w === firstWord) word &= -1 << (firstBucket & 31);
+      while (word !== 0) {
+        const lowest = word & -word;
+        word ^= lowest;
+        const found = this.scan(buckets[(w << 5) + 31 - Math.clz32(lowest)]!, cost, request);
+        if (found) return found;
       }
+    }
+    return undefined;
+  }
+
+  /** The first GPU that fits, scanning non-empty buckets from the emptiest down to `firstBucket`. */
+  private walkDown(
+    pool: Pool,
+    dimension: Dimension,
+    firstBucket: number,
+    cost: LoadVector,
+    request: PlacementRequest,
+  ): GpuSlot | undefined {
+    const buckets = pool.buckets[dimension]!;
+    const bits = pool.nonEmpty;
+    const base = dimension * bitmapWords;
+    const firstWord = firstBucket >>> 5;
+    for (let w = bitmapWords - 1; w >= firstWord; w--) {
+      let word = bits[base + w]!;
+      if (w === firstWord) word &= -1 << (firstBucket & 31);
+      while (word !== 0) {
+        const bit = 31 - Math.clz32(word);
+        word &= ~(1 << bit);
+        const found = this.scan(buckets[(w << 5) + bit]!, cost, request);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  }
+
+  private scan(bucket: readonly GpuSlot[], cost: LoadVector, request: PlacementRequest): GpuSlot | undefined {
+    const excludeNodeId = request.excludeNodeId;
+    const labels = request.labels;
+    for (let i = 0; i < bucket.length; i++) {
+      const gpu = bucket[i]!;
+      if (excludeNodeId !== undefined && gpu.node.id === excludeNodeId) continue;
+      if (labels && !labelsMatch(gpu.node.labels, labels)) continue;
+      if (this.fits(gpu, cost)) return gpu;
     }
     return undefined;
   }
@@ -193,29 +259,18 @@ export class PlacementIndex implements GpuChangeListener {
     const key = `${gpu.model.name}\u0000${region}`;
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = new Pool(gpu.model.name, region, gpu.model.vramMiB);
+      pool = new Pool(gpu.model.name, region, gpu.model.vramMiB, this.headroom.vram);
       this.pools.set(key, pool);
       this.poolList.push(pool);
     }
     return pool;
   }
 
-  private freeShares(gpu: GpuSlot, pool: Pool): [number, number, number] {
-    const effective = gpu.effective();
-    const vramCapacity = this.headroom.vram * pool.vramReferenceMiB;
-    return [
-      (this.gpuCapacity - effective.gpu) / this.gpuCapacity,
-      (this.encoderCapacity - effective.encoder) / this.encoderCapacity,
-      (Math.floor(this.headroom.vram * gpu.memoryTotalMiB) - effective.vramMiB) / vramCapacity,
-    ];
-  }
-
-  private needShares(cost: LoadVector, pool: Pool): [number, number, number] {
-    return [
-      cost.gpu / this.gpuCapacity,
-      cost.encoder / this.encoderCapacity,
-      cost.vramMiB / (this.headroom.vram * pool.vramReferenceMiB),
-    ];
+  /** Free share of `gpu` on dimension `d`, relative to the pool's capacity under headroom. */
+  private freeShare(gpu: GpuSlot, pool: Pool, d: Dimension): number {
+    if (d === 0) return (this.gpuCapacity - gpu.effectiveGpu()) / this.gpuCapacity;
+    if (d === 1) return (this.encoderCapacity - gpu.effectiveEncoder()) / this.encoderCapacity;
+    return (Math.floor(this.headroom.vram * gpu.memoryTotalMiB) - gpu.effectiveVramMiB()) / pool.vramCapacity;
   }
 
   private insert(pool: Pool, d: Dimension, bucketIndex: number, gpu: GpuSlot, entry: IndexEntry): void {
@@ -223,21 +278,29 @@ export class PlacementIndex implements GpuChangeListener {
     entry.buckets[d] = bucketIndex;
     entry.positions[d] = bucket.length;
     bucket.push(gpu);
+    if (bucket.length === 1) pool.nonEmpty[d * bitmapWords + (bucketIndex >>> 5)]! |= 1 << (bucketIndex & 31);
   }
 
   /** Swap-remove: O(1), the last GPU of the bucket takes the freed position. */
   private remove(pool: Pool, d: Dimension, gpu: GpuSlot, entry: IndexEntry): void {
-    const bucket = pool.buckets[d]![entry.buckets[d]!]!;
+    const bucketIndex = entry.buckets[d]!;
+    const bucket = pool.buckets[d]![bucketIndex]!;
     const position = entry.positions[d]!;
     const last = bucket.pop()!;
     if (last !== gpu) {
       bucket[position] = last;
       (last.placementEntry as IndexEntry).positions[d] = position;
     }
+    if (bucket.length === 0) {
+      pool.nonEmpty[d * bitmapWords + (bucketIndex >>> 5)]! &= ~(1 << (bucketIndex & 31));
+    }
   }
 }
 
-function labelsMatch(nodeLabels: Readonly<Record<string, string>>, wanted: Readonly<Record<string, string>>): boolean {
+function labelsMatch(
+  nodeLabels: Readonly<Record<string, string>>,
+  wanted: Readonly<Record<string, string>>,
+): boolean {
   for (const key in wanted) if (nodeLabels[key] !== wanted[key]) return false;
   return true;
 }

@@ -34,7 +34,11 @@ export function freeReferenceSlots(gpu: GpuView, model: GpuModel, slotShare: num
   return Math.floor(Math.min(freeGpu / slotGpu, freeEncoder / slotEncoder));
 }
 
-export function nodeFreeSlots(node: NodeView, config: AutoscalerConfig, model: AutoscalerInput['model']): number {
+export function nodeFreeSlots(
+  node: NodeView,
+  config: AutoscalerConfig,
+  model: AutoscalerInput['model'],
+): number {
   let total = 0;
   for (const gpu of node.gpus) {
     const gpuModel = model(gpu.model);
@@ -43,7 +47,8 @@ export function nodeFreeSlots(node: NodeView, config: AutoscalerConfig, model: A
   return total;
 }
 
-const cooling = (last: number | null, now: number, seconds: number) => last !== null && now - last < seconds * 1000;
+const cooling = (last: number | null, now: number, seconds: number) =>
+  last !== null && now - last < seconds * 1000;
 
 export function decideScaling(input: AutoscalerInput): AutoscalerDecision {
   const { config, now } = input;
@@ -51,7 +56,8 @@ export function decideScaling(input: AutoscalerInput): AutoscalerDecision {
   let freeSlots = 0;
   for (const node of active) {
     // A node still provisioning counts as the capacity it will bring, so one queue spike is not scaled twice.
-    freeSlots += node.state === 'provisioning' ? config.nodeReferenceSlots : nodeFreeSlots(node, config, input.model);
+    freeSlots +=
+      node.state === 'provisioning' ? config.nodeReferenceSlots : nodeFreeSlots(node, config, input.model);
   }
   const wanted = config.bufferReferenceSlots + input.queueLength;
   const belowMinimum = config.minNodes - active.length;
@@ -81,7 +87,8 @@ export function decideScaling(input: AutoscalerInput): AutoscalerDecision {
     }
     // One node at a time, and only one whose loss keeps the buffer whole; its sessions end naturally.
     const victim = pickDrainVictims(active, active.length).find((node) => {
-      const lost = node.state === 'provisioning' ? config.nodeReferenceSlots : nodeFreeSlots(node, config, input.model);
+      const lost =
+        node.state === 'provisioning' ? config.nodeReferenceSlots : nodeFreeSlots(node, config, input.model);
       return lost <= surplus;
     });
     if (victim) {

@@ -77,7 +77,12 @@ export class FleetService {
   async drainNode(id: string, deadlineMs?: number): Promise<NodeView> {
     const { store, clock } = this.options;
     const now = clock.now();
-    const node = await store.setNodeState(id, 'draining', now, now + (deadlineMs ?? this.options.defaultDrainDeadlineMs));
+    const node = await store.setNodeState(
+      id,
+      'draining',
+      now,
+      now + (deadlineMs ?? this.options.defaultDrainDeadlineMs),
+    );
     this.options.events.emit({ type: 'node-state', node });
     if (node.state === 'drained') await this.options.sessions.finishDrain(node);
     return node;
@@ -95,7 +100,10 @@ export class FleetService {
     const node = await this.options.store.getNode(id);
     if (!node) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${id}" is not registered`);
     if (node.state !== 'draining') {
-      throw new VcaError('VCA_ERR_NODE_STATE', `Node "${id}" is ${node.state}; only a draining node can be undrained`);
+      throw new VcaError(
+        'VCA_ERR_NODE_STATE',
+        `Node "${id}" is ${node.state}; only a draining node can be undrained`,
+      );
     }
     const ready = await this.options.store.setNodeState(id, 'ready', this.options.clock.now());
     this.options.events.emit({ type: 'node-state', node: ready });

@@ -6,7 +6,8 @@ import type { NodeView } from '../store/store.js';
 import type { SessionPlacement, SessionRecord } from './session.js';
 
 export type VcaEvent =
-  | { type: 'session-assigned'; session: SessionRecord; migrated: boolean }
+  /** `via`: straight from a request, from the queue, or moved GPU-to-GPU by a migration. */
+  | { type: 'session-assigned'; session: SessionRecord; via: 'request' | 'queue' | 'migration' }
   | { type: 'session-queued'; session: SessionRecord; position: number }
   | { type: 'queue-positions'; positions: ReadonlyMap<string, number> }
   | { type: 'session-migrating'; session: SessionRecord; from: SessionPlacement }

@@ -2,11 +2,11 @@
  * Turns what a gamer asked for into a `SessionSpec`: checks the title, format and constraints against
  * the catalog and computes the session's cost on every GPU model that could ever host it.
  */
-import type { CatalogIndex } from '../cost/catalog.js';
-import { type LoadVector, sessionCost } from '../cost/session-cost.js';
-import { VcaError } from '../errors.js';
+
 import type { Headroom } from '../cluster/gpu-slot.js';
-import { fullShare } from '../cost/session-cost.js';
+import type { CatalogIndex } from '../cost/catalog.js';
+import { fullShare, type LoadVector, sessionCost } from '../cost/session-cost.js';
+import { VcaError } from '../errors.js';
 import type { SessionSpec, SessionTransport } from './session.js';
 
 export interface SessionAsk {

@@ -80,16 +80,24 @@ export class SessionService {
     });
     switch (outcome.kind) {
       case 'assigned':
-        this.options.events.emit({ type: 'session-assigned', session: outcome.session, migrated: false });
+        this.options.events.emit({ type: 'session-assigned', session: outcome.session, via: 'request' });
         return outcome;
       case 'queued':
-        this.options.events.emit({ type: 'session-queued', session: outcome.session, position: outcome.position });
+        this.options.events.emit({
+          type: 'session-queued',
+          session: outcome.session,
+          position: outcome.position,
+        });
         return outcome;
       case 'refused':
         throw outcome.reason === 'queue-full'
-          ? new VcaError('VCA_ERR_QUEUE_FULL', 'Every rendering node is busy and the queue is full; retry later', {
-              retryAfterSeconds: 30,
-            })
+          ? new VcaError(
+              'VCA_ERR_QUEUE_FULL',
+              'Every rendering node is busy and the queue is full; retry later',
+              {
+                retryAfterSeconds: 30,
+              },
+            )
           : new VcaError('VCA_ERR_NO_CAPACITY', 'No rendering node can take this session now; retry later', {
               retryAfterSeconds: 10,
             });
@@ -98,7 +106,8 @@ export class SessionService {
 
   async get(id: string): Promise<SessionRecord> {
     const session = await this.options.store.getSession(id);
-    if (!session) throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${id}" does not exist or ended long ago`);
+    if (!session)
+      throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${id}" does not exist or ended long ago`);
     return session;
   }
 
@@ -146,7 +155,7 @@ export class SessionService {
     if (!outcome?.from) return undefined;
     events.emit({ type: 'session-migrating', session: outcome.session, from: outcome.from });
     if (outcome.session.state === 'assigned') {
-      events.emit({ type: 'session-assigned', session: outcome.session, migrated: true });
+      events.emit({ type: 'session-assigned', session: outcome.session, via: 'migration' });
     } else {
       const positions = await store.queuePositions();
       events.emit({ type: 'session-queued', session: outcome.session, position: positions.get(id) ?? 1 });
@@ -187,9 +196,11 @@ export class SessionService {
         this.queuePassAgain = false;
         const { store, policy, clock, events } = this.options;
         const now = clock.now();
-        // Queued sessions carry their own transport; the lease given here is renewed by heartbeats or the socket.
-        const placed = await store.placeQueued(now, policy.strategy, now + policy.websocketLeaseMs);
-        for (const session of placed) events.emit({ type: 'session-assigned', session, migrated: session.migrations > 0 });
+        const placed = await store.placeQueued(now, policy.strategy, {
+          rest: policy.restLeaseMs,
+          websocket: policy.websocketLeaseMs,
+        });
+        for (const session of placed) events.emit({ type: 'session-assigned', session, via: 'queue' });
         const positions = await store.queuePositions();
         events.emit({ type: 'queue-positions', positions });
       } while (this.queuePassAgain);

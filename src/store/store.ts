@@ -9,7 +9,7 @@ import type { NodeState } from '../cluster/node-state.js';
 import type { TelemetryReport } from '../cluster/telemetry.js';
 import type { LoadVector } from '../cost/session-cost.js';
 import type { PlacementStrategy } from '../placement/strategy.js';
-import type { EndReason, SessionRecord, SessionSpec } from '../sessions/session.js';
+import type { EndReason, SessionRecord, SessionSpec, SessionTransport } from '../sessions/session.js';
 
 export interface GpuView {
   index: number;
@@ -23,7 +23,12 @@ export interface GpuView {
   throttleActive: boolean;
   memoryTotalMiB: number;
   committed: LoadVector;
-  measured: { gpu: number | null; encoder: number | null; vramMiB: number | null; encoderSessions: number | null };
+  measured: {
+    gpu: number | null;
+    encoder: number | null;
+    vramMiB: number | null;
+    encoderSessions: number | null;
+  };
   effective: LoadVector;
   capacity: LoadVector;
   sessions: number;
@@ -74,7 +79,13 @@ export interface MigrateOutcome {
 
 export interface AuditReport {
   /** Per GPU: committed load, and the sum of the costs of live sessions placed there. */
-  gpus: Array<{ nodeId: string; index: number; committed: LoadVector; sumOfSessions: LoadVector; sessions: number }>;
+  gpus: Array<{
+    nodeId: string;
+    index: number;
+    committed: LoadVector;
+    sumOfSessions: LoadVector;
+    sessions: number;
+  }>;
   liveSessions: number;
   queuedSessions: number;
 }
@@ -98,8 +109,15 @@ export interface ClusterStore {
 
   /** Atomic pick-and-reserve, or queue, or refuse. */
   createSession(spec: SessionSpec, options: CreateSessionOptions): Promise<CreateSessionOutcome>;
-  /** Places queued sessions, in queue order, wherever they now fit. Returns the ones placed. */
-  placeQueued(now: number, strategy: PlacementStrategy, leaseExpiresAt: number): Promise<SessionRecord[]>;
+  /**
+   * Places queued sessions, in queue order, wherever they now fit; each placed session's lease starts
+   * anew with the length for its transport. Returns the ones placed.
+   */
+  placeQueued(
+    now: number,
+    strategy: PlacementStrategy,
+    leaseMs: Readonly<Record<SessionTransport, number>>,
+  ): Promise<SessionRecord[]>;
   /**
    * Moves an assigned session off its node (drain deadline): reserves a new GPU elsewhere and releases
    * the old one in one step, or puts the session at the front of the queue when nothing fits.
@@ -134,5 +152,7 @@ export interface ClusterStore {
   settleWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<void>;
   /** Committed load against the sum of live session costs, for the invariant checks. */
   audit(): Promise<AuditReport>;
+  /** Resolves when the store answers; rejects (VCA_ERR_STORE_UNAVAILABLE) when it does not. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

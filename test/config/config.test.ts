@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadCatalog, loadConfig } from '../../src/config/index.js';
 import { buildCatalog } from '../../src/config/load-catalog.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
-import { sessionCost } from '../../src/cost/session-cost.js';
 import { parseResolution } from '../../src/cost/resolution.js';
+import { sessionCost } from '../../src/cost/session-cost.js';
 
 function yamlFile(text: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'vca-config-'));
@@ -24,7 +24,9 @@ describe('config: loading', () => {
   });
 
   it('applies environment variables over the file, coerced to the schema type', () => {
-    const config = loadConfig({ env: { PORT: '9090', VCA_PLACEMENT_STRATEGY: 'spread', VCA_AUTOSCALER_ENABLED: 'true' } });
+    const config = loadConfig({
+      env: { PORT: '9090', VCA_PLACEMENT_STRATEGY: 'spread', VCA_AUTOSCALER_ENABLED: 'true' },
+    });
     expect(config.server.port).toBe(9090);
     expect(config.placement.strategy).toBe('spread');
     expect(config.autoscaler.enabled).toBe(true);
@@ -81,7 +83,10 @@ describe('config: catalogs', () => {
       expect(index.findModel(name), name).toBeDefined();
     }
     expect(index.model('GRID K2').gpusPerBoard).toBe(2);
-    expect(index.model('RTX 4080 SUPER')).toMatchObject({ encoderSessionLimit: 8, encoderSessionScope: 'system' });
+    expect(index.model('RTX 4080 SUPER')).toMatchObject({
+      encoderSessionLimit: 8,
+      encoderSessionScope: 'system',
+    });
     expect(index.model('H100').nvencEngines).toBe(0);
     expect(index.findModel('NVIDIA GeForce RTX 4080 SUPER')?.name).toBe('RTX 4080 SUPER');
     expect(index.findModel('NVIDIA H100 80GB HBM3')?.name).toBe('H100');
@@ -112,11 +117,15 @@ describe('config: catalogs', () => {
       fps: [60],
       source: 'test',
     };
-    expect(() => buildCatalog({ games: [game, game] }, { referenceGpu: 'A', models: [model] })).toThrow(/duplicate game/);
-    expect(() => buildCatalog({ games: [game] }, { referenceGpu: 'A', models: [model, model] })).toThrow(/duplicate GPU/);
-    expect(() => buildCatalog({ games: [{ ...game, resolutions: ['huge'] }] }, { referenceGpu: 'A', models: [model] })).toThrow(
-      /games\.0\.resolutions\.0/,
+    expect(() => buildCatalog({ games: [game, game] }, { referenceGpu: 'A', models: [model] })).toThrow(
+      /duplicate game/,
     );
+    expect(() => buildCatalog({ games: [game] }, { referenceGpu: 'A', models: [model, model] })).toThrow(
+      /duplicate GPU/,
+    );
+    expect(() =>
+      buildCatalog({ games: [{ ...game, resolutions: ['huge'] }] }, { referenceGpu: 'A', models: [model] }),
+    ).toThrow(/games\.0\.resolutions\.0/);
   });
 });
 
@@ -146,7 +155,9 @@ describe('cost: session cost vector', () => {
 
   it('has no cost on a GPU without NVENC: it cannot host a stream', () => {
     const game = index.game('unigine-heaven');
-    expect(sessionCost({ game, size: parseResolution('1080p'), fps: 60 }, index.model('H100'))).toBeUndefined();
+    expect(
+      sessionCost({ game, size: parseResolution('1080p'), fps: 60 }, index.model('H100')),
+    ).toBeUndefined();
   });
 
   it.each(['1080i', '999999x1', 'abc', '', '100x100'])('rejects resolution %j', (text) => {

@@ -6,11 +6,18 @@ import { addReadyNode, createTestVca } from '../support/domain.js';
 async function fleetWith(nodeCount: number, sessionsOnFirst = 0) {
   const vca = createTestVca();
   for (let i = 0; i < nodeCount; i++) await addReadyNode(vca, `n${i}`, 'L4');
-  for (let i = 0; i < sessionsOnFirst; i++) await vca.sessions.request({ game: 'unigine-heaven', resolution: '1080p', fps: 60 }, 'rest', true);
+  for (let i = 0; i < sessionsOnFirst; i++)
+    await vca.sessions.request({ game: 'unigine-heaven', resolution: '1080p', fps: 60 }, 'rest', true);
   return vca;
 }
 
-function decide(vca: Awaited<ReturnType<typeof fleetWith>>, nodes: Parameters<typeof decideScaling>[0]['nodes'], extra: Partial<Parameters<typeof decideScaling>[0]> & { config?: Partial<AutoscalerConfig> } = {}) {
+type PolicyInput = Parameters<typeof decideScaling>[0];
+
+function decide(
+  vca: Awaited<ReturnType<typeof fleetWith>>,
+  nodes: PolicyInput['nodes'],
+  extra: Partial<Omit<PolicyInput, 'config'>> & { config?: Partial<AutoscalerConfig> } = {},
+) {
   return decideScaling({
     now: vca.clock.now(),
     nodes,
@@ -35,24 +42,37 @@ describe('autoscaler policy', () => {
   it('scales up for queued sessions even when the buffer is met, within maxScaleUpStep', async () => {
     const vca = await fleetWith(3);
     const nodes = await vca.store.listNodes();
-    const decision = decide(vca, nodes, { queueLength: 40, config: { bufferReferenceSlots: 0, nodeReferenceSlots: 3, maxScaleUpStep: 5 } });
+    const decision = decide(vca, nodes, {
+      queueLength: 40,
+      config: { bufferReferenceSlots: 0, nodeReferenceSlots: 3, maxScaleUpStep: 5 },
+    });
     expect(decision).toMatchObject({ action: 'scale-up', count: 5 });
   });
 
   it('never exceeds maxNodes and holds during the scale-up cooldown', async () => {
     const vca = await fleetWith(2);
     const nodes = await vca.store.listNodes();
-    expect(decide(vca, nodes, { queueLength: 10, config: { maxNodes: 2 } })).toMatchObject({ action: 'hold' });
+    expect(decide(vca, nodes, { queueLength: 10, config: { maxNodes: 2 } })).toMatchObject({
+      action: 'hold',
+    });
     expect(
-      decide(vca, nodes, { queueLength: 10, lastScaleUpAt: vca.clock.now() - 1000, config: { scaleUpCooldownSeconds: 60 } }),
+      decide(vca, nodes, {
+        queueLength: 10,
+        lastScaleUpAt: vca.clock.now() - 1000,
+        config: { scaleUpCooldownSeconds: 60 },
+      }),
     ).toMatchObject({ action: 'hold', reason: 'scale-up cooldown' });
   });
 
   it('counts provisioning nodes as coming capacity so one spike is not scaled twice', async () => {
     const vca = await fleetWith(0);
-    await vca.fleet.registerNodes([{ id: 'p1', host: '127.0.0.1', port: 1, protocol: 'webrtc', gpus: [{ model: 'L4', count: 1 }] }]);
+    await vca.fleet.registerNodes([
+      { id: 'p1', host: '127.0.0.1', port: 1, protocol: 'webrtc', gpus: [{ model: 'L4', count: 1 }] },
+    ]);
     const nodes = await vca.store.listNodes();
-    expect(decide(vca, nodes, { config: { bufferReferenceSlots: 4, nodeReferenceSlots: 4 } })).toMatchObject({ action: 'hold' });
+    expect(decide(vca, nodes, { config: { bufferReferenceSlots: 4, nodeReferenceSlots: 4 } })).toMatchObject({
+      action: 'hold',
+    });
   });
 
   it('scales down one surplus node, the least committed, after the cooldown', async () => {
@@ -73,6 +93,8 @@ describe('autoscaler policy', () => {
     const vca = await fleetWith(2);
     const nodes = await vca.store.listNodes();
     expect(decide(vca, nodes, { config: { bufferReferenceSlots: 0, minNodes: 2 } }).action).toBe('hold');
-    expect(decide(vca, nodes, { queueLength: 1, config: { bufferReferenceSlots: 0, maxNodes: 2 } }).action).toBe('hold');
+    expect(
+      decide(vca, nodes, { queueLength: 1, config: { bufferReferenceSlots: 0, maxNodes: 2 } }).action,
+    ).toBe('hold');
   });
 });

@@ -47,8 +47,12 @@ describe('sessions: request', () => {
     const vca = createTestVca({ queue: { maxLength: 1 } });
     const queued = await vca.sessions.request(heaven1080, 'rest', true);
     expect(queued).toMatchObject({ kind: 'queued', position: 1 });
-    await expect(vca.sessions.request(heaven1080, 'rest', false)).rejects.toMatchObject({ code: 'VCA_ERR_NO_CAPACITY' });
-    await expect(vca.sessions.request(heaven1080, 'rest', true)).rejects.toMatchObject({ code: 'VCA_ERR_QUEUE_FULL' });
+    await expect(vca.sessions.request(heaven1080, 'rest', false)).rejects.toMatchObject({
+      code: 'VCA_ERR_NO_CAPACITY',
+    });
+    await expect(vca.sessions.request(heaven1080, 'rest', true)).rejects.toMatchObject({
+      code: 'VCA_ERR_QUEUE_FULL',
+    });
   });
 
   it('promotes queued sessions when a node becomes ready', async () => {
@@ -58,7 +62,9 @@ describe('sessions: request', () => {
     await vca.flush();
     const session = await vca.sessions.get(queued.session.id);
     expect(session.state).toBe('assigned');
-    expect(vca.seen.some((e) => e.type === 'session-assigned' && e.session.id === queued.session.id)).toBe(true);
+    expect(vca.seen.some((e) => e.type === 'session-assigned' && e.session.id === queued.session.id)).toBe(
+      true,
+    );
   });
 });
 
@@ -90,7 +96,10 @@ describe('sessions: leases', () => {
     await vca.sessions.renewLeases([queued.session.id], 'websocket');
     vca.clock.advance(5_000);
     await vca.sessions.tick();
-    expect(await vca.sessions.get(queued.session.id)).toMatchObject({ state: 'ended', endReason: 'queue-timeout' });
+    expect(await vca.sessions.get(queued.session.id)).toMatchObject({
+      state: 'ended',
+      endReason: 'queue-timeout',
+    });
   });
 });
 
@@ -100,7 +109,9 @@ describe('fleet: drain', () => {
     await addReadyNode(vca, 'n1', 'L4');
     const { session } = await vca.sessions.request(heaven1080, 'rest', true);
     await vca.fleet.drainNode('n1', 60_000);
-    await expect(vca.sessions.request(heaven1080, 'rest', false)).rejects.toMatchObject({ code: 'VCA_ERR_NO_CAPACITY' });
+    await expect(vca.sessions.request(heaven1080, 'rest', false)).rejects.toMatchObject({
+      code: 'VCA_ERR_NO_CAPACITY',
+    });
     await vca.sessions.end(session.id, 'released');
     expect(vca.seen.map((e) => e.type)).toEqual(expect.arrayContaining(['node-drained', 'node-removed']));
     expect(await vca.store.getNode('n1')).toBeUndefined();

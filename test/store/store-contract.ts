@@ -85,7 +85,10 @@ export function describeStoreContract(
         const { node } = await store.registerNode(registration('node-a'), 0);
         expect(node.state).toBe('provisioning');
         expect(node.gpus[0]!.eligible).toBe(false);
-        const early = await store.createSession(sessionSpec('s-early'), createOptions(10, { waitMode: 'no-wait' }));
+        const early = await store.createSession(
+          sessionSpec('s-early'),
+          createOptions(10, { waitMode: 'no-wait' }),
+        );
         expect(early).toEqual({ kind: 'refused', reason: 'no-capacity' });
 
         const reported = await store.recordTelemetry('node-a', healthyReport(1), 100);
@@ -103,7 +106,12 @@ export function describeStoreContract(
         await expectRejectsWithCode(
           store.recordTelemetry(
             'node-a',
-            { gpus: [{ index: 0, temperatureGpu: 70, utilizationGpu: 50 }, { index: 3, temperatureGpu: 60 }] },
+            {
+              gpus: [
+                { index: 0, temperatureGpu: 70, utilizationGpu: 50 },
+                { index: 3, temperatureGpu: 60 },
+              ],
+            },
             1_000,
           ),
           'VCA_ERR_GPU_NOT_FOUND',
@@ -113,13 +121,19 @@ export function describeStoreContract(
       });
 
       it('rejects telemetry for a node that is not registered', async () => {
-        await expectRejectsWithCode(store.recordTelemetry('ghost', healthyReport(1), 0), 'VCA_ERR_NODE_NOT_FOUND');
+        await expectRejectsWithCode(
+          store.recordTelemetry('ghost', healthyReport(1), 0),
+          'VCA_ERR_NODE_NOT_FOUND',
+        );
         expect(await store.listNodes()).toEqual([]);
       });
 
       it('keeps a provisioning node provisioning when its first report is rejected', async () => {
         await store.registerNode(registration('node-a'), 0);
-        await expectRejectsWithCode(store.recordTelemetry('node-a', healthyReport(2), 10), 'VCA_ERR_GPU_NOT_FOUND');
+        await expectRejectsWithCode(
+          store.recordTelemetry('node-a', healthyReport(2), 10),
+          'VCA_ERR_GPU_NOT_FOUND',
+        );
         const node = await store.getNode('node-a');
         expect(node!.state).toBe('provisioning');
         expect(node!.gpus[0]!.telemetryAt).toBeNull();
@@ -134,7 +148,12 @@ export function describeStoreContract(
         expect(outcome.kind).toBe('assigned');
         if (outcome.kind !== 'assigned') return;
         expect(outcome.session.state).toBe('assigned');
-        expect(outcome.session.placement).toEqual({ nodeId: 'node-a', gpuIndex: 0, model: 'L4', cost: heavyOnL4 });
+        expect(outcome.session.placement).toEqual({
+          nodeId: 'node-a',
+          gpuIndex: 0,
+          model: 'L4',
+          cost: heavyOnL4,
+        });
         expect(outcome.session.leaseExpiresAt).toBe(100 + leaseMs);
         const view = await gpu('node-a');
         expect(view.committed).toEqual(heavyOnL4);
@@ -222,11 +241,21 @@ export function describeStoreContract(
         await readyNode(store, 'node-a');
         await store.createSession(sessionSpec('s1', heavyFormat), createOptions(100));
         const ended = await store.endSession('s1', 'released', 500);
-        expect(ended?.session).toMatchObject({ id: 's1', state: 'ended', endReason: 'released', endedAt: 500 });
+        expect(ended?.session).toMatchObject({
+          id: 's1',
+          state: 'ended',
+          endReason: 'released',
+          endedAt: 500,
+        });
         expect(ended?.drainedNode).toBeNull();
         expect(await store.endSession('s1', 'released', 600)).toBeUndefined();
         expect(await store.endSession('s1', 'client-closed', 700)).toBeUndefined();
-        expect((await gpu('node-a')).committed).toEqual({ gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+        expect((await gpu('node-a')).committed).toEqual({
+          gpu: 0,
+          encoder: 0,
+          vramMiB: 0,
+          encoderSessions: 0,
+        });
         expect(await store.getSession('s1')).toMatchObject({ state: 'ended', endReason: 'released' });
         await expectInvariant(store);
       });
@@ -271,14 +300,14 @@ export function describeStoreContract(
         for (const [offset, id] of ['q1', 'q2', 'q3'].entries()) {
           await store.createSession(sessionSpec(id, heavyFormat), createOptions(200 + offset));
         }
-        expect(await store.placeQueued(300, 'packed', 300 + leaseMs)).toEqual([]);
+        expect(await store.placeQueued(300, 'packed', { rest: leaseMs, websocket: leaseMs })).toEqual([]);
 
         const order: string[] = [];
         let running = 'holder';
         for (let step = 0; step < 3; step++) {
           const now = 1_000 + step * 100;
           await store.endSession(running, 'released', now);
-          const placed = await store.placeQueued(now + 1, 'packed', now + 1 + leaseMs);
+          const placed = await store.placeQueued(now + 1, 'packed', { rest: leaseMs, websocket: leaseMs });
           expect(placed).toHaveLength(1);
           expect(placed[0]).toMatchObject({ state: 'assigned', leaseExpiresAt: now + 1 + leaseMs });
           expect(placed[0]!.placement).toMatchObject({ nodeId: 'node-a', cost: heavyOnL4 });
@@ -315,7 +344,7 @@ export function describeStoreContract(
         for (let step = 0; step < arrivals.length; step++) {
           const now = 1_000 + step * 100;
           await store.endSession(running, 'released', now);
-          const placed = await store.placeQueued(now, 'packed', now + leaseMs);
+          const placed = await store.placeQueued(now, 'packed', { rest: leaseMs, websocket: leaseMs });
           expect(placed).toHaveLength(1);
           running = placed[0]!.id;
           order.push(running);
@@ -333,7 +362,7 @@ export function describeStoreContract(
         }
         await store.endSession('h1', 'released', 300);
         await store.endSession('h2', 'released', 310);
-        const placed = await store.placeQueued(400, 'packed', 400 + leaseMs);
+        const placed = await store.placeQueued(400, 'packed', { rest: leaseMs, websocket: leaseMs });
         expect(placed.map((session) => session.id)).toEqual(['q1', 'q2']);
         expect([...(await store.queuePositions())]).toEqual([['q3', 1]]);
         await expectInvariant(store);
@@ -371,20 +400,30 @@ export function describeStoreContract(
         expect(await store.expireSessions(leaseMs + 1)).toEqual([]);
         expect(await store.endSession('s1', 'released', leaseMs + 2)).toBeUndefined();
         expect(await store.renewLeases(['s1'], leaseMs * 10)).toBe(0);
-        expect((await gpu('node-a')).committed).toEqual({ gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+        expect((await gpu('node-a')).committed).toEqual({
+          gpu: 0,
+          encoder: 0,
+          vramMiB: 0,
+          encoderSessions: 0,
+        });
         await expectInvariant(store);
       });
 
       it('ends a queued session whose wait ran out, with reason queue-timeout', async () => {
         await readyNode(store, 'node-a');
-        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(0, { leaseExpiresAt: 500_000 }));
+        await store.createSession(
+          sessionSpec('holder', heavyFormat),
+          createOptions(0, { leaseExpiresAt: 500_000 }),
+        );
         await store.createSession(
           sessionSpec('waiter', heavyFormat),
           createOptions(100, { leaseExpiresAt: 500_000, queueDeadline: 5_000 }),
         );
         expect(await store.expireSessions(4_999)).toEqual([]);
         const expired = await store.expireSessions(5_000);
-        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([['waiter', 'queue-timeout']]);
+        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([
+          ['waiter', 'queue-timeout'],
+        ]);
         expect((await store.queuePositions()).size).toBe(0);
         expect((await store.getSession('holder'))!.state).toBe('assigned');
         await expectInvariant(store);
@@ -398,10 +437,12 @@ export function describeStoreContract(
           createOptions(100, { leaseExpiresAt: 100_000, queueDeadline: 60_000 }),
         );
         await store.endSession('holder', 'released', 1_000);
-        const placed = await store.placeQueued(1_000, 'packed', 5_000);
+        const placed = await store.placeQueued(1_000, 'packed', { rest: 4_000, websocket: 4_000 });
         expect(placed.map((session) => session.leaseExpiresAt)).toEqual([5_000]);
         const expired = await store.expireSessions(5_000);
-        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([['waiter', 'lease-expired']]);
+        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([
+          ['waiter', 'lease-expired'],
+        ]);
         await expectInvariant(store);
       });
 
@@ -413,7 +454,9 @@ export function describeStoreContract(
         const moved = await store.migrateSession('s1', 300, 'packed', 5_000, 300 + queueWaitMs);
         expect(moved?.session.leaseExpiresAt).toBe(5_000);
         const expired = await store.expireSessions(5_000);
-        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([['s1', 'lease-expired']]);
+        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([
+          ['s1', 'lease-expired'],
+        ]);
         await expectInvariant(store);
       });
     });
@@ -503,7 +546,10 @@ export function describeStoreContract(
       it('never places on a GPU that reports active throttling', async () => {
         await store.registerNode(registration('node-a'), 0);
         await store.recordTelemetry('node-a', healthyReport(1, { throttleActive: true }), 0);
-        const outcome = await store.createSession(sessionSpec('s1'), createOptions(10, { waitMode: 'no-wait' }));
+        const outcome = await store.createSession(
+          sessionSpec('s1'),
+          createOptions(10, { waitMode: 'no-wait' }),
+        );
         expect(outcome).toEqual({ kind: 'refused', reason: 'no-capacity' });
         await store.recordTelemetry('node-a', healthyReport(1), 20);
         expect((await store.createSession(sessionSpec('s2'), createOptions(30))).kind).toBe('assigned');
@@ -513,7 +559,10 @@ export function describeStoreContract(
       it('never places on a GPU model without NVENC, even when the request carries a cost for it', async () => {
         await readyNode(store, 'node-h100', [{ model: 'H100', count: 2 }]);
         expect((await store.getNode('node-h100'))!.gpus.every((view) => !view.eligible)).toBe(true);
-        const plain = await store.createSession(sessionSpec('s1'), createOptions(10, { waitMode: 'no-wait' }));
+        const plain = await store.createSession(
+          sessionSpec('s1'),
+          createOptions(10, { waitMode: 'no-wait' }),
+        );
         expect(plain).toEqual({ kind: 'refused', reason: 'no-capacity' });
         const forged = await store.createSession(
           sessionSpec('s2', lightFormat, { costs: { H100: lightOnL4 } }),
@@ -527,13 +576,19 @@ export function describeStoreContract(
         await readyNode(store, 'node-geforce', [{ model: 'RTX 4080 SUPER', count: 2 }]);
         expect((await store.getNode('node-geforce'))!.encoderSessionLimit).toBe(8);
         for (let i = 0; i < 8; i++) {
-          const outcome = await store.createSession(sessionSpec(`s${i}`), createOptions(10 + i, { strategy: 'spread' }));
+          const outcome = await store.createSession(
+            sessionSpec(`s${i}`),
+            createOptions(10 + i, { strategy: 'spread' }),
+          );
           expect(outcome.kind).toBe('assigned');
         }
         const node = await store.getNode('node-geforce');
         expect(node!.gpus.map((view) => view.sessions)).toEqual([4, 4]);
         expect(node!.gpus.every((view) => !view.eligible)).toBe(true);
-        const ninth = await store.createSession(sessionSpec('s8'), createOptions(100, { waitMode: 'no-wait' }));
+        const ninth = await store.createSession(
+          sessionSpec('s8'),
+          createOptions(100, { waitMode: 'no-wait' }),
+        );
         expect(ninth).toEqual({ kind: 'refused', reason: 'no-capacity' });
 
         await store.endSession('s3', 'released', 200);
@@ -559,7 +614,10 @@ export function describeStoreContract(
       it('places a session only in the region it asks for', async () => {
         await readyNode(store, 'node-eu', [{ model: 'L4', count: 1 }], 0, { region: 'eu-west' });
         await readyNode(store, 'node-us', [{ model: 'L4', count: 1 }], 0, { region: 'us-east' });
-        const us = await store.createSession(sessionSpec('s-us', lightFormat, { region: 'us-east' }), createOptions(10));
+        const us = await store.createSession(
+          sessionSpec('s-us', lightFormat, { region: 'us-east' }),
+          createOptions(10),
+        );
         expect(us.kind === 'assigned' && us.session.placement!.nodeId).toBe('node-us');
         const asia = await store.createSession(
           sessionSpec('s-ap', lightFormat, { region: 'ap-south' }),
@@ -571,7 +629,10 @@ export function describeStoreContract(
 
       it('places a session only on a node carrying every label it asks for', async () => {
         await readyNode(store, 'node-plain', [{ model: 'L40S', count: 1 }], 0, { tier: 'standard' });
-        await readyNode(store, 'node-ultra', [{ model: 'L4', count: 1 }], 0, { tier: 'ultra', storage: 'nvme' });
+        await readyNode(store, 'node-ultra', [{ model: 'L4', count: 1 }], 0, {
+          tier: 'ultra',
+          storage: 'nvme',
+        });
         const ultra = await store.createSession(
           sessionSpec('s1', lightFormat, { labels: { tier: 'ultra', storage: 'nvme' } }),
           createOptions(10),
@@ -594,7 +655,10 @@ export function describeStoreContract(
         expect(draining).toMatchObject({ state: 'draining', drainDeadline: 90_000, sessions: 1 });
         expect(draining.gpus.every((view) => !view.eligible)).toBe(true);
         expect((await store.drainingNodes()).map((node) => node.id)).toEqual(['node-a']);
-        const refused = await store.createSession(sessionSpec('s2'), createOptions(30, { waitMode: 'no-wait' }));
+        const refused = await store.createSession(
+          sessionSpec('s2'),
+          createOptions(30, { waitMode: 'no-wait' }),
+        );
         expect(refused).toEqual({ kind: 'refused', reason: 'no-capacity' });
         expect((await store.getSession('s1'))!.state).toBe('assigned');
         await expectInvariant(store);
@@ -663,10 +727,24 @@ export function describeStoreContract(
 
         const moved = await store.migrateSession('s1', 1_000, 'packed', 1_000 + leaseMs, 1_000 + queueWaitMs);
         expect(moved?.from).toEqual({ nodeId: 'node-a', gpuIndex: 0, model: 'L4', cost: heavyOnL4 });
-        expect(moved?.session).toMatchObject({ state: 'assigned', migrations: 1, leaseExpiresAt: 1_000 + leaseMs });
-        expect(moved?.session.placement).toEqual({ nodeId: 'node-b', gpuIndex: 0, model: 'L4', cost: heavyOnL4 });
+        expect(moved?.session).toMatchObject({
+          state: 'assigned',
+          migrations: 1,
+          leaseExpiresAt: 1_000 + leaseMs,
+        });
+        expect(moved?.session.placement).toEqual({
+          nodeId: 'node-b',
+          gpuIndex: 0,
+          model: 'L4',
+          cost: heavyOnL4,
+        });
         expect(moved?.drainedNode).toMatchObject({ id: 'node-a', state: 'drained' });
-        expect((await gpu('node-a')).committed).toEqual({ gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+        expect((await gpu('node-a')).committed).toEqual({
+          gpu: 0,
+          encoder: 0,
+          vramMiB: 0,
+          encoderSessions: 0,
+        });
         expect((await gpu('node-b')).committed).toEqual(heavyOnL4);
         expect((await store.sessionsOnNode('node-b')).map((session) => session.id)).toEqual(['s1']);
         await expectInvariant(store);
@@ -675,7 +753,10 @@ export function describeStoreContract(
       it('puts the session at the front of the queue when nothing else fits', async () => {
         await readyNode(store, 'node-a');
         await readyNode(store, 'node-b');
-        await store.createSession(sessionSpec('s-a', heavyFormat, { priority: 'standard' }), createOptions(10));
+        await store.createSession(
+          sessionSpec('s-a', heavyFormat, { priority: 'standard' }),
+          createOptions(10),
+        );
         await store.createSession(sessionSpec('s-b', heavyFormat), createOptions(20));
         await store.createSession(sessionSpec('waiting', heavyFormat), createOptions(30));
         const onA = (await store.sessionsOnNode('node-a'))[0]!.id;
@@ -690,11 +771,16 @@ export function describeStoreContract(
           [onA, 1],
           ['waiting', 2],
         ]);
-        expect((await gpu('node-a')).committed).toEqual({ gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+        expect((await gpu('node-a')).committed).toEqual({
+          gpu: 0,
+          encoder: 0,
+          vramMiB: 0,
+          encoderSessions: 0,
+        });
         await expectInvariant(store);
 
         await store.endSession(onB, 'released', 2_000);
-        const placed = await store.placeQueued(2_000, 'packed', 2_000 + leaseMs);
+        const placed = await store.placeQueued(2_000, 'packed', { rest: leaseMs, websocket: leaseMs });
         expect(placed.map((session) => [session.id, session.placement!.nodeId])).toEqual([[onA, 'node-b']]);
         await expectInvariant(store);
       });
@@ -703,10 +789,16 @@ export function describeStoreContract(
         await readyNode(store, 'node-a');
         await store.createSession(sessionSpec('holder', heavyFormat), createOptions(10));
         await store.createSession(sessionSpec('waiting', heavyFormat), createOptions(20));
-        expect(await store.migrateSession('waiting', 30, 'packed', 30 + leaseMs, 30 + queueWaitMs)).toBeUndefined();
-        expect(await store.migrateSession('nobody', 30, 'packed', 30 + leaseMs, 30 + queueWaitMs)).toBeUndefined();
+        expect(
+          await store.migrateSession('waiting', 30, 'packed', 30 + leaseMs, 30 + queueWaitMs),
+        ).toBeUndefined();
+        expect(
+          await store.migrateSession('nobody', 30, 'packed', 30 + leaseMs, 30 + queueWaitMs),
+        ).toBeUndefined();
         await store.endSession('holder', 'released', 40);
-        expect(await store.migrateSession('holder', 50, 'packed', 50 + leaseMs, 50 + queueWaitMs)).toBeUndefined();
+        expect(
+          await store.migrateSession('holder', 50, 'packed', 50 + leaseMs, 50 + queueWaitMs),
+        ).toBeUndefined();
         await expectInvariant(store);
       });
     });
@@ -731,7 +823,10 @@ export function describeStoreContract(
         expect(await store.getNode('node-a')).toBeUndefined();
         expect(await store.listNodes()).toEqual([]);
         expect(await store.removeNode('node-a', 50)).toBeUndefined();
-        const outcome = await store.createSession(sessionSpec('s2'), createOptions(60, { waitMode: 'no-wait' }));
+        const outcome = await store.createSession(
+          sessionSpec('s2'),
+          createOptions(60, { waitMode: 'no-wait' }),
+        );
         expect(outcome).toEqual({ kind: 'refused', reason: 'no-capacity' });
         await expectInvariant(store);
       });
@@ -743,6 +838,12 @@ export function describeStoreContract(
         expect(again.created).toBe(true);
         expect(again.node.gpus.map((view) => view.model)).toEqual(['L40S', 'L40S']);
         await expectInvariant(store);
+      });
+    });
+
+    describe('health', () => {
+      it('answers a ping while it is reachable', async () => {
+        await expect(store.ping()).resolves.toBeUndefined();
       });
     });
 

@@ -13,7 +13,9 @@ import { type LoadVector, sessionCost } from '../../src/cost/session-cost.js';
 import type { SessionSpec } from '../../src/sessions/session.js';
 import type { ClusterStore, CreateSessionOptions } from '../../src/store/store.js';
 
-export const catalog = new CatalogIndex(loadCatalog({ catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } }));
+export const catalog = new CatalogIndex(
+  loadCatalog({ catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } }),
+);
 
 export const headroom = { gpu: 0.9, encoder: 0.9, vram: 0.95 };
 export const temperatureMarginCelsius = 5;
@@ -45,7 +47,11 @@ export function costsFor(format: SessionFormat): Record<string, LoadVector> {
   return costs;
 }
 
-export function sessionSpec(id: string, format: SessionFormat = lightFormat, extra: Partial<SessionSpec> = {}): SessionSpec {
+export function sessionSpec(
+  id: string,
+  format: SessionFormat = lightFormat,
+  extra: Partial<SessionSpec> = {},
+): SessionSpec {
   const size = parseResolution(format.resolution);
   return {
     id,
@@ -65,7 +71,14 @@ export function registration(
   gpus: NodeRegistration['gpus'] = [{ model: 'L4', count: 1 }],
   labels?: Record<string, string>,
 ): NodeRegistration {
-  return { id, host: `${id}.render.test`, port: 7000, protocol: 'webrtc', gpus, ...(labels ? { labels } : {}) };
+  return {
+    id,
+    host: `${id}.render.test`,
+    port: 7000,
+    protocol: 'webrtc',
+    gpus,
+    ...(labels ? { labels } : {}),
+  };
 }
 
 /** A report for GPUs 0..gpuCount-1: cool, not throttling, load values unknown unless overridden. */
@@ -80,7 +93,10 @@ export function healthyReport(gpuCount: number, overrides: Partial<GpuTelemetry>
   };
 }
 
-export function createOptions(now: number, overrides: Partial<CreateSessionOptions> = {}): CreateSessionOptions {
+export function createOptions(
+  now: number,
+  overrides: Partial<CreateSessionOptions> = {},
+): CreateSessionOptions {
   return {
     now,
     strategy: 'packed',

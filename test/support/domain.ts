@@ -51,7 +51,12 @@ export function createTestVca(overrides: Record<string, unknown> = {}): TestVca 
   });
 }
 
-export function nodeRegistration(id: string, model: string, count = 1, labels: Record<string, string> = {}): NodeRegistration {
+export function nodeRegistration(
+  id: string,
+  model: string,
+  count = 1,
+  labels: Record<string, string> = {},
+): NodeRegistration {
   return { id, host: '127.0.0.1', port: 5900, protocol: 'webrtc', gpus: [{ model, count }], labels };
 }
 
@@ -68,7 +73,13 @@ export function idleGpu(index: number, extra: Partial<GpuTelemetry> = {}): GpuTe
 }
 
 /** Registers a node and reports it idle so it becomes ready. */
-export async function addReadyNode(vca: Vca, id: string, model: string, count = 1, labels: Record<string, string> = {}) {
+export async function addReadyNode(
+  vca: Vca,
+  id: string,
+  model: string,
+  count = 1,
+  labels: Record<string, string> = {},
+) {
   await vca.fleet.registerNodes([nodeRegistration(id, model, count, labels)]);
   return vca.fleet.recordTelemetry(id, { gpus: Array.from({ length: count }, (_, index) => idleGpu(index)) });
 }

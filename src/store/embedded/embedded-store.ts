@@ -11,7 +11,7 @@ import { VcaError } from '../../errors.js';
 import { PlacementIndex, type PlacementRequest } from '../../placement/placement-index.js';
 import type { PlacementStrategy } from '../../placement/strategy.js';
 import { DeadlineHeap } from '../../sessions/deadline-heap.js';
-import type { EndReason, SessionRecord, SessionSpec } from '../../sessions/session.js';
+import type { EndReason, SessionRecord, SessionSpec, SessionTransport } from '../../sessions/session.js';
 import { sessionDeadline } from '../../sessions/session.js';
 import { SessionQueue } from '../../sessions/session-queue.js';
 import type {
@@ -77,6 +77,9 @@ export class EmbeddedStore implements ClusterStore {
   async setNodeState(id: string, to: NodeState, now: number, drainDeadline?: number) {
     const node = this.cluster.requireNode(id);
     if (to === 'removed') throw new VcaError('VCA_ERR_NODE_STATE', 'Use removeNode to remove a node');
+    if (to === 'drained' && node.sessionCount() > 0) {
+      throw new VcaError('VCA_ERR_NODE_STATE', `Node "${id}" still hosts ${node.sessionCount()} session(s)`);
+    }
     this.cluster.transition(node, to, now);
     if (to === 'draining') {
       node.drainDeadline = drainDeadline ?? null;
@@ -96,7 +99,8 @@ export class EmbeddedStore implements ClusterStore {
   }
 
   async createSession(spec: SessionSpec, options: CreateSessionOptions): Promise<CreateSessionOutcome> {
-    if (this.sessions.has(spec.id)) throw new VcaError('VCA_ERR_SESSION_EXISTS', `Session ${spec.id} already exists`);
+    if (this.sessions.has(spec.id))
+      throw new VcaError('VCA_ERR_SESSION_EXISTS', `Session ${spec.id} already exists`);
     this.cluster.sweepStale(options.now);
     const session: SessionRecord = {
       ...structuredClone(spec),
@@ -126,7 +130,11 @@ export class EmbeddedStore implements ClusterStore {
     return { kind: 'queued', session: copySession(session), position: this.queue.position(session.id)! };
   }
 
-  async placeQueued(now: number, strategy: PlacementStrategy, leaseExpiresAt: number) {
+  async placeQueued(
+    now: number,
+    strategy: PlacementStrategy,
+    leaseMs: Readonly<Record<SessionTransport, number>>,
+  ) {
     this.cluster.sweepStale(now);
     const placed: SessionRecord[] = [];
     // A shape that found no GPU in this pass will not find one later in the same pass.
@@ -137,7 +145,7 @@ export class EmbeddedStore implements ClusterStore {
       if (failedShapes.has(shape)) continue;
       if (this.tryPlace(session, strategy, now, undefined)) {
         this.queue.remove(id);
-        session.leaseExpiresAt = leaseExpiresAt;
+        session.leaseExpiresAt = now + leaseMs[session.transport];
         session.queueDeadline = null;
         // The lease may now end before the session's queued deadline entry; the heap only re-pushes later.
         this.deadlines.push(sessionDeadline(session), session.id);
@@ -164,7 +172,14 @@ export class EmbeddedStore implements ClusterStore {
     this.releasePlacement(session);
     session.migrations++;
     if (choice) {
-      this.commitChoice(session, choice.gpu.node.id, choice.gpu.index, choice.gpu.model.name, choice.cost, now);
+      this.commitChoice(
+        session,
+        choice.gpu.node.id,
+        choice.gpu.index,
+        choice.gpu.model.name,
+        choice.cost,
+        now,
+      );
       session.leaseExpiresAt = leaseExpiresAt;
       // The new lease may end before the old one's heap entry; the heap only re-pushes later deadlines.
       this.deadlines.push(sessionDeadline(session), session.id);
@@ -231,7 +246,8 @@ export class EmbeddedStore implements ClusterStore {
   async sessionsOnNode(nodeId: string) {
     const node = this.cluster.requireNode(nodeId);
     const result: SessionRecord[] = [];
-    for (const gpu of node.gpus) for (const id of gpu.sessionIds) result.push(copySession(this.sessions.get(id)!));
+    for (const gpu of node.gpus)
+      for (const id of gpu.sessionIds) result.push(copySession(this.sessions.get(id)!));
     return result;
   }
 
@@ -291,6 +307,8 @@ export class EmbeddedStore implements ClusterStore {
     return { gpus, liveSessions: live, queuedSessions: this.queue.length };
   }
 
+  async ping() {}
+
   async close() {}
 
   private placementRequest(session: SessionRecord, strategy: PlacementStrategy, excludeNodeId?: string) {
@@ -304,7 +322,12 @@ export class EmbeddedStore implements ClusterStore {
     return request;
   }
 
-  private tryPlace(session: SessionRecord, strategy: PlacementStrategy, now: number, exclude?: string): boolean {
+  private tryPlace(
+    session: SessionRecord,
+    strategy: PlacementStrategy,
+    now: number,
+    exclude?: string,
+  ): boolean {
     const choice = this.index.pick(this.placementRequest(session, strategy, exclude));
     if (!choice) return false;
     this.commitChoice(session, choice.gpu.node.id, choice.gpu.index, choice.gpu.model.name, choice.cost, now);

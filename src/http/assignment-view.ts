@@ -1,0 +1,104 @@
+/**
+ * What a gamer is told about a session: its state, and once assigned the node endpoint, the GPU and a
+ * fresh ticket signed with that node's key. Node endpoints and keys are cached per node id and dropped
+ * when the node is removed, so answering costs one HMAC, not a store round trip.
+ */
+import type { SessionRecord } from '../sessions/session.js';
+import type { ClusterStore } from '../store/store.js';
+import { deriveNodeKey } from '../tickets/node-key.js';
+import { signTicket } from '../tickets/ticket.js';
+
+export interface NodeEndpoint {
+  id: string;
+  host: string;
+  port: number;
+  protocol: string;
+}
+
+export interface SessionViewOptions {
+  store: ClusterStore;
+  masterSecret: string;
+  ticketTtlSeconds: number;
+  now: () => number;
+}
+
+export class SessionViews {
+  private readonly options: SessionViewOptions;
+  private readonly endpoints = new Map<string, NodeEndpoint>();
+  private readonly keys = new Map<string, Buffer>();
+
+  constructor(options: SessionViewOptions) {
+    this.options = options;
+  }
+
+  forgetNode(nodeId: string): void {
+    this.endpoints.delete(nodeId);
+    this.keys.delete(nodeId);
+  }
+
+  nodeKey(nodeId: string): Buffer {
+    let key = this.keys.get(nodeId);
+    if (!key) {
+      key = deriveNodeKey(this.options.masterSecret, nodeId);
+      this.keys.set(nodeId, key);
+    }
+    return key;
+  }
+
+  async endpoint(nodeId: string): Promise<NodeEndpoint | undefined> {
+    const cached = this.endpoints.get(nodeId);
+    if (cached) return cached;
+    const node = await this.options.store.getNode(nodeId);
+    if (!node) return undefined;
+    const endpoint = { id: node.id, host: node.host, port: node.port, protocol: node.protocol };
+    this.endpoints.set(nodeId, endpoint);
+    return endpoint;
+  }
+
+  /** The JSON a gamer receives for a session, in any state. */
+  async describe(session: SessionRecord, extra: { position?: number; resumeToken?: string } = {}) {
+    const base = {
+      sessionId: session.id,
+      state: session.state,
+      game: session.game,
+      resolution: `${session.width}x${session.height}`,
+      fps: session.fps,
+      ...(extra.resumeToken ? { resumeToken: extra.resumeToken } : {}),
+    };
+    const now = this.options.now();
+    if (session.state === 'ended') return { ...base, endReason: session.endReason };
+    const leaseSeconds = Math.max(0, Math.round((session.leaseExpiresAt - now) / 1000));
+    if (session.state === 'queued' || !session.placement) {
+      return { ...base, queued: true, position: extra.position ?? null, leaseSeconds };
+    }
+    const placement = session.placement;
+    const node = await this.endpoint(placement.nodeId);
+    const issuedAt = Math.floor(now / 1000);
+    const expiresAt = issuedAt + this.options.ticketTtlSeconds;
+    const ticket = signTicket(
+      {
+        v: 1,
+        sid: session.id,
+        node: placement.nodeId,
+        gpu: placement.gpuIndex,
+        game: session.game,
+        width: session.width,
+        height: session.height,
+        fps: session.fps,
+        iat: issuedAt,
+        exp: expiresAt,
+      },
+      this.nodeKey(placement.nodeId),
+    );
+    return {
+      ...base,
+      node: node ?? { id: placement.nodeId },
+      gpu: placement.gpuIndex,
+      gpuModel: placement.model,
+      ticket,
+      ticketExpiresAt: new Date(expiresAt * 1000).toISOString(),
+      leaseSeconds,
+      migrations: session.migrations,
+    };
+  }
+}

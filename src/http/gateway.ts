@@ -1,0 +1,272 @@
+/**
+ * The gateway: the VCA domain behind the uWebSockets.js server. Wires routes (with their role checks),
+ * the play socket, metrics, outbound callbacks, the periodic work (lease expiry, drain deadlines,
+ * WebSocket lease renewal, the autoscaler) and a graceful shutdown.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { VcaConfig } from '../config/schema.js';
+import type { Catalog } from '../cost/catalog.js';
+import { isVcaError, VcaError } from '../errors.js';
+import { HookService } from '../hooks/hook-service.js';
+import { OutboundCalls } from '../hooks/outbound-calls.js';
+import { VcaMetrics } from '../metrics/vca-metrics.js';
+import { AutoscalerRunner } from '../scaling/autoscaler-runner.js';
+import type { ClusterStore } from '../store/store.js';
+import { createVca, type Vca } from '../vca.js';
+import type { ApiRoute } from './api-routes.js';
+import { SessionViews } from './assignment-view.js';
+import { Credentials } from './credentials.js';
+import { buildOpenApi } from './openapi.js';
+import { PlaySockets } from './play-socket.js';
+import { gamerRoutes } from './routes/gamer-routes.js';
+import { hookRoutes } from './routes/hook-routes.js';
+import { nodeRoutes } from './routes/node-routes.js';
+import { operatorRoutes } from './routes/operator-routes.js';
+import { HttpServer, type RequestContext } from './uws-server.js';
+
+export interface GatewayOptions {
+  config: Readonly<VcaConfig>;
+  catalog: Catalog;
+  logger: Logger;
+  clock?: Clock;
+  store?: ClusterStore;
+  version?: string;
+}
+
+export class Gateway {
+  readonly vca: Vca;
+  readonly metrics: VcaMetrics;
+  readonly credentials: Credentials;
+  readonly server: HttpServer;
+  readonly play: PlaySockets;
+  readonly autoscaler: AutoscalerRunner;
+  readonly routes: ApiRoute[];
+  private readonly outbound: OutboundCalls;
+  private readonly logger: Logger;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private listeningPort = 0;
+
+  constructor(options: GatewayOptions) {
+    const { config, logger } = options;
+    this.logger = logger;
+    this.vca = createVca({
+      config,
+      catalog: options.catalog,
+      clock: options.clock,
+      store: options.store,
+      onBackgroundError: (error) => logger.error({ err: error }, 'background task failed'),
+    });
+    const { store, sessions, fleet, events, catalog, clock } = this.vca;
+    this.metrics = new VcaMetrics({ store, perGpuSeriesLimit: config.metrics.perGpuSeriesLimit });
+    this.credentials = new Credentials(config.auth);
+    const views = new SessionViews({
+      store,
+      masterSecret: config.auth.masterSecret,
+      ticketTtlSeconds: config.tickets.ttlSeconds,
+      now: () => clock.now(),
+    });
+    this.outbound = new OutboundCalls({
+      attempts: config.hooks.callbackAttempts,
+      timeoutMs: config.hooks.callbackTimeoutSeconds * 1000,
+      backoffMs: config.hooks.callbackBackoffSeconds * 1000,
+      queueLimit: config.hooks.callbackQueueLimit,
+      onResult: (call, outcome, detail) => {
+        this.metrics.outboundCalls.inc({ kind: call.kind, outcome });
+        const log = outcome === 'delivered' ? logger.info.bind(logger) : logger.warn.bind(logger);
+        log({ kind: call.kind, url: call.url, outcome, detail }, 'outbound call');
+      },
+    });
+    this.autoscaler = new AutoscalerRunner({
+      store,
+      fleet,
+      catalog,
+      config: config.autoscaler,
+      clock,
+      signal: (signal) => {
+        logger.info({ signal }, 'autoscaler signal');
+        const url = signal.event === 'scale-up' ? config.hooks.scaleUpUrl : config.hooks.scaleDownUrl;
+        this.outbound.send({ kind: signal.event, url, body: signal });
+      },
+    });
+    this.play = new PlaySockets({
+      sessions,
+      store,
+      views,
+      credentials: this.credentials,
+      metrics: this.metrics,
+      logger,
+    });
+    events.subscribe((event) => {
+      this.metrics.observe(event);
+      this.play.handleEvent(event);
+      if (event.type === 'node-drained') {
+        logger.info({ node: event.node.id }, 'node drained');
+        this.autoscaler.nodeDrained(event.node);
+        this.outbound.send({
+          kind: 'node-drained',
+          url: config.hooks.drainedCallbackUrl,
+          body: {
+            event: 'node-drained',
+            node: { id: event.node.id, host: event.node.host, group: event.node.group },
+          },
+        });
+      } else if (event.type === 'node-removed') {
+        views.forgetNode(event.node.id);
+      } else if (event.type === 'node-state') {
+        logger.info({ node: event.node.id, state: event.node.state }, 'node state');
+      }
+    });
+
+    this.server = new HttpServer({
+      host: config.server.host,
+      port: config.server.port,
+      limits: {
+        maxBodyBytes: config.server.maxBodyBytes,
+        maxWsPayloadBytes: config.server.maxWsPayloadBytes,
+        wsIdleTimeoutSeconds: config.server.wsIdleTimeoutSeconds,
+        maxConnectionsPerAddress: config.server.maxConnectionsPerAddress,
+        requestsPerSecondPerAddress: config.server.requestsPerSecondPerAddress,
+        requestBurst: config.server.requestBurst,
+        wsMaxBackpressureBytes: config.server.wsMaxBackpressureBytes,
+      },
+      logger,
+      closeGraceMs: config.server.shutdownGraceSeconds * 1000,
+    });
+    const hooks = new HookService({
+      store,
+      fleet,
+      clock,
+      idempotencyTtlMs: config.hooks.idempotencyTtlSeconds * 1000,
+    });
+    this.routes = [
+      ...gamerRoutes({ sessions, store, catalog, views, metrics: this.metrics }),
+      ...nodeRoutes({ fleet, sessions, store }),
+      ...hookRoutes({
+        hooks,
+        credentials: this.credentials,
+        views,
+        metrics: this.metrics,
+        clock,
+        onApplied: (event, applied) =>
+          logger.info(
+            {
+              source: event.source,
+              eventId: event.idempotencyKey,
+              replayed: applied.replayed,
+              action: event.action.kind,
+            },
+            event.summary,
+          ),
+      }),
+      ...operatorRoutes({
+        fleet,
+        store,
+        catalog,
+        metrics: this.metrics,
+        autoscalerConfig: config.autoscaler,
+        autoscalerView: () => this.autoscaler.view(),
+        isReady: () => this.readiness(),
+      }),
+    ];
+    const openApi = buildOpenApi(this.routes, options.version ?? '0.0.0');
+    this.routes.push({
+      method: 'GET',
+      path: '/v1/openapi.json',
+      access: 'public',
+      summary: 'This document',
+      responses: { 200: 'OpenAPI 3.1' },
+      handler: () => ({ status: 200, body: openApi }),
+    });
+    for (const route of this.routes) this.server.route(route.method, route.path, this.guarded(route));
+    this.server.websocket('/v1/play', this.play.route());
+  }
+
+  get port(): number {
+    return this.listeningPort;
+  }
+
+  async start(): Promise<number> {
+    const { config } = this.vca;
+    this.listeningPort = await this.server.listen();
+    const every = (ms: number, task: () => Promise<unknown>) => {
+      let running = false;
+      const timer = setInterval(() => {
+        if (running || this.stopping) return;
+        running = true;
+        task()
+          .catch((error) => this.logger.error({ err: error }, 'periodic task failed'))
+          .finally(() => {
+            running = false;
+          });
+      }, ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    const tickMs = Math.max(100, Math.min(1000, config.telemetry.reportIntervalSeconds * 500));
+    every(tickMs, async () => {
+      await this.vca.sessions.tick();
+      await this.vca.fleet.tick();
+    });
+    every(Math.max(250, (config.leases.resumeGraceSeconds * 1000) / 4), () =>
+      this.vca.sessions.renewLeases(this.play.attachedSessionIds(), 'websocket'),
+    );
+    if (config.autoscaler.enabled)
+      every(config.autoscaler.intervalSeconds * 1000, () => this.autoscaler.runOnce());
+    this.logger.info({ port: this.listeningPort, store: this.vca.store.kind }, 'gateway listening');
+    return this.listeningPort;
+  }
+
+  /** Graceful stop: refuse new work, tell WebSocket clients, let in-flight requests finish, flush callbacks. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.server.close();
+    await this.outbound.close(this.vca.config.server.shutdownGraceSeconds * 1000);
+    await this.vca.store.close();
+    this.logger.info('gateway stopped');
+  }
+
+  private async readiness(): Promise<{ ready: boolean; reason?: string }> {
+    if (this.stopping) return { ready: false, reason: 'shutting down' };
+    try {
+      await this.vca.store.ping();
+      return { ready: true };
+    } catch (error) {
+      return { ready: false, reason: isVcaError(error) ? error.message : 'store unreachable' };
+    }
+  }
+
+  /** Role check before the handler; errors counted by code. */
+  private guarded(route: ApiRoute) {
+    const { credentials, metrics } = this;
+    const publicMetrics = this.vca.config.auth.publicMetrics;
+    return async (ctx: RequestContext) => {
+      try {
+        switch (route.access) {
+          case 'gamer':
+          case 'operator':
+            credentials.requireRole(ctx, route.access);
+            break;
+          case 'node':
+            credentials.requireNode(ctx, ctx.params.id ?? '');
+            break;
+          case 'metrics':
+            if (!publicMetrics) credentials.requireRole(ctx, 'operator');
+            break;
+          default:
+            // 'public', and 'orchestrator' whose handlers check the secret or the body's signature.
+            break;
+        }
+        return await route.handler(ctx);
+      } catch (error) {
+        metrics.httpErrors.inc({ code: isVcaError(error) ? error.code : 'VCA_ERR_INTERNAL' });
+        if (isVcaError(error) || !(error instanceof Error)) throw error;
+        this.logger.error({ err: error, route: route.path }, 'route failed');
+        throw new VcaError('VCA_ERR_INTERNAL');
+      }
+    };
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * WebSocket /v1/play: a gamer asks for a session and is kept informed — queued with position updates,
+ * assigned with a ticket, told to migrate when its node's drain deadline passes, told when it ended.
+ * A dropped socket does not end the session at once: its lease runs for the resume grace, during
+ * which `resume` with the session's resume token re-attaches it, on this or any other instance.
+ */
+import type { Logger } from 'pino';
+import { VcaError } from '../errors.js';
+import type { VcaMetrics } from '../metrics/vca-metrics.js';
+import type { VcaEvent } from '../sessions/events.js';
+import type { SessionService } from '../sessions/session-service.js';
+import type { ClusterStore } from '../store/store.js';
+import {
+  PlayEndMessageSchema,
+  PlayRequestMessageSchema,
+  PlayResumeMessageSchema,
+  validateBody,
+} from './api-schemas.js';
+import type { SessionViews } from './assignment-view.js';
+import type { Credentials } from './credentials.js';
+import type { WsRoute, WsSession } from './uws-server.js';
+
+export interface PlayClient {
+  sessionId: string | null;
+  lastPosition: number | null;
+}
+
+export interface PlaySocketsOptions {
+  sessions: SessionService;
+  store: ClusterStore;
+  views: SessionViews;
+  credentials: Credentials;
+  metrics: VcaMetrics;
+  logger: Logger;
+}
+
+type Socket = WsSession<PlayClient>;
+
+export class PlaySockets {
+  private readonly options: PlaySocketsOptions;
+  private readonly bySession = new Map<string, Socket>();
+
+  constructor(options: PlaySocketsOptions) {
+    this.options = options;
+  }
+
+  /** Sessions whose socket is open here: their leases are renewed while it stays open. */
+  attachedSessionIds(): string[] {
+    return [...this.bySession.keys()];
+  }
+
+  get attached(): number {
+    return this.bySession.size;
+  }
+
+  route(): WsRoute<PlayClient> {
+    const { credentials, metrics } = this.options;
+    return {
+      upgrade: (ctx) => {
+        credentials.requireRole(ctx, 'gamer');
+        return { sessionId: null, lastPosition: null };
+      },
+      open: () => metrics.websocketConnections.inc(),
+      message: (socket, message) => this.onMessage(socket, message),
+      close: (socket) => {
+        metrics.websocketConnections.dec();
+        this.detach(socket);
+      },
+    };
+  }
+
+  /** Domain events -> messages to the sockets they concern. */
+  handleEvent(event: VcaEvent): void {
+    switch (event.type) {
+      case 'session-assigned': {
+        const socket = this.bySession.get(event.session.id);
+        if (!socket) return;
+        socket.data.lastPosition = null;
+        void this.sendSession(socket, 'assigned', event.session.id);
+        return;
+      }
+      case 'session-queued': {
+        const socket = this.bySession.get(event.session.id);
+        if (!socket) return;
+        socket.data.lastPosition = event.position;
+        socket.send({ type: 'queued', sessionId: event.session.id, position: event.position });
+        return;
+      }
+      case 'queue-positions':
+        for (const [id, position] of event.positions) {
+          const socket = this.bySession.get(id);
+          if (!socket || socket.data.lastPosition === position) continue;
+          socket.data.lastPosition = position;
+          socket.send({ type: 'queued', sessionId: id, position });
+        }
+        return;
+      case 'session-migrating': {
+        const socket = this.bySession.get(event.session.id);
+        socket?.send({
+          type: 'migrate',
+          sessionId: event.session.id,
+          reason: 'node-draining',
+          from: { nodeId: event.from.nodeId, gpu: event.from.gpuIndex },
+        });
+        return;
+      }
+      case 'session-ended': {
+        const socket = this.bySession.get(event.session.id);
+        if (!socket) return;
+        this.bySession.delete(event.session.id);
+        socket.data.sessionId = null;
+        socket.data.lastPosition = null;
+        socket.send({ type: 'ended', sessionId: event.session.id, reason: event.session.endReason });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private async onMessage(socket: Socket, message: unknown): Promise<void> {
+    const type =
+      typeof message === 'object' && message !== null ? (message as { type?: unknown }).type : undefined;
+    switch (type) {
+      case 'request':
+        return this.onRequest(socket, validateBody(PlayRequestMessageSchema, message, 'message'));
+      case 'resume':
+        return this.onResume(socket, validateBody(PlayResumeMessageSchema, message, 'message'));
+      case 'end':
+        validateBody(PlayEndMessageSchema, message, 'message');
+        return this.onEnd(socket);
+      default:
+        throw new VcaError('VCA_ERR_VALIDATION', 'type: expected "request", "resume" or "end"', {
+          field: 'type',
+        });
+    }
+  }
+
+  private async onRequest(
+    socket: Socket,
+    message: { type: 'request'; wait?: boolean | undefined } & Record<string, unknown>,
+  ) {
+    if (socket.data.sessionId) {
+      throw new VcaError(
+        'VCA_ERR_SESSION_EXISTS',
+        'This connection already holds a session; send "end" first',
+      );
+    }
+    const { type: _type, wait, ...ask } = message;
+    const started = process.hrtime.bigint();
+    let outcomeLabel = 'refused';
+    try {
+      const outcome = await this.options.sessions.request(ask as never, 'websocket', wait ?? true);
+      outcomeLabel = outcome.kind;
+      if (socket.closed) return; // the lease runs out unless the gamer resumes from another socket
+      this.attach(socket, outcome.session.id);
+      if (outcome.kind === 'queued') {
+        socket.data.lastPosition = outcome.position;
+        socket.send({
+          type: 'queued',
+          sessionId: outcome.session.id,
+          position: outcome.position,
+          resumeToken: this.options.credentials.resumeToken(outcome.session.id),
+        });
+      } else {
+        await this.sendSession(socket, 'assigned', outcome.session.id);
+      }
+    } finally {
+      this.options.metrics.allocationSeconds.observe(
+        { outcome: outcomeLabel },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+    }
+  }
+
+  private async onResume(socket: Socket, message: { sessionId: string; resumeToken: string }) {
+    const { credentials, store, sessions } = this.options;
+    if (!credentials.checkResumeToken(message.sessionId, message.resumeToken)) {
+      throw new VcaError('VCA_ERR_UNAUTHORIZED', 'The resume token does not match the session');
+    }
+    const session = await store.getSession(message.sessionId);
+    if (!session)
+      throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${message.sessionId}" does not exist`);
+    if (session.state === 'ended') {
+      throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${session.id}" ended (${session.endReason})`, {
+        endReason: session.endReason,
+      });
+    }
+    if (socket.data.sessionId && socket.data.sessionId !== session.id) {
+      throw new VcaError('VCA_ERR_SESSION_EXISTS', 'This connection already holds another session');
+    }
+    const previous = this.bySession.get(session.id);
+    if (previous && previous !== socket) {
+      previous.data.sessionId = null;
+      previous.close(4001, 'resumed elsewhere');
+    }
+    await sessions.renewLeases([session.id], 'websocket');
+    if (socket.closed) return;
+    this.attach(socket, session.id);
+    await this.sendSession(socket, session.state === 'assigned' ? 'assigned' : 'queued', session.id);
+  }
+
+  private async onEnd(socket: Socket) {
+    const id = socket.data.sessionId;
+    if (!id) throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', 'This connection holds no session');
+    // The session-ended event sends "ended" and detaches.
+    await this.options.sessions.end(id, 'released');
+  }
+
+  private attach(socket: Socket, sessionId: string) {
+    socket.data.sessionId = sessionId;
+    this.bySession.set(sessionId, socket);
+  }
+
+  private detach(socket: Socket) {
+    const id = socket.data.sessionId;
+    if (id && this.bySession.get(id) === socket) this.bySession.delete(id);
+    socket.data.sessionId = null;
+  }
+
+  /** Reads the session now and sends it: the freshest state and a fresh ticket. */
+  private async sendSession(socket: Socket, type: 'assigned' | 'queued', sessionId: string): Promise<void> {
+    const { store, views, credentials } = this.options;
+    const session = await store.getSession(sessionId);
+    if (!session || socket.closed || socket.data.sessionId !== sessionId) return;
+    const position = session.state === 'queued' ? (await store.queuePositions()).get(session.id) : undefined;
+    if (position !== undefined) socket.data.lastPosition = position;
+    const body = await views.describe(session, {
+      ...(position === undefined ? {} : { position }),
+      resumeToken: credentials.resumeToken(session.id),
+    });
+    socket.send({ ...body, type: session.state === 'assigned' ? 'assigned' : type });
+  }
+}

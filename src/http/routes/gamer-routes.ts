@@ -1,0 +1,125 @@
+/** Gamer REST routes: request, read, heartbeat and end a session; read the catalog. */
+
+import type { CatalogIndex } from '../../cost/catalog.js';
+import { frameSizeName } from '../../cost/resolution.js';
+import { VcaError } from '../../errors.js';
+import type { VcaMetrics } from '../../metrics/vca-metrics.js';
+import type { SessionService } from '../../sessions/session-service.js';
+import type { ClusterStore } from '../../store/store.js';
+import { type ApiRoute, json } from '../api-routes.js';
+import { SessionRequestSchema, validateBody } from '../api-schemas.js';
+import type { SessionViews } from '../assignment-view.js';
+
+export interface GamerRouteDeps {
+  sessions: SessionService;
+  store: ClusterStore;
+  catalog: CatalogIndex;
+  views: SessionViews;
+  metrics: VcaMetrics;
+}
+
+export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
+  const { sessions, store, views, metrics } = deps;
+  const catalogBody = {
+    referenceGpu: deps.catalog.catalog.referenceGpu,
+    games: [...deps.catalog.catalog.games.values()].map((game) => ({
+      id: game.id,
+      title: game.title,
+      resolutions: game.resolutions.map(frameSizeName),
+      fps: game.fps,
+    })),
+  };
+  return [
+    {
+      method: 'POST',
+      path: '/v1/sessions',
+      access: 'gamer',
+      summary: 'Request a session: assigned (201), queued (202) or refused (503 with Retry-After)',
+      body: SessionRequestSchema,
+      responses: {
+        201: 'Assigned: node endpoint, GPU, ticket, lease',
+        202: 'Queued: position; heartbeat to keep the place, GET to see the assignment',
+        400: 'Invalid body',
+        422: 'Unknown game, resolution or frame rate not allowed',
+        503: 'No capacity and wait=false, or queue full',
+      },
+      async handler(ctx) {
+        const body = validateBody(SessionRequestSchema, await ctx.readJson());
+        const started = process.hrtime.bigint();
+        let outcomeLabel = 'refused';
+        try {
+          const outcome = await sessions.request(body, 'rest', body.wait ?? true);
+          outcomeLabel = outcome.kind;
+          if (outcome.kind === 'assigned') {
+            return json(201, await views.describe(outcome.session), {
+              location: `/v1/sessions/${outcome.session.id}`,
+            });
+          }
+          return json(202, await views.describe(outcome.session, { position: outcome.position }), {
+            location: `/v1/sessions/${outcome.session.id}`,
+          });
+        } finally {
+          metrics.allocationSeconds.observe(
+            { outcome: outcomeLabel },
+            Number(process.hrtime.bigint() - started) / 1e9,
+          );
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/sessions/:id',
+      access: 'gamer',
+      summary: 'Read a session: queued with position, assigned with a fresh ticket, or ended with its reason',
+      responses: { 200: 'The session', 404: 'Unknown session' },
+      async handler(ctx) {
+        const session = await sessions.get(ctx.params.id!);
+        const position =
+          session.state === 'queued' ? (await store.queuePositions()).get(session.id) : undefined;
+        return json(200, await views.describe(session, position === undefined ? {} : { position }));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/sessions/:id/heartbeat',
+      access: 'gamer',
+      summary: 'Renew the lease of a REST session (queued or assigned)',
+      responses: {
+        200: 'Renewed; the session as GET returns it',
+        404: 'Unknown session',
+        410: 'Session ended',
+      },
+      async handler(ctx) {
+        const session = await sessions.heartbeat(ctx.params.id!);
+        const position =
+          session.state === 'queued' ? (await store.queuePositions()).get(session.id) : undefined;
+        return json(200, await views.describe(session, position === undefined ? {} : { position }));
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/sessions/:id',
+      access: 'gamer',
+      summary:
+        'End a session (or leave the queue); a second DELETE is answered 404 or 410 and changes nothing',
+      responses: { 200: 'Ended', 404: 'Unknown session', 410: 'Already ended' },
+      async handler(ctx) {
+        const id = ctx.params.id!;
+        const ended = await sessions.end(id, 'released');
+        if (ended) return json(200, await views.describe(ended));
+        const known = await store.getSession(id);
+        if (known)
+          throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${id}" already ended (${known.endReason})`);
+        throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${id}" does not exist`);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/catalog',
+      access: 'gamer',
+      summary: 'Playable titles with their allowed resolutions and frame rates',
+      responses: { 200: 'The catalog' },
+      handler: () => json(200, catalogBody),
+    },
+  ];
+}

@@ -1,0 +1,119 @@
+/**
+ * Orchestrator webhooks: the VCA's own contextualization format (HMAC-signed), Aodh/Ceilometer alarms
+ * and raw oslo / Ceilometer event notifications (shared secret: Aodh cannot sign). Every body is parsed
+ * and validated whole before anything changes; replays return the first result.
+ */
+import type { Clock } from '../../clock.js';
+import { VcaError } from '../../errors.js';
+import type { AppliedHook, HookService } from '../../hooks/hook-service.js';
+import { parseAodhAlarm, parseContextualize, parseNotifications } from '../../hooks/index.js';
+import type { OrchestrationEvent } from '../../hooks/orchestration-event.js';
+import {
+  AodhAlarmBodySchema,
+  ContextualizeBodySchema,
+  NotificationsBodySchema,
+} from '../../hooks/schemas.js';
+import type { VcaMetrics } from '../../metrics/vca-metrics.js';
+import { type ApiRoute, json } from '../api-routes.js';
+import type { SessionViews } from '../assignment-view.js';
+import type { Credentials } from '../credentials.js';
+
+export interface HookRouteDeps {
+  hooks: HookService;
+  credentials: Credentials;
+  views: SessionViews;
+  metrics: VcaMetrics;
+  clock: Clock;
+  onApplied?: (event: OrchestrationEvent, applied: AppliedHook) => void;
+}
+
+function parseJsonText(raw: Buffer): unknown {
+  if (raw.length === 0)
+    throw new VcaError('VCA_ERR_VALIDATION', 'The webhook needs a JSON body', { field: 'body' });
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new VcaError('VCA_ERR_MALFORMED_JSON', 'The webhook body is not valid JSON');
+  }
+}
+
+export function hookRoutes(deps: HookRouteDeps): ApiRoute[] {
+  const { hooks, credentials, views, metrics } = deps;
+
+  async function apply(event: OrchestrationEvent) {
+    const applied = await hooks.apply(event);
+    const { outcome } = applied;
+    metrics.webhookEvents.inc({
+      source: event.source,
+      action: outcome.action,
+      outcome: applied.replayed ? 'replayed' : outcome.error ? 'rejected' : 'applied',
+    });
+    deps.onApplied?.(event, applied);
+    if (outcome.error) {
+      throw new VcaError(outcome.error.code as never, outcome.error.detail, {
+        eventId: outcome.eventId,
+        replayed: applied.replayed,
+      });
+    }
+    return {
+      ...outcome,
+      // Node credentials are derived, not stored: a replay hands out the very same ones.
+      registered: outcome.registered.map((node) => ({
+        ...node,
+        token: credentials.nodeToken(node.id),
+        ticketKey: views.nodeKey(node.id).toString('hex'),
+      })),
+      replayed: applied.replayed,
+    };
+  }
+
+  return [
+    {
+      method: 'POST',
+      path: '/v1/hooks/contextualize',
+      access: 'orchestrator',
+      summary:
+        'Scale-up registers nodes (answer carries each node token and ticket key); scale-down drains named nodes or picks victims for a count. Signed: X-VCA-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>',
+      body: ContextualizeBodySchema,
+      responses: {
+        200: 'Applied, or a replay of an applied event',
+        401: 'Bad signature',
+        400: 'Invalid body',
+      },
+      async handler(ctx) {
+        const raw = await ctx.readRaw();
+        credentials.requireSignature(ctx, raw, deps.clock.now());
+        return json(200, await apply(parseContextualize(parseJsonText(raw))));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/hooks/aodh',
+      access: 'orchestrator',
+      summary:
+        'Aodh / Ceilometer alarm bodies (today and the 2014 notification alarm); direction may ride in ?action=UP|DOWN',
+      body: AodhAlarmBodySchema,
+      responses: { 200: 'Recorded or applied', 401: 'Bad secret', 400: 'Invalid body' },
+      async handler(ctx) {
+        credentials.requireHookSecret(ctx);
+        return json(200, await apply(parseAodhAlarm(await ctx.readJson(), ctx.query)));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/hooks/notifications',
+      access: 'orchestrator',
+      summary:
+        'Raw oslo notifications (also wrapped in oslo.message) and Ceilometer HTTP-publisher event arrays',
+      body: NotificationsBodySchema,
+      responses: { 200: 'One result per event', 401: 'Bad secret', 400: 'Invalid body' },
+      async handler(ctx) {
+        credentials.requireHookSecret(ctx);
+        const events = parseNotifications(await ctx.readJson());
+        const results = [];
+        for (const event of events) results.push(await apply(event));
+        return json(200, { events: results });
+      },
+    },
+  ];
+}

@@ -1,0 +1,67 @@
+/** Rendering-node routes: telemetry in, and "this session is over" reports. Each node uses its own token. */
+import { VcaError } from '../../errors.js';
+import type { FleetService } from '../../scaling/fleet-service.js';
+import type { SessionService } from '../../sessions/session-service.js';
+import type { ClusterStore } from '../../store/store.js';
+import { type ApiRoute, json } from '../api-routes.js';
+import { TelemetryReportSchema, validateBody } from '../api-schemas.js';
+
+export interface NodeRouteDeps {
+  fleet: FleetService;
+  sessions: SessionService;
+  store: ClusterStore;
+}
+
+export function nodeRoutes(deps: NodeRouteDeps): ApiRoute[] {
+  const { fleet, sessions, store } = deps;
+  return [
+    {
+      method: 'PUT',
+      path: '/v1/nodes/:id/telemetry',
+      access: 'node',
+      summary: 'Report GPU telemetry (what gpu-probe pushes every interval)',
+      body: TelemetryReportSchema,
+      responses: {
+        200: 'Accepted: node state and eligibility',
+        404: 'Unknown node',
+        422: 'Unknown GPU index',
+      },
+      async handler(ctx) {
+        const report = validateBody(TelemetryReportSchema, await ctx.readJson());
+        const node = await fleet.recordTelemetry(ctx.params.id!, report);
+        return json(200, {
+          nodeId: node.id,
+          state: node.state,
+          gpus: node.gpus.map((gpu) => ({ index: gpu.index, eligible: gpu.eligible })),
+        });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/nodes/:id/sessions/:sid/ended',
+      access: 'node',
+      summary: 'The node reports a session over; idempotent',
+      responses: {
+        200: 'Ended (or already ended)',
+        404: 'Unknown session',
+        409: 'The session is not on this node',
+      },
+      async handler(ctx) {
+        const nodeId = ctx.params.id!;
+        const sessionId = ctx.params.sid!;
+        const session = await store.getSession(sessionId);
+        if (!session)
+          throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${sessionId}" does not exist`);
+        if (session.placement?.nodeId !== nodeId) {
+          throw new VcaError(
+            'VCA_ERR_NODE_STATE',
+            `Session "${sessionId}" is not placed on node "${nodeId}"`,
+          );
+        }
+        if (session.state === 'ended') return json(200, { sessionId, ended: true, alreadyEnded: true });
+        const ended = await sessions.end(sessionId, 'node-reported-ended');
+        return json(200, { sessionId, ended: true, alreadyEnded: ended === undefined });
+      },
+    },
+  ];
+}

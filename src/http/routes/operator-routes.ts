@@ -1,0 +1,147 @@
+/** Operator routes: the fleet, drains, the cluster summary; plus health, readiness and metrics. */
+
+import type { AutoscalerConfig } from '../../config/schema.js';
+import type { CatalogIndex } from '../../cost/catalog.js';
+import { fullShare } from '../../cost/session-cost.js';
+import { VcaError } from '../../errors.js';
+import type { VcaMetrics } from '../../metrics/vca-metrics.js';
+import { nodeFreeSlots } from '../../scaling/autoscaler-policy.js';
+import type { FleetService } from '../../scaling/fleet-service.js';
+import type { ClusterStore } from '../../store/store.js';
+import { type ApiRoute, json } from '../api-routes.js';
+import { DrainRequestSchema, validateBody } from '../api-schemas.js';
+
+export interface OperatorRouteDeps {
+  fleet: FleetService;
+  store: ClusterStore;
+  catalog: CatalogIndex;
+  metrics: VcaMetrics;
+  autoscalerConfig: AutoscalerConfig;
+  /** The autoscaler's last decision, if it runs. */
+  autoscalerView: () => unknown;
+  isReady: () => Promise<{ ready: boolean; reason?: string }>;
+}
+
+export function operatorRoutes(deps: OperatorRouteDeps): ApiRoute[] {
+  const { fleet, store, metrics } = deps;
+  return [
+    {
+      method: 'GET',
+      path: '/v1/nodes',
+      access: 'operator',
+      summary: 'Every node with its state, GPUs, committed, measured and effective load',
+      responses: { 200: 'Nodes' },
+      handler: async () => json(200, { nodes: await store.listNodes() }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/nodes/:id',
+      access: 'operator',
+      summary: 'One node, with the sessions it hosts',
+      responses: { 200: 'The node', 404: 'Unknown node' },
+      async handler(ctx) {
+        const node = await store.getNode(ctx.params.id!);
+        if (!node) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${ctx.params.id}" is not registered`);
+        const sessions = await store.sessionsOnNode(node.id);
+        return json(200, {
+          ...node,
+          sessionIds: sessions.map((session) => session.id),
+        });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/nodes/:id/drain',
+      access: 'operator',
+      summary:
+        'Drain a node: no new sessions; at the deadline its sessions migrate; then drained and removed',
+      body: DrainRequestSchema,
+      responses: { 200: 'Draining (or already drained if empty)', 404: 'Unknown node', 409: 'Not drainable' },
+      async handler(ctx) {
+        const body = validateBody(DrainRequestSchema, (await ctx.readJson()) ?? {});
+        const deadlineMs = body.deadlineSeconds === undefined ? undefined : body.deadlineSeconds * 1000;
+        return json(200, await fleet.drainNode(ctx.params.id!, deadlineMs));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/nodes/:id/undrain',
+      access: 'operator',
+      summary: 'Return a draining node to service',
+      responses: { 200: 'Ready again', 404: 'Unknown node', 409: 'Not draining' },
+      handler: async (ctx) => json(200, await fleet.undrainNode(ctx.params.id!)),
+    },
+    {
+      method: 'GET',
+      path: '/v1/cluster',
+      access: 'operator',
+      summary: 'Capacity, committed load, queue and the autoscaler view',
+      responses: { 200: 'Cluster summary' },
+      async handler() {
+        const nodes = await store.listNodes();
+        const byState: Record<string, number> = {};
+        let gpus = 0;
+        let eligibleGpus = 0;
+        let committedGpuShare = 0;
+        let freeSlots = 0;
+        for (const node of nodes) {
+          byState[node.state] = (byState[node.state] ?? 0) + 1;
+          freeSlots += nodeFreeSlots(node, deps.autoscalerConfig, (name) => deps.catalog.findModel(name));
+          for (const gpu of node.gpus) {
+            gpus++;
+            if (gpu.eligible) eligibleGpus++;
+            committedGpuShare += gpu.committed.gpu / fullShare;
+          }
+        }
+        const audit = await store.audit();
+        return json(200, {
+          nodes: { total: nodes.length, byState },
+          gpus: { total: gpus, eligible: eligibleGpus },
+          committed: { gpuEquivalents: Math.round(committedGpuShare * 1000) / 1000 },
+          capacity: {
+            freeReferenceSlots: freeSlots,
+            referenceSlotShare: deps.autoscalerConfig.referenceSlotShare,
+          },
+          sessions: { assigned: audit.liveSessions, queued: audit.queuedSessions },
+          autoscaler: deps.autoscalerView(),
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      access: 'metrics',
+      summary: 'Prometheus metrics (operator token unless auth.publicMetrics)',
+      responses: { 200: 'Prometheus text format' },
+      async handler() {
+        return {
+          status: 200,
+          rawBody: await metrics.registry.metrics(),
+          contentType: metrics.registry.contentType,
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/healthz',
+      access: 'public',
+      summary: 'Liveness: the process serves requests',
+      responses: { 200: 'Alive' },
+      handler: () => json(200, { status: 'ok' }),
+    },
+    {
+      method: 'GET',
+      path: '/readyz',
+      access: 'public',
+      summary: 'Readiness: the store answers and the gateway is not shutting down',
+      responses: { 200: 'Ready', 503: 'Not ready' },
+      async handler() {
+        const readiness = await deps.isReady();
+        return json(readiness.ready ? 200 : 503, {
+          status: readiness.ready ? 'ready' : 'not-ready',
+          ...readiness,
+        });
+      },
+    },
+  ];
+}

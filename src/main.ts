@@ -1,0 +1,79 @@
+/**
+ * `npm start`: load and validate the configuration, build the gateway on the configured store, listen,
+ * and stop gracefully on SIGTERM/SIGINT. Missing credentials are generated for development and logged.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { ConfigError, loadCatalog, loadConfig } from './config/index.js';
+import type { VcaConfig } from './config/schema.js';
+import { Gateway } from './http/gateway.js';
+import { createStore } from './store/create-store.js';
+
+const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+/** Fills empty credentials with random ones, so a first `npm start` works; production sets them all. */
+function withDevelopmentCredentials(config: Readonly<VcaConfig>, logger: pino.Logger): Readonly<VcaConfig> {
+  const auth = { ...config.auth };
+  const generated: Record<string, string> = {};
+  const make = () => randomBytes(24).toString('base64url');
+  if (auth.gamerTokens.length === 0) auth.gamerTokens = [(generated.VCA_GAMER_TOKENS = make())];
+  if (auth.operatorTokens.length === 0) auth.operatorTokens = [(generated.VCA_OPERATOR_TOKENS = make())];
+  if (!auth.orchestratorSecret) auth.orchestratorSecret = generated.VCA_ORCHESTRATOR_SECRET = make();
+  if (!auth.masterSecret) auth.masterSecret = generated.VCA_MASTER_SECRET = randomBytes(32).toString('hex');
+  if (Object.keys(generated).length > 0) {
+    logger.warn(
+      { generated },
+      'credentials not configured: generated these for this run only (set them in the environment for production)',
+    );
+  }
+  return Object.freeze({ ...config, auth: Object.freeze(auth) });
+}
+
+async function main(): Promise<void> {
+  let config: Readonly<VcaConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`vca: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const logger = pino({ level: config.log.level, base: { service: 'vca' } });
+  config = withDevelopmentCredentials(config, logger);
+  const store = await createStore(config, logger);
+  const gateway = new Gateway({
+    config,
+    catalog: loadCatalog(config),
+    logger,
+    store,
+    version: packageJson.version,
+  });
+  await gateway.start();
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    gateway
+      .stop()
+      .then(() => process.exit(0))
+      .catch((error) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
+}
+
+main().catch((error) => {
+  process.stderr.write(`vca: failed to start: ${(error as Error).stack ?? error}\n`);
+  process.exit(1);
+});

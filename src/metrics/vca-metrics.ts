@@ -1,0 +1,185 @@
+/**
+ * The gateway's Prometheus metrics: one prom-client Registry per gateway instance, names
+ * `vca_<noun>_<unit>`, low-cardinality labels. Counters move on domain events; fleet gauges are read
+ * from the store at scrape time, so the request path allocates nothing for metrics.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { nodeStates } from '../cluster/node-state.js';
+import { fullShare } from '../cost/session-cost.js';
+import type { VcaEvent } from '../sessions/events.js';
+import type { ClusterStore } from '../store/store.js';
+
+export interface VcaMetricsOptions {
+  store: ClusterStore;
+  perGpuSeriesLimit: number;
+  instance?: string;
+}
+
+function formatLabel(width: number, height: number): string {
+  return `${width}x${height}`;
+}
+
+export class VcaMetrics {
+  readonly registry = new Registry();
+  readonly allocationSeconds: Histogram<'outcome'>;
+  readonly httpErrors: Counter<'code'>;
+  readonly webhookEvents: Counter<'source' | 'action' | 'outcome'>;
+  readonly outboundCalls: Counter<'kind' | 'outcome'>;
+  readonly websocketConnections: Gauge;
+  private readonly sessionsAssigned: Counter<'game' | 'resolution'>;
+  private readonly sessionsEnded: Counter<'reason'>;
+  private readonly migrations: Counter;
+  private readonly queueWaitSeconds: Histogram;
+  private readonly activeSessions: Gauge<'game' | 'resolution'>;
+
+  constructor(options: VcaMetricsOptions) {
+    const registers = [this.registry];
+    const { store } = options;
+    this.allocationSeconds = new Histogram({
+      name: 'vca_allocation_duration_seconds',
+      help: 'Time to decide a session request (assign, queue or refuse)',
+      labelNames: ['outcome'],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    });
+    this.queueWaitSeconds = new Histogram({
+      name: 'vca_queue_wait_seconds',
+      help: 'Time sessions waited in the queue before being assigned',
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+      registers,
+    });
+    this.sessionsAssigned = new Counter({
+      name: 'vca_sessions_assigned_total',
+      help: 'Sessions assigned to a GPU (migrations not included)',
+      labelNames: ['game', 'resolution'],
+      registers,
+    });
+    this.sessionsEnded = new Counter({
+      name: 'vca_sessions_ended_total',
+      help: 'Sessions ended, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.migrations = new Counter({
+      name: 'vca_session_migrations_total',
+      help: 'Sessions moved off a draining node at its deadline',
+      registers,
+    });
+    this.activeSessions = new Gauge({
+      name: 'vca_sessions_active',
+      help: 'Sessions holding a GPU now, by game and resolution (this instance view)',
+      labelNames: ['game', 'resolution'],
+      registers,
+    });
+    this.httpErrors = new Counter({
+      name: 'vca_http_errors_total',
+      help: 'Error responses by stable error code',
+      labelNames: ['code'],
+      registers,
+    });
+    this.webhookEvents = new Counter({
+      name: 'vca_webhook_events_total',
+      help: 'Orchestrator webhook events by source, action and outcome (applied, replayed, rejected)',
+      labelNames: ['source', 'action', 'outcome'],
+      registers,
+    });
+    this.outboundCalls = new Counter({
+      name: 'vca_outbound_calls_total',
+      help: 'Callbacks and scale signals sent to the orchestrator, by outcome',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    });
+    this.websocketConnections = new Gauge({
+      name: 'vca_websocket_connections',
+      help: 'Open gamer WebSocket connections on this instance',
+      registers,
+    });
+    new Gauge({
+      name: 'vca_sessions_queued',
+      help: 'Sessions waiting in the queue',
+      registers,
+      async collect() {
+        this.set((await store.queuePositions()).size);
+      },
+    });
+    const nodesByState = new Gauge({
+      name: 'vca_nodes',
+      help: 'Rendering nodes by lifecycle state',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const counts = new Map<string, number>(nodeStates.map((state) => [state, 0]));
+        for (const node of await store.listNodes()) counts.set(node.state, (counts.get(node.state) ?? 0) + 1);
+        for (const [state, count] of counts) nodesByState.set({ state }, count);
+      },
+    });
+    const perGpuLimit = options.perGpuSeriesLimit;
+    const gpuLoad = new Gauge({
+      name: 'vca_gpu_effective_load_ratio',
+      help: 'Effective load per GPU and dimension (max of committed and measured), 0..1',
+      labelNames: ['node', 'gpu', 'dimension'],
+      registers,
+      async collect() {
+        gpuLoad.reset();
+        const nodes = await store.listNodes();
+        let gpus = 0;
+        for (const node of nodes) gpus += node.gpus.length;
+        if (gpus > perGpuLimit) return;
+        for (const node of nodes) {
+          for (const gpu of node.gpus) {
+            const labels = { node: node.id, gpu: String(gpu.index) };
+            gpuLoad.set({ ...labels, dimension: 'gpu' }, gpu.effective.gpu / fullShare);
+            gpuLoad.set({ ...labels, dimension: 'encoder' }, gpu.effective.encoder / fullShare);
+            gpuLoad.set({ ...labels, dimension: 'vram' }, gpu.effective.vramMiB / gpu.memoryTotalMiB);
+          }
+        }
+      },
+    });
+  }
+
+  /** Domain events -> counters and gauges. */
+  observe(event: VcaEvent): void {
+    switch (event.type) {
+      case 'session-assigned': {
+        const { session } = event;
+        const labels = { game: session.game, resolution: formatLabel(session.width, session.height) };
+        if (event.via === 'migration') {
+          this.migrations.inc();
+          return;
+        }
+        // Held a GPU before only if it came back from a migration that found no room.
+        this.activeSessions.inc(labels);
+        if (session.migrations === 0) this.sessionsAssigned.inc(labels);
+        if (event.via === 'queue' && session.queuedAt !== null && session.assignedAt !== null) {
+          this.queueWaitSeconds.observe((session.assignedAt - session.queuedAt) / 1000);
+        }
+        return;
+      }
+      case 'session-migrating': {
+        const { session } = event;
+        // Migrated into the queue: it no longer holds a GPU (a direct move keeps it active).
+        if (session.state === 'queued') {
+          this.migrations.inc();
+          this.activeSessions.dec({
+            game: session.game,
+            resolution: formatLabel(session.width, session.height),
+          });
+        }
+        return;
+      }
+      case 'session-ended': {
+        const { session } = event;
+        this.sessionsEnded.inc({ reason: session.endReason ?? 'unknown' });
+        if (session.placement) {
+          this.activeSessions.dec({
+            game: session.game,
+            resolution: formatLabel(session.width, session.height),
+          });
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}
