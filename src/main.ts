@@ -3,26 +3,36 @@
  * and stop gracefully on SIGTERM/SIGINT. Missing credentials are generated for development and logged.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { ConfigError, loadCatalog, loadConfig } from './config/index.js';
 import type { VcaConfig } from './config/schema.js';
 import { Gateway } from './http/gateway.js';
 import { createStore } from './store/create-store.js';
 
-const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
+/** The project's package.json: one level up from `src/` (run with tsx), two from `dist/src/` (npm start). */
+function readPackageJson(): { version: string } {
+  for (const relative of ['../package.json', '../../package.json']) {
+    const file = new URL(relative, import.meta.url);
+    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as { version: string };
+  }
+  return { version: '0.0.0' };
+}
+
+const packageJson = readPackageJson();
 
 /** Fills empty credentials with random ones, so a first `npm start` works; production sets them all. */
 function withDevelopmentCredentials(config: Readonly<VcaConfig>, logger: pino.Logger): Readonly<VcaConfig> {
   const auth = { ...config.auth };
   const generated: Record<string, string> = {};
-  const make = () => randomBytes(24).toString('base64url');
-  if (auth.gamerTokens.length === 0) auth.gamerTokens = [(generated.VCA_GAMER_TOKENS = make())];
-  if (auth.operatorTokens.length === 0) auth.operatorTokens = [(generated.VCA_OPERATOR_TOKENS = make())];
-  if (!auth.orchestratorSecret) auth.orchestratorSecret = generated.VCA_ORCHESTRATOR_SECRET = make();
-  if (!auth.masterSecret) auth.masterSecret = generated.VCA_MASTER_SECRET = randomBytes(32).toString('hex');
+  const make = (variable: string, bytes = 24) => {
+    generated[variable] = randomBytes(bytes).toString(bytes === 32 ? 'hex' : 'base64url');
+    return generated[variable];
+  };
+  if (auth.gamerTokens.length === 0) auth.gamerTokens = [make('VCA_GAMER_TOKENS')];
+  if (auth.operatorTokens.length === 0) auth.operatorTokens = [make('VCA_OPERATOR_TOKENS')];
+  if (!auth.orchestratorSecret) auth.orchestratorSecret = make('VCA_ORCHESTRATOR_SECRET');
+  if (!auth.masterSecret) auth.masterSecret = make('VCA_MASTER_SECRET', 32);
   if (Object.keys(generated).length > 0) {
     logger.warn(
       { generated },

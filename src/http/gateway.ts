@@ -170,7 +170,8 @@ export class Gateway {
         isReady: () => this.readiness(),
       }),
     ];
-    const openApi = buildOpenApi(this.routes, options.version ?? '0.0.0');
+    // Built after its own route is in the table, so the document lists itself too.
+    let openApi: unknown;
     this.routes.push({
       method: 'GET',
       path: '/v1/openapi.json',
@@ -179,6 +180,7 @@ export class Gateway {
       responses: { 200: 'OpenAPI 3.1' },
       handler: () => ({ status: 200, body: openApi }),
     });
+    openApi = buildOpenApi(this.routes, options.version ?? '0.0.0');
     for (const route of this.routes) this.server.route(route.method, route.path, this.guarded(route));
     this.server.websocket('/v1/play', this.play.route());
   }

@@ -562,7 +562,7 @@ export class HttpServer {
       } catch (err) {
         const publicError = toPublicError(err);
         if (!isVcaError(err)) this.reportUnexpected(err, { event: 'websocket message' });
-        session.send(wsError(publicError.code, publicError.message));
+        session.send(wsError(publicError.code, publicError.message, publicError.extra));
       } finally {
         session.queued -= 1;
       }
@@ -773,6 +773,11 @@ async function readJsonBody(body: RequestBody, contentType: string | undefined):
   }
 }
 
-function wsError(code: string, detail: string): { type: 'error'; code: string; detail: string } {
-  return { type: 'error', code, detail };
+/** An error message on a WebSocket; like a problem body it carries the error's extra members (e.g. `field`). */
+function wsError(
+  code: string,
+  detail: string,
+  extra?: Readonly<Record<string, unknown>>,
+): { type: 'error'; code: string; detail: string } {
+  return { ...extra, type: 'error', code, detail };
 }

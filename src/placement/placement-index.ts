@@ -1,22 +1,25 @@
 /**
- * The placement index: eligible GPUs grouped in pools (same model, same region), and inside each pool
- * bucketed by free capacity on each dimension (render, encoder, VRAM), as a share of the capacity
- * under headroom. A decision walks the buckets of the request's dominant dimension from the first
- * that can fit (packed) or from the emptiest (spread) and stops at the first GPU that fits on every
- * dimension, so its cost depends on the number of pools and buckets, not on the number of GPUs.
- * Updates are O(1): a GPU moves between buckets only when its load or eligibility changes.
+ * The placement index. Eligible GPUs are grouped in pools (same model, same region); inside a pool
+ * each GPU sits in one cell of a 64 x 64 grid by its free render share (row) and free encoder share
+ * (column) under headroom, and bitmaps say which rows, columns and cells are non-empty.
+ *
+ * A decision needs no scan of GPUs: for each pool it computes the first cell, in strategy order, whose
+ * lower bounds already cover the request on both dimensions (a "sure" cell), compares pools by that
+ * cell alone, and only then reads GPUs of the winning cell (the first one normally fits; VRAM and
+ * label constraints are checked exactly). Packed walks the request's dominant axis upward from the
+ * tightest sure row (best fit to within 1/64 of a GPU), spread walks it downward from the emptiest.
+ * Only when no sure cell holds a fitting GPU does it fall back to checking the boundary cells
+ * exactly, so "nothing fits" is always exact. Updates are O(1): a GPU changes cell only when its load
+ * or eligibility changes.
  */
 import type { GpuChangeListener } from '../cluster/cluster-state.js';
 import type { GpuSlot, Headroom } from '../cluster/gpu-slot.js';
 import { fullShare, type LoadVector } from '../cost/session-cost.js';
+import { clearBit, highestBelow, lowestAtLeast, setBit } from './bit-set-64.js';
 import type { PlacementStrategy } from './strategy.js';
 
-/** Buckets per dimension; a share s in [0, 1] goes to bucket floor(s * bucketCount). */
-const bucketCount = 256;
-const dimensionCount = 3;
-/** 32-bit words of one dimension's non-empty-bucket bitmap (buckets 0..bucketCount inclusive). */
-const bitmapWords = Math.ceil((bucketCount + 1) / 32);
-type Dimension = 0 | 1 | 2; // gpu, encoder, vram
+/** Buckets per axis: a free share s in [0, 1] falls in bucket floor(s * 64) (1.0 in the last). */
+const axis = 64;
 
 export interface PlacementRequest {
   /** Cost of the session on each GPU model allowed to host it, keyed by model name. */
@@ -35,47 +38,78 @@ export interface PlacementChoice {
 
 interface IndexEntry {
   pool: Pool;
-  buckets: Int32Array; // per dimension
-  positions: Int32Array; // per dimension: position inside the bucket array
+  cell: number;
+  position: number;
 }
 
 class Pool {
   readonly modelName: string;
   readonly region: string;
-  /** buckets[d][b] = GPUs whose free share on dimension d falls in bucket b. */
-  readonly buckets: GpuSlot[][][] = [];
-  /**
-   * Bit b of dimension d (word d * bitmapWords + (b >> 5)) is set while buckets[d][b] is non-empty, so
-   * a walk jumps from one non-empty bucket to the next instead of visiting up to 257 empty ones.
-   */
-  readonly nonEmpty = new Uint32Array(dimensionCount * bitmapWords);
-  /** GPUs in the pool, to skip empty pools fast. */
+  /** cells[row * 64 + column]: GPUs with that free render (row) and free encoder (column) bucket. */
+  readonly cells: Array<GpuSlot[] | undefined> = new Array(axis * axis);
+  /** Per row: non-empty columns (2 words each). Per column: non-empty rows. */
+  readonly rowCells = new Uint32Array(axis * 2);
+  readonly columnCells = new Uint32Array(axis * 2);
+  /** Non-empty rows, non-empty columns (2 words each), and how many cells each holds. */
+  readonly rows = new Uint32Array(2);
+  readonly columns = new Uint32Array(2);
+  readonly cellsInRow = new Uint16Array(axis);
+  readonly cellsInColumn = new Uint16Array(axis);
   size = 0;
-  readonly vramReferenceMiB: number;
-  /** VRAM share denominator: headroom.vram * vramReferenceMiB. */
-  readonly vramCapacity: number;
+  /** Scratch state of the decision in progress, reused so a decision allocates nothing. */
+  readonly search: PoolSearch;
 
-  constructor(modelName: string, region: string, vramReferenceMiB: number, vramHeadroom: number) {
+  constructor(modelName: string, region: string, zeroCost: LoadVector) {
     this.modelName = modelName;
     this.region = region;
-    this.vramReferenceMiB = vramReferenceMiB;
-    this.vramCapacity = vramHeadroom * vramReferenceMiB;
-    for (let d = 0; d < dimensionCount; d++) {
-      this.buckets.push(Array.from({ length: bucketCount + 1 }, () => []));
-    }
+    this.search = {
+      pool: this,
+      cost: zeroCost,
+      encoderPrimary: false,
+      primaryNeed: 0,
+      surePrimary: 0,
+      sureSecondary: 0,
+      visited: null,
+      cell: -1,
+      primaryBucket: -1,
+    };
   }
+}
+
+/** Where a pool's search stands: the request's needs as buckets, on its primary and secondary axis. */
+interface PoolSearch {
+  pool: Pool;
+  cost: LoadVector;
+  /** True when the encoder is the request's dominant dimension in this pool (walk columns). */
+  encoderPrimary: boolean;
+  primaryNeed: number;
+  /** First bucket on each axis whose lower bound covers the need. */
+  surePrimary: number;
+  sureSecondary: number;
+  /** Cells of this pool already visited without success in this decision. */
+  visited: Set<number> | null;
+  /** Candidate cell (row * 64 + column) and its primary bucket, or -1. */
+  cell: number;
+  primaryBucket: number;
 }
 
 function bucketOf(share: number): number {
   if (!(share > 0)) return 0;
-  if (share >= 1) return bucketCount;
-  return Math.floor(share * bucketCount);
+  if (share >= 1) return axis - 1;
+  return Math.floor(share * axis);
+}
+
+/** First bucket b with b / 64 >= share, i.e. every GPU in it has at least `share` free. */
+function sureBucket(share: number): number {
+  return Math.max(0, Math.ceil(share * axis - 1e-9));
 }
 
 export class PlacementIndex implements GpuChangeListener {
   private readonly headroom: Headroom;
   private readonly pools = new Map<string, Pool>();
   private readonly poolList: Pool[] = [];
+  /** Scratch list of the pools searched by the decision in progress. */
+  private readonly searches: PoolSearch[] = [];
   private readonly gpuCapacity: number;
   private readonly encoderCapacity: number;
 
@@ -97,74 +131,74 @@ export class PlacementIndex implements GpuChangeListener {
       this.gpuRemoved(gpu);
       return;
     }
+    const cell = this.cellOf(gpu);
     const entry = gpu.placementEntry as IndexEntry | undefined;
-    const pool = entry?.pool ?? this.poolFor(gpu);
     if (!entry) {
-      const created: IndexEntry = {
-        pool,
-        buckets: new Int32Array(dimensionCount),
-        positions: new Int32Array(3),
-      };
+      const pool = this.poolFor(gpu);
+      const created: IndexEntry = { pool, cell, position: 0 };
       gpu.placementEntry = created;
-      for (let d = 0; d < dimensionCount; d++) {
-        this.insert(pool, d as Dimension, bucketOf(this.freeShare(gpu, pool, d as Dimension)), gpu, created);
-      }
+      this.insert(pool, cell, gpu, created);
       pool.size++;
       return;
     }
-    for (let d = 0; d < dimensionCount; d++) {
-      const bucket = bucketOf(this.freeShare(gpu, pool, d as Dimension));
-      if (bucket !== entry.buckets[d]) {
-        this.remove(pool, d as Dimension, gpu, entry);
-        this.insert(pool, d as Dimension, bucket, gpu, entry);
-      }
+    if (entry.cell !== cell) {
+      this.remove(entry.pool, gpu, entry);
+      this.insert(entry.pool, cell, gpu, entry);
     }
   }
 
   gpuRemoved(gpu: GpuSlot): void {
     const entry = gpu.placementEntry as IndexEntry | undefined;
     if (!entry) return;
-    for (let d = 0; d < dimensionCount; d++) this.remove(entry.pool, d as Dimension, gpu, entry);
+    this.remove(entry.pool, gpu, entry);
     entry.pool.size--;
     gpu.placementEntry = undefined;
   }
 
   /** Picks the GPU for a request, or undefined when no eligible GPU fits on every dimension. */
   pick(request: PlacementRequest): PlacementChoice | undefined {
-    const upward = request.strategy === 'packed';
-    let best: PlacementChoice | undefined;
-    let bestScore = upward ? Infinity : -Infinity;
+    const packed = request.strategy === 'packed';
+    const searches = this.searches;
+    searches.length = 0;
     for (const pool of this.poolList) {
       if (pool.size === 0) continue;
       if (request.region !== undefined && pool.region !== request.region) continue;
       const cost = request.costs.get(pool.modelName);
       if (!cost) continue;
-      // The dominant dimension: the one the session needs the largest share of (first on ties).
-      let dominant: Dimension = 0;
-      let need = cost.gpu / this.gpuCapacity;
+      const gpuNeed = cost.gpu / this.gpuCapacity;
       const encoderNeed = cost.encoder / this.encoderCapacity;
-      if (encoderNeed > need) {
-        dominant = 1;
-        need = encoderNeed;
-      }
-      const vramNeed = cost.vramMiB / pool.vramCapacity;
-      if (vramNeed > need) {
-        dominant = 2;
-        need = vramNeed;
-      }
-      if (need > 1) continue;
-      const found = upward
-        ? this.walkUp(pool, dominant, bucketOf(need), cost, request)
-        : this.walkDown(pool, dominant, bucketOf(need), cost, request);
-      if (!found) continue;
-      // Score: free share left on the dominant dimension after placing (packed wants least, spread most).
-      const score = this.freeShare(found, pool, dominant) - need;
-      if (upward ? score < bestScore : score > bestScore) {
-        bestScore = score;
-        best = { gpu: found, cost };
-      }
+      if (gpuNeed > 1 || encoderNeed > 1) continue;
+      const encoderPrimary = encoderNeed > gpuNeed;
+      const search = pool.search;
+      search.cost = cost;
+      search.encoderPrimary = encoderPrimary;
+      search.primaryNeed = encoderPrimary ? encoderNeed : gpuNeed;
+      search.surePrimary = sureBucket(search.primaryNeed);
+      search.sureSecondary = sureBucket(encoderPrimary ? gpuNeed : encoderNeed);
+      search.visited = null;
+      this.nextSureCell(search, packed);
+      searches.push(search);
     }
-    return best;
+    // Sure cells: compare pools by their candidate cell, read GPUs only in the winner's cell.
+    for (;;) {
+      let best: PoolSearch | undefined;
+      let bestScore = 0;
+      for (const search of searches) {
+        if (search.cell < 0) continue;
+        const score = search.primaryBucket / axis - search.primaryNeed;
+        if (!best || (packed ? score < bestScore : score > bestScore)) {
+          best = search;
+          bestScore = score;
+        }
+      }
+      if (!best) break;
+      const found = this.firstFitIn(best.pool.cells[best.cell]!, best.cost, request);
+      if (found) return { gpu: found, cost: best.cost };
+      best.visited ??= new Set();
+      best.visited.add(best.cell);
+      this.nextSureCell(best, packed);
+    }
+    return this.pickFromBoundary(searches, packed, request);
   }
 
   /** True when `gpu` can take `cost` now on every dimension (exact, in integer units). */
@@ -184,7 +218,6 @@ export class PlacementIndex implements GpuChangeListener {
     }
     const node = gpu.node;
     if (node.systemEncoderSessionLimit !== null) {
-      // node.encoderSessionsInUse(), without its per-GPU allocation.
       let inUse = 0;
       for (const other of node.gpus) inUse += other.effectiveEncoderSessions();
       if (inUse + cost.encoderSessions > node.systemEncoderSessionLimit) return false;
@@ -192,66 +225,107 @@ export class PlacementIndex implements GpuChangeListener {
     return true;
   }
 
-  /** The first GPU that fits, scanning non-empty buckets from `firstBucket` up to the emptiest. */
-  private walkUp(
-    pool: Pool,
-    dimension: Dimension,
-    firstBucket: number,
+  /**
+   * Moves `search` to its next sure cell in strategy order (packed: primary ascending, then secondary
+   * ascending; spread: both descending), skipping cells already visited; cell -1 when none is left.
+   */
+  private nextSureCell(search: PoolSearch, packed: boolean): void {
+    const { pool, surePrimary, sureSecondary, visited } = search;
+    const lines = search.encoderPrimary ? pool.columns : pool.rows;
+    const lineCells = search.encoderPrimary ? pool.columnCells : pool.rowCells;
+    let line = packed ? lowestAtLeast(lines, 0, surePrimary) : highestBelow(lines, 0, axis);
+    while (line >= 0 && line >= surePrimary) {
+      let other = packed
+        ? lowestAtLeast(lineCells, line * 2, sureSecondary)
+        : highestBelow(lineCells, line * 2, axis);
+      while (other >= 0 && other >= sureSecondary) {
+        const cell = search.encoderPrimary ? other * axis + line : line * axis + other;
+        if (!visited?.has(cell)) {
+          search.cell = cell;
+          search.primaryBucket = line;
+          return;
+        }
+        other = packed
+          ? lowestAtLeast(lineCells, line * 2, other + 1)
+          : highestBelow(lineCells, line * 2, other);
+      }
+      line = packed ? lowestAtLeast(lines, 0, line + 1) : highestBelow(lines, 0, line);
+    }
+    search.cell = -1;
+    search.primaryBucket = -1;
+  }
+
+  /**
+   * The exact fallback: GPUs in cells whose buckets may or may not cover the request (and sure cells
+   * that failed on VRAM or labels are skipped). Best by exact free share left on the primary axis.
+   */
+  private pickFromBoundary(
+    searches: readonly PoolSearch[],
+    packed: boolean,
+    request: PlacementRequest,
+  ): PlacementChoice | undefined {
+    let best: PlacementChoice | undefined;
+    let bestScore = 0;
+    for (const search of searches) {
+      const { pool, cost } = search;
+      const capacityPrimary = search.encoderPrimary ? this.encoderCapacity : this.gpuCapacity;
+      const minPrimary = bucketOf(search.primaryNeed);
+      const minSecondary = bucketOf(
+        search.encoderPrimary ? cost.gpu / this.gpuCapacity : cost.encoder / this.encoderCapacity,
+      );
+      for (
+        let line = lowestAtLeast(search.encoderPrimary ? pool.columns : pool.rows, 0, minPrimary);
+        line >= 0;
+      ) {
+        const lineCells = search.encoderPrimary ? pool.columnCells : pool.rowCells;
+        for (let other = lowestAtLeast(lineCells, line * 2, minSecondary); other >= 0; ) {
+          const cell = search.encoderPrimary ? other * axis + line : line * axis + other;
+          const sure = line >= search.surePrimary && other >= search.sureSecondary;
+          if (!sure || !search.visited?.has(cell)) {
+            for (const gpu of pool.cells[cell]!) {
+              if (!this.allowed(gpu, request) || !this.fits(gpu, cost)) continue;
+              const used = search.encoderPrimary ? gpu.effectiveEncoder() : gpu.effectiveGpu();
+              const score = (capacityPrimary - used) / capacityPrimary - search.primaryNeed;
+              if (!best || (packed ? score < bestScore : score > bestScore)) {
+                best = { gpu, cost };
+                bestScore = score;
+              }
+            }
+          }
+          other = lowestAtLeast(lineCells, line * 2, other + 1);
+        }
+        line = lowestAtLeast(search.encoderPrimary ? pool.columns : pool.rows, 0, line + 1);
+      }
+    }
+    return best;
+  }
+
+  private firstFitIn(
+    cell: readonly GpuSlot[],
     cost: LoadVector,
     request: PlacementRequest,
   ): GpuSlot | undefined {
-    const buckets = pool.buckets[dimension]!;
-    const bits = pool.nonEmpty;
-    const base = dimension * bitmapWords;
-    const firstWord = firstBucket >>> 5;
-    for (let w = firstWord; w < bitmapWords; w++) {
-      let word = bits[base + w]!;
-      if (w === firstWord) word &= -1 << (firstBucket & 31);
-      while (word !== 0) {
-        const lowest = word & -word;
-        word ^= lowest;
-        const found = this.scan(buckets[(w << 5) + 31 - Math.clz32(lowest)]!, cost, request);
-        if (found) return found;
-      }
+    for (let i = 0; i < cell.length; i++) {
+      const gpu = cell[i]!;
+      if (this.allowed(gpu, request) && this.fits(gpu, cost)) return gpu;
     }
     return undefined;
   }
 
-  /** The first GPU that fits, scanning non-empty buckets from the emptiest down to `firstBucket`. */
-  private walkDown(
-    pool: Pool,
-    dimension: Dimension,
-    firstBucket: number,
-    cost: LoadVector,
-    request: PlacementRequest,
-  ): GpuSlot | undefined {
-    const buckets = pool.buckets[dimension]!;
-    const bits = pool.nonEmpty;
-    const base = dimension * bitmapWords;
-    const firstWord = firstBucket >>> 5;
-    for (let w = bitmapWords - 1; w >= firstWord; w--) {
-      let word = bits[base + w]!;
-      if (w === firstWord) word &= -1 << (firstBucket & 31);
-      while (word !== 0) {
-        const bit = 31 - Math.clz32(word);
-        word &= ~(1 << bit);
-        const found = this.scan(buckets[(w << 5) + bit]!, cost, request);
-        if (found) return found;
-      }
-    }
-    return undefined;
-  }
-
-  private scan(bucket: readonly GpuSlot[], cost: LoadVector, request: PlacementRequest): GpuSlot | undefined {
-    const excludeNodeId = request.excludeNodeId;
+  private allowed(gpu: GpuSlot, request: PlacementRequest): boolean {
+    if (request.excludeNodeId !== undefined && gpu.node.id === request.excludeNodeId) return false;
     const labels = request.labels;
-    for (let i = 0; i < bucket.length; i++) {
-      const gpu = bucket[i]!;
-      if (excludeNodeId !== undefined && gpu.node.id === excludeNodeId) continue;
-      if (labels && !labelsMatch(gpu.node.labels, labels)) continue;
-      if (this.fits(gpu, cost)) return gpu;
+    if (labels) {
+      const nodeLabels = gpu.node.labels;
+      for (const key in labels) if (nodeLabels[key] !== labels[key]) return false;
     }
-    return undefined;
+    return true;
+  }
+
+  private cellOf(gpu: GpuSlot): number {
+    const gpuFree = (this.gpuCapacity - gpu.effectiveGpu()) / this.gpuCapacity;
+    const encoderFree = (this.encoderCapacity - gpu.effectiveEncoder()) / this.encoderCapacity;
+    return bucketOf(gpuFree) * axis + bucketOf(encoderFree);
   }
 
   private poolFor(gpu: GpuSlot): Pool {
@@ -259,48 +333,47 @@ export class PlacementIndex implements GpuChangeListener {
     const key = `${gpu.model.name}\u0000${region}`;
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = new Pool(gpu.model.name, region, gpu.model.vramMiB, this.headroom.vram);
+      pool = new Pool(gpu.model.name, region, { gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
       this.pools.set(key, pool);
       this.poolList.push(pool);
     }
     return pool;
   }
 
-  /** Free share of `gpu` on dimension `d`, relative to the pool's capacity under headroom. */
-  private freeShare(gpu: GpuSlot, pool: Pool, d: Dimension): number {
-    if (d === 0) return (this.gpuCapacity - gpu.effectiveGpu()) / this.gpuCapacity;
-    if (d === 1) return (this.encoderCapacity - gpu.effectiveEncoder()) / this.encoderCapacity;
-    return (Math.floor(this.headroom.vram * gpu.memoryTotalMiB) - gpu.effectiveVramMiB()) / pool.vramCapacity;
+  private insert(pool: Pool, cell: number, gpu: GpuSlot, entry: IndexEntry): void {
+    let members = pool.cells[cell];
+    if (!members) {
+      members = [];
+      pool.cells[cell] = members;
+    }
+    entry.cell = cell;
+    entry.position = members.length;
+    members.push(gpu);
+    if (members.length === 1) {
+      const row = cell >>> 6;
+      const column = cell & (axis - 1);
+      setBit(pool.rowCells, row * 2, column);
+      setBit(pool.columnCells, column * 2, row);
+      if (pool.cellsInRow[row]!++ === 0) setBit(pool.rows, 0, row);
+      if (pool.cellsInColumn[column]!++ === 0) setBit(pool.columns, 0, column);
+    }
   }
 
-  private insert(pool: Pool, d: Dimension, bucketIndex: number, gpu: GpuSlot, entry: IndexEntry): void {
-    const bucket = pool.buckets[d]![bucketIndex]!;
-    entry.buckets[d] = bucketIndex;
-    entry.positions[d] = bucket.length;
-    bucket.push(gpu);
-    if (bucket.length === 1) pool.nonEmpty[d * bitmapWords + (bucketIndex >>> 5)]! |= 1 << (bucketIndex & 31);
-  }
-
-  /** Swap-remove: O(1), the last GPU of the bucket takes the freed position. */
-  private remove(pool: Pool, d: Dimension, gpu: GpuSlot, entry: IndexEntry): void {
-    const bucketIndex = entry.buckets[d]!;
-    const bucket = pool.buckets[d]![bucketIndex]!;
-    const position = entry.positions[d]!;
-    const last = bucket.pop()!;
+  /** Swap-remove: O(1), the last GPU of the cell takes the freed position. */
+  private remove(pool: Pool, gpu: GpuSlot, entry: IndexEntry): void {
+    const members = pool.cells[entry.cell]!;
+    const last = members.pop()!;
     if (last !== gpu) {
-      bucket[position] = last;
-      (last.placementEntry as IndexEntry).positions[d] = position;
+      members[entry.position] = last;
+      (last.placementEntry as IndexEntry).position = entry.position;
     }
-    if (bucket.length === 0) {
-      pool.nonEmpty[d * bitmapWords + (bucketIndex >>> 5)]! &= ~(1 << (bucketIndex & 31));
+    if (members.length === 0) {
+      const row = entry.cell >>> 6;
+      const column = entry.cell & (axis - 1);
+      clearBit(pool.rowCells, row * 2, column);
+      clearBit(pool.columnCells, column * 2, row);
+      if (--pool.cellsInRow[row]! === 0) clearBit(pool.rows, 0, row);
+      if (--pool.cellsInColumn[column]! === 0) clearBit(pool.columns, 0, column);
     }
   }
-}
-
-function labelsMatch(
-  nodeLabels: Readonly<Record<string, string>>,
-  wanted: Readonly<Record<string, string>>,
-): boolean {
-  for (const key in wanted) if (nodeLabels[key] !== wanted[key]) return false;
-  return true;
 }

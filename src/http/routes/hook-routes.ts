@@ -27,16 +27,6 @@ export interface HookRouteDeps {
   onApplied?: (event: OrchestrationEvent, applied: AppliedHook) => void;
 }
 
-function parseJsonText(raw: Buffer): unknown {
-  if (raw.length === 0)
-    throw new VcaError('VCA_ERR_VALIDATION', 'The webhook needs a JSON body', { field: 'body' });
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new VcaError('VCA_ERR_MALFORMED_JSON', 'The webhook body is not valid JSON');
-  }
-}
-
 export function hookRoutes(deps: HookRouteDeps): ApiRoute[] {
   const { hooks, credentials, views, metrics } = deps;
 
@@ -83,7 +73,8 @@ export function hookRoutes(deps: HookRouteDeps): ApiRoute[] {
       async handler(ctx) {
         const raw = await ctx.readRaw();
         credentials.requireSignature(ctx, raw, deps.clock.now());
-        return json(200, await apply(parseContextualize(parseJsonText(raw))));
+        // The signature covers the raw bytes; only then is the body held to the JSON content type and parsed.
+        return json(200, await apply(parseContextualize(await ctx.readJson())));
       },
     },
     {

@@ -58,7 +58,9 @@ export function operatorRoutes(deps: OperatorRouteDeps): ApiRoute[] {
       body: DrainRequestSchema,
       responses: { 200: 'Draining (or already drained if empty)', 404: 'Unknown node', 409: 'Not drainable' },
       async handler(ctx) {
-        const body = validateBody(DrainRequestSchema, (await ctx.readJson()) ?? {});
+        // No body means defaults; a JSON `null` (or any non-object) is a bad body like any other.
+        const raw = await ctx.readJson();
+        const body = validateBody(DrainRequestSchema, raw === undefined ? {} : raw);
         const deadlineMs = body.deadlineSeconds === undefined ? undefined : body.deadlineSeconds * 1000;
         return json(200, await fleet.drainNode(ctx.params.id!, deadlineMs));
       },

@@ -165,7 +165,7 @@ export class EmbeddedStore implements ClusterStore {
     queueDeadline: number,
   ): Promise<MigrateOutcome | undefined> {
     const session = this.sessions.get(id);
-    if (!session || session.state !== 'assigned' || !session.placement) return undefined;
+    if (session?.state !== 'assigned' || !session.placement) return undefined;
     this.cluster.sweepStale(now);
     const from = session.placement;
     const choice = this.index.pick(this.placementRequest(session, strategy, from.nodeId));
@@ -377,7 +377,7 @@ export class EmbeddedStore implements ClusterStore {
 
   private drainIfEmpty(nodeId: string, now: number): NodeView | null {
     const node = this.cluster.node(nodeId);
-    if (!node || node.state !== 'draining' || node.sessionCount() > 0) return null;
+    if (node?.state !== 'draining' || node.sessionCount() > 0) return null;
     this.cluster.transition(node, 'drained', now);
     return nodeView(node, this.cluster.options.headroom);
   }
