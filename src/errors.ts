@@ -19,7 +19,6 @@ export const errorCatalog = {
   VCA_ERR_UNKNOWN_PRIORITY: { status: 422, title: 'The priority class is not configured' },
   VCA_ERR_NO_CAPACITY: { status: 503, title: 'No rendering node can take the session now' },
   VCA_ERR_QUEUE_FULL: { status: 503, title: 'The waiting queue is full' },
-  VCA_ERR_QUEUE_TIMEOUT: { status: 503, title: 'The session waited in the queue longer than allowed' },
   VCA_ERR_SESSION_NOT_FOUND: { status: 404, title: 'No such session' },
   VCA_ERR_SESSION_ENDED: { status: 410, title: 'The session has ended' },
   VCA_ERR_SESSION_EXISTS: { status: 409, title: 'A session with this id already exists' },

@@ -22,7 +22,6 @@ export class ProbeMetrics {
   private readonly pushes: Counter<'outcome'>;
   private readonly restarts: Counter;
   private readonly samplerUp: Gauge;
-  private readonly stale: Gauge;
   private lastSampleAt: number | null = null;
 
   constructor(now: () => number = Date.now, staleAfterMs = Number.POSITIVE_INFINITY) {
@@ -101,7 +100,7 @@ export class ProbeMetrics {
         this.set((now() - (metrics.lastSampleAt ?? startedAt)) / 1000);
       },
     });
-    this.stale = new Gauge({
+    new Gauge({
       name: 'gpu_probe_stale',
       help: '1 while the newest sample is too old to push: the gateway will mark this node stale',
       registers,

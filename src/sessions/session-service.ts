@@ -69,6 +69,9 @@ export class SessionService {
       priorityClasses: policy.priorityClasses,
       defaultPriority: policy.defaultPriority,
     });
+    // Capacity freed since the last queue pass belongs to the queue first (FIFO): run a pending pass
+    // before placing, or a newcomer takes what a queued session was due.
+    if (this.queuePassScheduled || this.queuePassRunning) await this.runQueuePass();
     const now = clock.now();
     const outcome = await store.createSession(spec, {
       now,

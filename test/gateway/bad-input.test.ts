@@ -83,7 +83,12 @@ const hugeText = JSON.stringify({ game: 'x'.repeat(70 * 1024) });
 const cases: BadCase[] = [
   // Transport: malformed JSON, wrong JSON type, huge body, wrong content type, on every body route.
   ...bodyRoutes.flatMap(([route, send]): BadCase[] => [
-    { name: `${route}: malformed JSON`, send: () => send('{"game": '), status: 400, code: 'VCA_ERR_MALFORMED_JSON' },
+    {
+      name: `${route}: malformed JSON`,
+      send: () => send('{"game": '),
+      status: 400,
+      code: 'VCA_ERR_MALFORMED_JSON',
+    },
     ...['[]', '"text"', 'null', '42', 'true'].map(
       (raw): BadCase => ({
         name: `${route}: JSON ${raw} instead of an object`,
@@ -257,7 +262,11 @@ const cases: BadCase[] = [
   ...(
     [
       ['utilizationGpu 101', { gpus: [{ index: 0, utilizationGpu: 101 }] }, 'gpus.0.utilizationGpu'],
-      ['utilizationEncoder -1', { gpus: [{ index: 0, utilizationEncoder: -1 }] }, 'gpus.0.utilizationEncoder'],
+      [
+        'utilizationEncoder -1',
+        { gpus: [{ index: 0, utilizationEncoder: -1 }] },
+        'gpus.0.utilizationEncoder',
+      ],
       ['utilizationMemory 1e6', { gpus: [{ index: 0, utilizationMemory: 1e6 }] }, 'gpus.0.utilizationMemory'],
       ['utilizationGpu as text', { gpus: [{ index: 0, utilizationGpu: '50 %' }] }, 'gpus.0.utilizationGpu'],
       ['temperatureGpu 1000', { gpus: [{ index: 0, temperatureGpu: 1000 }] }, 'gpus.0.temperatureGpu'],
@@ -323,7 +332,11 @@ const cases: BadCase[] = [
       ['an empty node list', () => scaleUp([]), 'nodes'],
       ['a port as text', () => scaleUp([{ ...nodeSpec('n-1'), port: '5900' }]), 'nodes.0.port'],
       ['a port out of range', () => scaleUp([{ ...nodeSpec('n-1'), port: 70_000 }]), 'nodes.0.port'],
-      ['a GPU count of 0', () => scaleUp([{ ...nodeSpec('n-1'), gpus: [{ model: 'L4', count: 0 }] }]), 'nodes.0.gpus.0.count'],
+      [
+        'a GPU count of 0',
+        () => scaleUp([{ ...nodeSpec('n-1'), gpus: [{ model: 'L4', count: 0 }] }]),
+        'nodes.0.gpus.0.count',
+      ],
       ['an invalid IPv4 host', () => scaleUp([nodeSpec('n-1', 'L4', '999.1.1.1')]), 'nodes.0.host'],
       ['a node id with a slash', () => scaleUp([nodeSpec('n/1')]), 'nodes.0.id'],
       ['an unknown top-level field', () => scaleUp([nodeSpec('n-1')], { region: 'eu' }), 'region'],
@@ -334,9 +347,21 @@ const cases: BadCase[] = [
         () => ({ eventId: 'x4', event: 'scale-down', group: 'g', nodes: ['render-1'], count: 1 }),
         'count',
       ],
-      ['a scale-down count of 0', () => ({ eventId: 'x5', event: 'scale-down', group: 'g', count: 0 }), 'count'],
-      ['a scale-down count of -1', () => ({ eventId: 'x6', event: 'scale-down', group: 'g', count: -1 }), 'count'],
-      ['a scale-down count as text', () => ({ eventId: 'x7', event: 'scale-down', group: 'g', count: '1' }), 'count'],
+      [
+        'a scale-down count of 0',
+        () => ({ eventId: 'x5', event: 'scale-down', group: 'g', count: 0 }),
+        'count',
+      ],
+      [
+        'a scale-down count of -1',
+        () => ({ eventId: 'x6', event: 'scale-down', group: 'g', count: -1 }),
+        'count',
+      ],
+      [
+        'a scale-down count as text',
+        () => ({ eventId: 'x7', event: 'scale-down', group: 'g', count: '1' }),
+        'count',
+      ],
     ] as const
   ).map(
     ([label, body, field]): BadCase => ({
@@ -357,7 +382,14 @@ const cases: BadCase[] = [
   {
     name: 'contextualize: scale-down of an unknown node',
     send: () =>
-      contextualize(JSON.stringify({ eventId: `bad-${++eventCounter}`, event: 'scale-down', group: 'g', nodes: ['render-9'] })),
+      contextualize(
+        JSON.stringify({
+          eventId: `bad-${++eventCounter}`,
+          event: 'scale-down',
+          group: 'g',
+          nodes: ['render-9'],
+        }),
+      ),
     status: 404,
     code: 'VCA_ERR_NODE_NOT_FOUND',
   },
@@ -367,19 +399,47 @@ const cases: BadCase[] = [
     [
       ['aodh: no alarm_id', () => aodh(JSON.stringify({ current: 'alarm', previous: 'ok' })), 'alarm_id'],
       ['aodh: alarm_id as a number', () => aodh(JSON.stringify(aodhDownAlarm({ alarm_id: 5 }))), 'alarm_id'],
-      ['aodh: reason_data as text', () => aodh(JSON.stringify(aodhDownAlarm({ reason_data: 'x' }))), 'reason_data'],
-      ['aodh: ?action=SIDEWAYS', () => aodh(JSON.stringify(aodhDownAlarm()), '?action=SIDEWAYS'), 'query.action'],
-      ['aodh: ?action=UP&action=DOWN', () => aodh(JSON.stringify(aodhDownAlarm()), '?action=UP&action=DOWN'), 'query.action'],
-      ['notifications: no message_id', () => notifications(JSON.stringify({ event_type: 'x.y', payload: {} })), 'message_id'],
-      ['notifications: no event_type', () => notifications(JSON.stringify({ message_id: 'm-1', payload: {} })), 'event_type'],
+      [
+        'aodh: reason_data as text',
+        () => aodh(JSON.stringify(aodhDownAlarm({ reason_data: 'x' }))),
+        'reason_data',
+      ],
+      [
+        'aodh: ?action=SIDEWAYS',
+        () => aodh(JSON.stringify(aodhDownAlarm()), '?action=SIDEWAYS'),
+        'query.action',
+      ],
+      [
+        'aodh: ?action=UP&action=DOWN',
+        () => aodh(JSON.stringify(aodhDownAlarm()), '?action=UP&action=DOWN'),
+        'query.action',
+      ],
+      [
+        'notifications: no message_id',
+        () => notifications(JSON.stringify({ event_type: 'x.y', payload: {} })),
+        'message_id',
+      ],
+      [
+        'notifications: no event_type',
+        () => notifications(JSON.stringify({ message_id: 'm-1', payload: {} })),
+        'event_type',
+      ],
       [
         'notifications: an adjustment that is not a number',
-        () => notifications(JSON.stringify(osloScaleDown({ payload: { adjustment: 'many', adjustment_type: 'change_in_capacity' } }))),
+        () =>
+          notifications(
+            JSON.stringify(
+              osloScaleDown({ payload: { adjustment: 'many', adjustment_type: 'change_in_capacity' } }),
+            ),
+          ),
         'payload.adjustment',
       ],
       [
         'notifications: an unknown adjustment type',
-        () => notifications(JSON.stringify(osloScaleDown({ payload: { adjustment: -1, adjustment_type: 'sideways' } }))),
+        () =>
+          notifications(
+            JSON.stringify(osloScaleDown({ payload: { adjustment: -1, adjustment_type: 'sideways' } })),
+          ),
         'payload.adjustment_type',
       ],
       [
@@ -398,16 +458,38 @@ const cases: BadCase[] = [
         () =>
           notifications(
             JSON.stringify([
-              { message_id: `bad-ev-${++eventCounter}`, event_type: 'orchestration.autoscaling.end', traits: [['adjustment', 2, -1], ['adjustment_type', 1, 'change_in_capacity']] },
-              { message_id: `bad-ev-${++eventCounter}`, event_type: 'orchestration.autoscaling.end', traits: [['adjustment', 2, 'x']] },
+              {
+                message_id: `bad-ev-${++eventCounter}`,
+                event_type: 'orchestration.autoscaling.end',
+                traits: [
+                  ['adjustment', 2, -1],
+                  ['adjustment_type', 1, 'change_in_capacity'],
+                ],
+              },
+              {
+                message_id: `bad-ev-${++eventCounter}`,
+                event_type: 'orchestration.autoscaling.end',
+                traits: [['adjustment', 2, 'x']],
+              },
             ]),
           ),
         /^1\.traits/,
       ],
-      ['notifications: a trait of an unknown type', () => notifications(JSON.stringify([{ message_id: 'm-t', event_type: 'x', traits: [['a', 9, 'b']] }])), /^0\.traits/],
+      [
+        'notifications: a trait of an unknown type',
+        () =>
+          notifications(JSON.stringify([{ message_id: 'm-t', event_type: 'x', traits: [['a', 9, 'b']] }])),
+        /^0\.traits/,
+      ],
     ] as const
   ).map(
-    ([label, send, field]): BadCase => ({ name: label, send, status: 400, code: 'VCA_ERR_VALIDATION', field }),
+    ([label, send, field]): BadCase => ({
+      name: label,
+      send,
+      status: 400,
+      code: 'VCA_ERR_VALIDATION',
+      field,
+    }),
   ),
 ];
 
@@ -450,7 +532,9 @@ describe('bad input: webhook events rejected when applied', () => {
 
   it('a batch of two nodes whose second has an unknown GPU model registers neither', async () => {
     const before = await clusterSnapshot(gw);
-    const response = await contextualize(JSON.stringify(scaleUp([nodeSpec('new-b'), nodeSpec('new-c', 'Voodoo 2')])));
+    const response = await contextualize(
+      JSON.stringify(scaleUp([nodeSpec('new-b'), nodeSpec('new-c', 'Voodoo 2')])),
+    );
     expectProblem(response, 422, 'VCA_ERR_UNKNOWN_GPU_MODEL');
     expect((await gw.request('operator', 'GET', '/v1/nodes/new-b')).status).toBe(404);
     expect((await gw.request('operator', 'GET', '/v1/nodes/new-c')).status).toBe(404);

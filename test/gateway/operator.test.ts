@@ -43,7 +43,8 @@ describe('operator: nodes', () => {
     expect(busy).toMatchObject({ state: 'ready', sessions: 1, labels: { region: 'eu-west' } });
     expect(busy.gpus[0]).toMatchObject({ index: 0, model: 'L4', eligible: true, sessions: 1 });
     expect(busy.gpus[0].committed.gpu).toBeGreaterThan(0);
-    for (const key of ['committed', 'measured', 'effective', 'capacity']) expect(busy.gpus[0]).toHaveProperty(key);
+    for (const key of ['committed', 'measured', 'effective', 'capacity'])
+      expect(busy.gpus[0]).toHaveProperty(key);
     expect(byId.get('render-3')).toMatchObject({ state: 'provisioning', sessions: 0 });
     expect((byId.get('render-3') as any).gpus).toHaveLength(2);
   });
@@ -75,7 +76,9 @@ describe('operator: drain and undrain', () => {
       'VCA_ERR_NODE_STATE',
     );
 
-    const drained = await gw.request('operator', 'POST', `/v1/nodes/${busy.id}/drain`, { deadlineSeconds: 600 });
+    const drained = await gw.request('operator', 'POST', `/v1/nodes/${busy.id}/drain`, {
+      deadlineSeconds: 600,
+    });
     expect(drained.status, JSON.stringify(drained.body)).toBe(200);
     expect(drained.body).toMatchObject({ id: busy.id, state: 'draining', sessions: 1 });
     expect(drained.body.drainDeadline).toBe(gw.clock.now() + 600_000);
@@ -104,7 +107,11 @@ describe('operator: drain and undrain', () => {
       409,
       'VCA_ERR_NODE_STATE',
     );
-    expectProblem(await gw.request('operator', 'POST', '/v1/nodes/render-404/undrain'), 404, 'VCA_ERR_NODE_NOT_FOUND');
+    expectProblem(
+      await gw.request('operator', 'POST', '/v1/nodes/render-404/undrain'),
+      404,
+      'VCA_ERR_NODE_NOT_FOUND',
+    );
     await gw.request('gamer', 'DELETE', `/v1/sessions/${other.body.sessionId}`);
   });
 
@@ -144,8 +151,12 @@ describe('operator: metrics', () => {
     expect(text).toMatch(/^vca_nodes\{state="ready"\} 2$/m);
     expect(text).toMatch(/^vca_nodes\{state="provisioning"\} 1$/m);
     expect(text).toMatch(/^vca_nodes\{state="draining"\} 0$/m);
-    expect(text).toMatch(/^vca_gpu_effective_load_ratio\{node="render-\d",gpu="0",dimension="gpu"\} 0\.\d+$/m);
-    expect(text).toMatch(/^vca_webhook_events_total\{source="contextualize",action="register-nodes",outcome="applied"\} \d+$/m);
+    expect(text).toMatch(
+      /^vca_gpu_effective_load_ratio\{node="render-\d",gpu="0",dimension="gpu"\} 0\.\d+$/m,
+    );
+    expect(text).toMatch(
+      /^vca_webhook_events_total\{source="contextualize",action="register-nodes",outcome="applied"\} \d+$/m,
+    );
     expect(text).toMatch(/^vca_webhook_events_total\{source="aodh",action="record",outcome="applied"\} 1$/m);
     expect(text).toMatch(/^vca_http_errors_total\{code="VCA_ERR_UNKNOWN_GAME"\} 1$/m);
     expect(text).toMatch(/^# TYPE vca_sessions_assigned_total counter$/m);
@@ -176,7 +187,9 @@ describe('operator: OpenAPI, health, readiness', () => {
     expect(schema.properties.fps).toMatchObject({ type: 'integer', minimum: 1 });
     expect(createSession.responses).toHaveProperty('201');
     expect(createSession.responses).toHaveProperty('400');
-    expect(doc.paths['/v1/nodes/{id}/telemetry'].put.requestBody.content['application/json'].schema).toMatchObject({
+    expect(
+      doc.paths['/v1/nodes/{id}/telemetry'].put.requestBody.content['application/json'].schema,
+    ).toMatchObject({
       type: 'object',
     });
     expect(doc.components.securitySchemes).toHaveProperty('gamerToken');

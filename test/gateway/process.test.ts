@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
 const credentials = {
@@ -80,12 +80,18 @@ function startGatewayProcess(env: Record<string, string>): GatewayProcess {
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`no matching log line within ${timeoutMs} ms\nstdout: ${stdout.join('\n')}\nstderr: ${stderr.join('\n')}`));
+          reject(
+            new Error(
+              `no matching log line within ${timeoutMs} ms\nstdout: ${stdout.join('\n')}\nstderr: ${stderr.join('\n')}`,
+            ),
+          );
         }, timeoutMs);
         const onExit = () => {
           if (check()) return;
           cleanup();
-          reject(new Error(`gateway exited early\nstdout: ${stdout.join('\n')}\nstderr: ${stderr.join('\n')}`));
+          reject(
+            new Error(`gateway exited early\nstdout: ${stdout.join('\n')}\nstderr: ${stderr.join('\n')}`),
+          );
         };
         const cleanup = () => {
           clearTimeout(timer);
@@ -103,15 +109,19 @@ function startGatewayProcess(env: Record<string, string>): GatewayProcess {
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([
     promise,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms).unref()),
+    new Promise<T>((_, reject) =>
+      setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms).unref(),
+    ),
   ]);
 }
 
-afterEach(() => {
-  for (const child of running.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+afterAll(() => {
+  for (const child of running.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-describe('process: the real gateway as a child process', () => {
+// Each test starts its own process on its own port, so they run side by side (tsx start-up dominates).
+describe.concurrent('process: the real gateway as a child process', () => {
   it('on SIGTERM tells WebSocket clients {type:"shutdown"}, closes them with 1001 and exits 0', async () => {
     const port = await freePort();
     const gateway = startGatewayProcess({ ...credentials, PORT: String(port), VCA_LOG_LEVEL: 'info' });
@@ -167,7 +177,12 @@ describe('process: the real gateway as a child process', () => {
     const warning = await gateway.logLine((entry) => entry.generated !== undefined);
     expect(warning.level).toBe(40);
     const { generated } = warning;
-    for (const name of ['VCA_GAMER_TOKENS', 'VCA_OPERATOR_TOKENS', 'VCA_ORCHESTRATOR_SECRET', 'VCA_MASTER_SECRET']) {
+    for (const name of [
+      'VCA_GAMER_TOKENS',
+      'VCA_OPERATOR_TOKENS',
+      'VCA_ORCHESTRATOR_SECRET',
+      'VCA_MASTER_SECRET',
+    ]) {
       expect(typeof generated[name], name).toBe('string');
       expect(generated[name].length, name).toBeGreaterThanOrEqual(16);
     }
