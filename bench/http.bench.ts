@@ -16,7 +16,8 @@
  *
  * Environment: BENCH_CONNECTIONS (32), BENCH_PIPELINING (1), BENCH_DURATION seconds per round and
  * target (10), BENCH_ROUNDS (2), BENCH_WARMUP seconds (3), BENCH_NODES (50),
- * BENCH_CPU_PROF=<dir> (gateway runs with --cpu-prof into <dir>; numbers are then not comparable).
+ * BENCH_CPU_PROF=<dir> (gateway runs with --cpu-prof into <dir>; numbers are then not comparable,
+ * nothing is written), BENCH_GATEWAY_NODE_FLAGS (extra node flags for the gateway child).
  * Writes bench/results/http.{json,md}.
  */
 import { once } from 'node:events';
@@ -53,6 +54,8 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const warmupSeconds = Number(process.env.BENCH_WARMUP ?? 3);
 const nodeCount = Number(process.env.BENCH_NODES ?? 50);
 const cpuProfDir = process.env.BENCH_CPU_PROF;
+/** Extra node flags for the gateway child only (e.g. "--max-semi-space-size=32"), space-separated. */
+const gatewayNodeFlags = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 /** Hard ceiling for the whole run: it aborts rather than hang. */
 const overallTimeoutMs = 60_000 + (rounds * 2 * (durationSeconds + 5) + 2 * (warmupSeconds + 5)) * 1000;
 const maxLatencySamples = 4_000_000;
@@ -288,7 +291,7 @@ async function main(): Promise<void> {
     if (profDir) mkdirSync(profDir, { recursive: true });
     gateway = await startGateway({
       server: { requestsPerSecondPerAddress: 1_000_000, requestBurst: 1_000_000 },
-      ...(profDir ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+      nodeFlags: [...gatewayNodeFlags, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
     });
     console.log(`gateway pid ${gateway.pid} on ${gateway.url}`);
     // A mixed fleet: most capacity on L40S, some L4 and A10G.
@@ -404,6 +407,7 @@ async function main(): Promise<void> {
         cpuSource: '/proc/<pid>/stat utime+stime of the server child, all threads',
         clockTicksPerSecond,
         cpuProfile: Boolean(cpuProfDir),
+        gatewayNodeFlags,
       },
       details: {
         baseline: {

@@ -5,14 +5,12 @@
  */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { defaultConfigDir, loadCatalog } from '../../src/config/index.js';
-import { CatalogIndex } from '../../src/cost/index.js';
 import { findExecutable } from './find-executable.js';
 import { Probe } from './probe.js';
 import { ProbeMetrics } from './probe-metrics.js';
 import type { SampleSource } from './sample-source.js';
 import { hashString } from './seeded-random.js';
-import { readPlacedSessions, SimulatedGpu } from './simulated-gpu.js';
+import type { SimulatedGpu } from './simulated-gpu.js';
 import { SmiSampler } from './smi-sampler.js';
 import { TelemetryPusher } from './telemetry-pusher.js';
 import { type TelemetrySample, toTelemetryDocument } from './telemetry-sample.js';
@@ -48,7 +46,7 @@ interface CliOptions {
   simulate: string | undefined;
   gpus: number;
   seed: number | undefined;
-  configDir: string;
+  configDir: string | undefined;
   once: boolean;
   metricsPort: number;
   metricsHost: string | undefined;
@@ -87,7 +85,7 @@ function readOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions | 'help
     simulate: values.simulate,
     gpus: integerOption('gpus', values.gpus, 1, 1, 64),
     seed: values.seed === undefined ? undefined : integerOption('seed', values.seed, 0, 0, 2 ** 32 - 1),
-    configDir: values['config-dir'] ?? defaultConfigDir,
+    configDir: values['config-dir'],
     once: values.once ?? false,
     metricsPort: integerOption('metrics-port', values['metrics-port'], 9835, 0, 65_535),
     metricsHost: values['metrics-host'],
@@ -142,10 +140,21 @@ function parseCli(argv: string[]) {
   });
 }
 
-/** Builds the simulated GPU, or throws a UsageError naming the known models. */
-function simulatedSource(options: CliOptions): SimulatedGpu {
+/**
+ * Builds the simulated GPU, or throws a UsageError naming the known models. The catalog code is
+ * imported only here: a real node's probe need not load YAML and schemas at start.
+ */
+async function simulatedSource(options: CliOptions): Promise<SimulatedGpu> {
+  const [{ defaultConfigDir, loadCatalog }, { CatalogIndex }, { SimulatedGpu }] = await Promise.all([
+    import('../../src/config/index.js'),
+    import('../../src/cost/index.js'),
+    import('./simulated-gpu.js'),
+  ]);
   const catalog = new CatalogIndex(
-    loadCatalog({ catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } }, options.configDir),
+    loadCatalog(
+      { catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } },
+      options.configDir ?? defaultConfigDir,
+    ),
   );
   const model = catalog.findModel(options.simulate!);
   if (!model) {
@@ -183,7 +192,7 @@ function fail(message: string, code: number): number {
 
 async function runOnce(options: CliOptions, logger: pino.Logger): Promise<number> {
   if (options.simulate) {
-    console.log(JSON.stringify(toTelemetryDocument(simulatedSource(options).sample())));
+    console.log(JSON.stringify(toTelemetryDocument((await simulatedSource(options)).sample())));
     return exitCodes.ok;
   }
   const sampler = new SmiSampler({
@@ -217,7 +226,7 @@ async function runOnce(options: CliOptions, logger: pino.Logger): Promise<number
 }
 
 async function runDaemon(options: CliOptions, logger: pino.Logger): Promise<number> {
-  const simulated = options.simulate ? simulatedSource(options) : null;
+  const simulated = options.simulate ? await simulatedSource(options) : null;
   const source: SampleSource =
     simulated ??
     new SmiSampler({
@@ -238,8 +247,7 @@ async function runDaemon(options: CliOptions, logger: pino.Logger): Promise<numb
     onOutcome(outcome, detail) {
       metrics.recordPush(outcome);
       if (outcome !== 'accepted' || !simulated) return;
-      const sessions = readPlacedSessions((detail.body as { sessions?: unknown } | undefined)?.sessions);
-      if (sessions) simulated.setSessions(sessions);
+      simulated.learnFromAnswer(detail.body);
     },
   });
   const probe = new Probe({

@@ -116,6 +116,12 @@ export class SimulatedGpu implements SampleSource {
     this.sessions = sessions.filter((session) => session.gpu >= 0 && session.gpu < this.options.gpuCount);
   }
 
+  /** Takes `sessions` from a telemetry answer; an answer without the list changes nothing. */
+  learnFromAnswer(body: unknown): void {
+    const sessions = readPlacedSessions((body as { sessions?: unknown } | null | undefined)?.sessions);
+    if (sessions) this.setSessions(sessions);
+  }
+
   get sessionCount(): number {
     return this.sessions.length;
   }

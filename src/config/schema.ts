@@ -164,7 +164,7 @@ export const HooksConfigSchema = Type.Object(
     callbackAttempts: Count(6, 1, 50),
     callbackTimeoutSeconds: Seconds(5, 0.1, 120),
     callbackBackoffSeconds: Seconds(1, 0.01, 600),
-    /** Outbound calls waiting at most; older ones are dropped (and counted) past this. */
+    /** Outbound calls in flight at most; further ones are dropped (and counted) past this. */
     callbackQueueLimit: Count(1000, 1),
   },
   { additionalProperties: false, default: {} },

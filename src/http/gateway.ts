@@ -12,6 +12,7 @@ import { HookService } from '../hooks/hook-service.js';
 import { OutboundCalls } from '../hooks/outbound-calls.js';
 import { VcaMetrics } from '../metrics/vca-metrics.js';
 import { AutoscalerRunner } from '../scaling/autoscaler-runner.js';
+import { type EventRelay, isRelayed } from '../sessions/events.js';
 import type { ClusterStore } from '../store/store.js';
 import { createVca, type Vca } from '../vca.js';
 import type { ApiRoute } from './api-routes.js';
@@ -31,6 +32,8 @@ export interface GatewayOptions {
   logger: Logger;
   clock?: Clock;
   store?: ClusterStore;
+  /** Carries session events to and from other instances sharing the store (Redis mode). */
+  relay?: EventRelay;
   version?: string;
 }
 
@@ -44,6 +47,7 @@ export class Gateway {
   readonly routes: ApiRoute[];
   private readonly outbound: OutboundCalls;
   private readonly logger: Logger;
+  private readonly relay: EventRelay | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private listeningPort = 0;
@@ -227,6 +231,7 @@ export class Gateway {
     for (const timer of this.timers) clearInterval(timer);
     await this.server.close();
     await this.outbound.close(this.vca.config.server.shutdownGraceSeconds * 1000);
+    await this.relay?.close();
     await this.vca.store.close();
     this.logger.info('gateway stopped');
   }

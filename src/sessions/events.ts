@@ -41,3 +41,25 @@ export class EventBus {
     }
   }
 }
+
+/**
+ * Carries session events between gateway instances that share one store: the instance holding a
+ * gamer's WebSocket hears about assignments, migrations and ends decided by any other instance.
+ */
+export interface EventRelay {
+  publish(event: VcaEvent): void;
+  /** `listener` receives events published by other instances only. */
+  onRemote(listener: VcaEventListener): void;
+  close(): Promise<void>;
+}
+
+/** Events a gamer's socket needs, whichever instance decided them. */
+export function isRelayed(event: VcaEvent): boolean {
+  return (
+    event.type === 'session-assigned' ||
+    event.type === 'session-queued' ||
+    event.type === 'queue-positions' ||
+    event.type === 'session-migrating' ||
+    event.type === 'session-ended'
+  );
+}

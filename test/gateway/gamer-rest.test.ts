@@ -148,6 +148,27 @@ describe('gamer REST: queueing', () => {
     expect(await getSession(gw, third)).toMatchObject({ state: 'queued', position: 1 });
     await expectLedgerBalanced(gw);
   });
+
+  it('capacity freed by a release goes to the queued session, not to a newcomer arriving with the release', async () => {
+    gw = await startTestGateway();
+    await readyNode(gw, 'render-1');
+    for (let round = 0; round < 10; round++) {
+      const running = await gw.request('gamer', 'POST', '/v1/sessions', wholeL4);
+      const queued = await gw.request('gamer', 'POST', '/v1/sessions', wholeL4);
+      expect([running.status, queued.status]).toEqual([201, 202]);
+      const [released, newcomer] = await Promise.all([
+        gw.request('gamer', 'DELETE', `/v1/sessions/${running.body.sessionId}`),
+        gw.request('gamer', 'POST', '/v1/sessions', wholeL4),
+      ]);
+      expect(released.status).toBe(200);
+      expect(newcomer.status, `round ${round}: the newcomer jumped the queue`).toBe(202);
+      expect((await getSession(gw, queued.body.sessionId)).state).toBe('assigned');
+      for (const id of [queued.body.sessionId, newcomer.body.sessionId]) {
+        expect((await gw.request('gamer', 'DELETE', `/v1/sessions/${id}`)).status).toBe(200);
+      }
+    }
+    await expectLedgerBalanced(gw);
+  });
 });
 
 describe('gamer REST: leases', () => {

@@ -1,0 +1,82 @@
+/**
+ * Session events across gateway instances over Redis pub/sub, on the gaming cluster's channel. Each
+ * instance tags what it publishes with its id and ignores its own messages. Delivery is best effort
+ * (pub/sub): a socket that missed a message still reads the truth from the store on `resume`.
+ */
+import type { Redis } from 'ioredis';
+import type { EventRelay, VcaEvent, VcaEventListener } from '../../sessions/events.js';
+
+interface Envelope {
+  from: string;
+  event: unknown;
+}
+
+function encode(event: VcaEvent): unknown {
+  return event.type === 'queue-positions' ? { ...event, positions: [...event.positions] } : event;
+}
+
+function decode(event: { type: string; positions?: Array<[string, number]> }): VcaEvent {
+  return (event.type === 'queue-positions' ? { ...event, positions: new Map(event.positions) } : event) as VcaEvent;
+}
+
+export class RedisEventRelay implements EventRelay {
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private readonly channel: string;
+  private readonly instanceId: string;
+  private readonly listeners = new Set<VcaEventListener>();
+  private readonly onError: (error: unknown) => void;
+
+  private constructor(publisher: Redis, subscriber: Redis, channel: string, instanceId: string, onError: (error: unknown) => void) {
+    this.publisher = publisher;
+    this.subscriber = subscriber;
+    this.channel = channel;
+    this.instanceId = instanceId;
+    this.onError = onError;
+    subscriber.on('message', (_channel: string, text: string) => {
+      let envelope: Envelope;
+      try {
+        envelope = JSON.parse(text) as Envelope;
+      } catch (error) {
+        this.onError(error);
+        return;
+      }
+      if (envelope.from === this.instanceId) return;
+      const event = decode(envelope.event as { type: string });
+      for (const listener of this.listeners) {
+        try {
+          listener(event);
+        } catch (error) {
+          this.onError(error);
+        }
+      }
+    });
+  }
+
+  /** Subscribes a duplicate of `client` to `channel`; `client` itself publishes. */
+  static async start(
+    client: Redis,
+    channel: string,
+    instanceId: string,
+    onError: (error: unknown) => void = () => {},
+  ): Promise<RedisEventRelay> {
+    const subscriber = client.duplicate();
+    subscriber.on('error', onError);
+    await subscriber.subscribe(channel);
+    return new RedisEventRelay(client, subscriber, channel, instanceId, onError);
+  }
+
+  publish(event: VcaEvent): void {
+    const envelope: Envelope = { from: this.instanceId, event: encode(event) };
+    this.publisher.publish(this.channel, JSON.stringify(envelope)).catch(this.onError);
+  }
+
+  onRemote(listener: VcaEventListener): void {
+    this.listeners.add(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+  }
+}
