@@ -5,8 +5,9 @@
  * Run as a child of bench/http.bench.ts: `BARE_PORT`, `BARE_BODY_FILE`; tells the parent over IPC
  * when it listens.
  */
-import { readFileSync } from 'node:fs';
+
 import uws from 'uWebSockets.js';
+import { readFileSync } from 'node:fs';
 
 const port = Number(process.env.BARE_PORT ?? 0);
 const template: unknown = process.env.BARE_BODY_FILE

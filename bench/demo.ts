@@ -47,7 +47,9 @@ function freePort(): Promise<number> {
     const server = createServer();
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -105,7 +107,9 @@ async function main(): Promise<void> {
     body,
   });
   if (!registered.ok) throw new Error(`registration failed: ${registered.status} ${await registered.text()}`);
-  const { registered: nodes } = (await registered.json()) as { registered: Array<{ id: string; token: string }> };
+  const { registered: nodes } = (await registered.json()) as {
+    registered: Array<{ id: string; token: string }>;
+  };
   for (const node of nodes) {
     const spec = fleet.find((entry) => entry.id === node.id)!;
     start(
@@ -172,7 +176,9 @@ function gamer(
   const game = games[Math.floor(Math.random() * games.length)]!;
   // Most gamers play at 1080p or below, at 60 fps when allowed.
   const resolutions = game.resolutions.filter((r) => !/3840|2560/.test(r));
-  const resolution = (resolutions.length > 0 ? resolutions : game.resolutions)[Math.floor(Math.random() * 2) % game.resolutions.length]!;
+  const resolution = (resolutions.length > 0 ? resolutions : game.resolutions)[
+    Math.floor(Math.random() * 2) % game.resolutions.length
+  ]!;
   const fps = game.fps.includes(60) ? 60 : game.fps[0]!;
   const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/play?token=${credentials.gamer}`);
   sockets.add(socket);
@@ -185,7 +191,10 @@ function gamer(
     const message = JSON.parse(String(data)) as { type: string; code?: string };
     if (message.type === 'assigned') {
       stats.assigned!++;
-      setTimeout(() => socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify({ type: 'end' })), playSeconds * 1000).unref();
+      setTimeout(
+        () => socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify({ type: 'end' })),
+        playSeconds * 1000,
+      ).unref();
     } else if (message.type === 'queued') stats.queued!++;
     else if (message.type === 'migrate') stats.migrated!++;
     else if (message.type === 'ended') {
@@ -242,7 +251,9 @@ async function render(base: string, stats: Record<string, number>, startedAt: nu
           bar(gpu.effective.encoder / 1e6),
           bar(gpu.effective.vramMiB / gpu.memoryTotalMiB),
           String(gpu.sessions).padStart(4),
-          gpu.temperatureCelsius === null ? '   -' : `${String(Math.round(gpu.temperatureCelsius)).padStart(3)}C`,
+          gpu.temperatureCelsius === null
+            ? '   -'
+            : `${String(Math.round(gpu.temperatureCelsius)).padStart(3)}C`,
         ].join(' '),
       );
     });

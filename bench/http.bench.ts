@@ -27,6 +27,7 @@ import autocannon from 'autocannon';
 import {
   benchCredentials,
   clockTicksPerSecond,
+  freePort,
   type GatewayChild,
   host,
   machineInfo,
@@ -36,7 +37,6 @@ import {
   registerNodes,
   repoRoot,
   round,
-  sleep,
   spawnTracked,
   startGateway,
   startTelemetryLoop,
@@ -44,7 +44,6 @@ import {
   type TelemetryLoop,
   withTimeout,
   writeTempConfig,
-  freePort,
 } from './gateway-harness.js';
 
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -453,16 +452,16 @@ async function main(): Promise<void> {
 
     console.log('');
     console.log('target    req/s    alloc/s   p50 ms   p99 ms   errors  non-2xx  CPU us/req  CPU us/alloc');
-    const row = (
-      name: string,
-      s: Summary,
-      alloc: string,
-      perAlloc: string,
-    ) =>
+    const row = (name: string, s: Summary, alloc: string, perAlloc: string) =>
       `${name.padEnd(9)} ${String(s.rps).padStart(6)}  ${alloc.padStart(8)}  ${String(s.latencyP50Ms).padStart(7)}  ${String(s.latencyP99Ms).padStart(7)}  ${String(s.errors).padStart(6)}  ${String(s.non2xx).padStart(7)}  ${String(s.cpuMicrosPerRequest).padStart(10)}  ${perAlloc.padStart(12)}`;
     console.log(row('baseline', base.summary, '-', '-'));
     console.log(
-      row('gateway', gw.summary, String(result.gateway.allocationsPerSecond), String(result.gateway.cpuMicrosPerAllocation)),
+      row(
+        'gateway',
+        gw.summary,
+        String(result.gateway.allocationsPerSecond),
+        String(result.gateway.cpuMicrosPerAllocation),
+      ),
     );
     console.log(
       `\ncpuRatio ${result.cpuRatio} (target <= 2, 0 errors, 0 non-2xx): ${pass ? 'PASS' : 'FAIL'}` +
@@ -494,9 +493,13 @@ function markdown(result: {
 - Machine: ${result.machine.cpuModel}, ${result.machine.cores} cores, ${result.machine.ram}, Node ${result.machine.node}, ${result.machine.os} (shared machine: compare ratios, not absolute numbers)
 - Load: autocannon in the benchmark process, ${s.connections} connections, pipelining ${s.pipelining}; ${s.rounds} alternating rounds x ${s.secondsPerRoundAndTarget} s per target after a ${s.warmupSeconds} s warmup each
 - Baseline: bare uWebSockets.js \`POST /v1/sessions\` (bench/bare-server.ts): reads the body, parses it, answers 201 with a ${s.baselineResponseBytes} B JSON body (the gateway's allocation answer is ${s.allocationResponseBytes} B)
-- Gateway: \`src/main.ts\`, embedded store, ${s.nodes} nodes (${Object.entries(s.fleet as Record<string, number>)
+- Gateway: \`src/main.ts\`, embedded store, ${s.nodes} nodes (${Object.entries(
+    s.fleet as Record<string, number>,
+  )
     .map(([m, c]) => `${c} ${m}`)
-    .join(', ')}) registered through the signed contextualize webhook, telemetry PUT for every node every 2 s during the run; each connection loops \`POST /v1/sessions\` (${JSON.stringify(s.request)}) then \`DELETE /v1/sessions/<id>\`; one allocation = one POST+DELETE pair
+    .join(
+      ', ',
+    )}) registered through the signed contextualize webhook, telemetry PUT for every node every 2 s during the run; each connection loops \`POST /v1/sessions\` (${JSON.stringify(s.request)}) then \`DELETE /v1/sessions/<id>\`; one allocation = one POST+DELETE pair
 - Server CPU: utime+stime of the server child (all threads) from /proc/<pid>/stat around each measured window (${s.clockTicksPerSecond} ticks/s)
 
 | target | req/s | alloc/s | p50 ms | p99 ms | errors | non-2xx | CPU us/request | CPU us/allocation |

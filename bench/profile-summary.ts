@@ -36,7 +36,8 @@ const idleIds = new Set(
 );
 const busy = total - [...idleIds].reduce((a, id) => a + (selfMicros.get(id) ?? 0), 0);
 
-const shortUrl = (url: string) => url.replace(/^file:\/\/.*?\/(src|bench|node_modules)\//, '$1/') || '(native)';
+const shortUrl = (url: string) =>
+  url.replace(/^file:\/\/.*?\/(src|bench|node_modules)\//, '$1/') || '(native)';
 const label = (node: ProfileNode) =>
   `${node.callFrame.functionName || '(anonymous)'} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
 
@@ -66,11 +67,16 @@ for (const [id, micros] of selfMicros) {
 const pct = (micros: number) => `${((100 * micros) / busy).toFixed(1).padStart(5)} %`;
 const print = (title: string, map: Map<string, number>, filter: (key: string) => boolean = () => true) => {
   console.log(`\n${title}`);
-  for (const [key, micros] of [...map].filter(([k]) => filter(k)).sort((a, b) => b[1] - a[1]).slice(0, top)) {
+  for (const [key, micros] of [...map]
+    .filter(([k]) => filter(k))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)) {
     console.log(`${pct(micros)}  ${(micros / 1000).toFixed(0).padStart(7)} ms  ${key}`);
   }
 };
-console.log(`profile ${file}: ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s not idle (percentages of that)`);
+console.log(
+  `profile ${file}: ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s not idle (percentages of that)`,
+);
 print('self time by function', selfByFunction);
 print('self time by file', selfByFile);
 print('inclusive time, src/ functions', inclusive, (key) => key.includes(' src/'));

@@ -169,7 +169,9 @@ async function main(): Promise<void> {
     const nodes = await registerNodes(gateway.url, nodeCount, model, 1, 'ws-bench');
     telemetry = startTelemetryLoop(gateway.url, nodes, { intervalMs: 2000, concurrency: 16 });
     await telemetry.round();
-    console.log(`registered ${nodes.length} nodes in ${round((performance.now() - setupStarted) / 1000, 1)} s`);
+    console.log(
+      `registered ${nodes.length} nodes in ${round((performance.now() - setupStarted) / 1000, 1)} s`,
+    );
     await sleep(1000);
     const rssIdle = processRssBytes(gateway.pid);
     console.log(`gateway RSS idle: ${mib(rssIdle)} MiB`);
@@ -343,7 +345,10 @@ async function main(): Promise<void> {
       connected,
       assigned,
       errors: errorCount,
-      errorDetails: { ...errors, ...Object.fromEntries(Object.entries(outcomes).filter(([k]) => k !== 'assigned')) },
+      errorDetails: {
+        ...errors,
+        ...Object.fromEntries(Object.entries(outcomes).filter(([k]) => k !== 'assigned')),
+      },
       connect: {
         totalSeconds: round(connectSeconds, 3),
         perSecond: round(connected / connectSeconds, 0),

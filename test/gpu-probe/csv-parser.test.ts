@@ -334,7 +334,7 @@ describe('gpu-probe csv parser: throttleActive from the clock-event bitmask', ()
     ['64', true, 'decimal 64 = HW thermal'],
     ['[N/A]', null, 'unknown'],
     ['Not Active', null, 'not a mask'],
-  ])('%s -> %s (%s)', (text, active) => {
+  ] as Array<[string, boolean | null, string]>)('%s -> %s (%s)', (text, active) => {
     expect(parseThrottleActive(text)).toBe(active);
   });
 });

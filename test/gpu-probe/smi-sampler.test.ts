@@ -171,13 +171,15 @@ describe('gpu-probe CLI: --once', () => {
   });
 
   it('exits 2 on bad arguments, naming the problem', async () => {
-    const unknown = await runCli(['--once', '--frobnicate']);
+    const [unknown, missing, model] = await Promise.all([
+      runCli(['--once', '--frobnicate']),
+      runCli([], { ...process.env, VCA_URL: '', VCA_NODE_ID: '', VCA_NODE_TOKEN: '' }),
+      runCli(['--once', '--simulate', 'Voodoo 2']),
+    ]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/Unknown option '--frobnicate'/);
-    const missing = await runCli([], { ...process.env, VCA_URL: '', VCA_NODE_ID: '', VCA_NODE_TOKEN: '' });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/missing --vca \(or VCA_URL\), --node-id \(or VCA_NODE_ID\), --token/);
-    const model = await runCli(['--once', '--simulate', 'Voodoo 2']);
     expect(model.code).toBe(2);
     expect(model.stderr).toMatch(/unknown GPU model "Voodoo 2"; known: .*L4/);
   });

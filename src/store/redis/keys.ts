@@ -1,0 +1,53 @@
+/**
+ * Key naming of the Redis store. Every key of one gaming cluster is `<keyPrefix>:{<cluster>}:<rest>`:
+ * one hash tag for the whole cluster, so every key hashes to one Redis Cluster slot and every Lua
+ * script may touch any of them. The scripts' prelude (scripts/prelude.lua) builds the same names from
+ * the base it finds in KEYS[1]; the two must stay in step.
+ *
+ * | key                               | type   | holds                                                   |
+ * |-----------------------------------|--------|---------------------------------------------------------|
+ * | `nodes`                           | zset   | node ids, scored by registration sequence (list order)  |
+ * | `seq`                             | string | INCR counter: registration, queue and commit order      |
+ * | `fresh`                           | zset   | GPU ids (`node#index`) with live telemetry, by arrival  |
+ * | `deadlines`                       | zset   | session ids by sessionDeadline (ended: forget-at time)  |
+ * | `pools`                           | set    | pool names `<model>|<region>` that ever held a GPU      |
+ * | `queue:<class>`                   | zset   | queued session ids of a priority class, by sequence     |
+ * | `node:<id>`                       | hash   | registration, labels, state, system encoder limit       |
+ * | `gpu:<node>#<index>`              | hash   | catalog facts, committed, measured, eligibility, pool   |
+ * | `gpu-sessions:<node>#<index>`     | zset   | session ids committed on the GPU, by commit sequence    |
+ * | `pool-gpu:<pool>`, `pool-enc:...` | zset   | eligible GPU ids by free render / encoder share (0..1)  |
+ * | `session:<id>`                    | string | the SessionRecord as JSON                               |
+ * | `webhook:<key>`                   | string | `<expiresAt>:<result JSON>`, with a PX time to live      |
+ */
+
+export interface RedisKeys {
+  /** `<keyPrefix>:{<cluster>}`: every key starts with it. */
+  readonly base: string;
+  /** The fixed keys every script declares in KEYS, in this order (queue keys last, highest class first). */
+  readonly scriptKeys: readonly string[];
+  session(id: string): string;
+  webhook(key: string): string;
+}
+
+export function redisKeys(keyPrefix: string, cluster: string, priorityClasses: readonly string[]): RedisKeys {
+  if (cluster.includes('{') || cluster.includes('}')) {
+    throw new Error(`store.redis.cluster "${cluster}" must not contain braces: it is the Redis hash tag`);
+  }
+  if (keyPrefix.includes('{') || keyPrefix.includes('}')) {
+    throw new Error(`store.redis.keyPrefix "${keyPrefix}" must not contain braces: the cluster is the hash tag`);
+  }
+  const base = `${keyPrefix}:{${cluster}}`;
+  return {
+    base,
+    scriptKeys: [
+      `${base}:nodes`,
+      `${base}:seq`,
+      `${base}:fresh`,
+      `${base}:deadlines`,
+      `${base}:pools`,
+      ...priorityClasses.map((name) => `${base}:queue:${name}`),
+    ],
+    session: (id) => `${base}:session:${id}`,
+    webhook: (key) => `${base}:webhook:${key}`,
+  };
+}

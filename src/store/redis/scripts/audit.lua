@@ -1,0 +1,29 @@
+-- audit: committed load per GPU with the records of the sessions committed there, for the invariant
+-- committed == sum of live session costs (summed by the caller, independently of the counters).
+-- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings JSON.
+-- Returns: {gpus, live session count, queued session count}; gpus is an array of
+--   {node id, index, cg, ce, cv, cs, {session JSON or false, ...}}.
+local gpus = {}
+for _, node_id in ipairs(redis.call('ZRANGE', K_NODES, 0, -1)) do
+  local node = load_node(node_id)
+  if node then
+    for i = 0, node.gpu_count - 1 do
+      local gid = gpu_id(node_id, i)
+      local h = hgetall(gpu_key(gid))
+      local records = {}
+      for _, id in ipairs(redis.call('ZRANGE', gpu_sessions_key(gid), 0, -1)) do
+        records[#records + 1] = redis.call('GET', session_key(id))
+      end
+      gpus[#gpus + 1] = { node_id, tostring(i), h.cg, h.ce, h.cv, h.cs, records }
+    end
+  end
+end
+local live = 0
+for _, id in ipairs(redis.call('ZRANGE', K_DEADLINES, 0, -1)) do
+  local session = load_session(id)
+  if session and session.state == 'assigned' then
+    live = live + 1
+  end
+end
+return { gpus, live, queue_length() }

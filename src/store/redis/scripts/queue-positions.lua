@@ -1,0 +1,11 @@
+-- queue-positions: the queued session ids in service order (classes highest first, FIFO within).
+-- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings JSON.
+-- Returns: an array of session ids; position = array index (1-based).
+local out = {}
+for rank = 1, #CLASSES do
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[QUEUE_KEY_OFFSET + rank], 0, -1)) do
+    out[#out + 1] = id
+  end
+end
+return out

@@ -1,0 +1,21 @@
+-- read-nodes: a consistent snapshot of nodes for their views.
+-- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings JSON, [2] mode: 'all', 'one' (ARGV[3] = node id) or 'state' (ARGV[3] = state).
+-- Returns: an array of node dumps in registration order (empty when none matches).
+local mode = ARGV[2]
+local ids
+if mode == 'one' then
+  ids = { ARGV[3] }
+else
+  ids = redis.call('ZRANGE', K_NODES, 0, -1)
+end
+local out = {}
+for _, id in ipairs(ids) do
+  if mode ~= 'state' or redis.call('HGET', node_key(id), 'state') == ARGV[3] then
+    local dump = node_dump(id)
+    if dump then
+      out[#out + 1] = dump
+    end
+  end
+end
+return out

@@ -1,0 +1,18 @@
+-- remove-node: forgets an empty node and its GPUs.
+-- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings JSON, [2] node id, [3] now (ms).
+-- Returns: the node dump as it was before removal, or nil when the node is unknown.
+-- Errors: VCA_ERR_NODE_STATE while sessions live on it (nothing changed).
+local node_id = ARGV[2]
+local node = load_node(node_id)
+if not node then
+  return false
+end
+local sessions = node_session_count(node)
+if sessions > 0 then
+  fail('VCA_ERR_NODE_STATE', 'Node "' .. node_id .. '" still hosts ' .. sessions .. ' session(s)')
+end
+check_transition(node, 'removed')
+local dump = node_dump(node_id)
+transition(node, 'removed', tonumber(ARGV[3]))
+return dump

@@ -1,0 +1,15 @@
+-- sessions-on-node: the sessions committed on a node's GPUs, GPU by GPU in commit order.
+-- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings JSON, [2] node id.
+-- Returns: an array of session JSON. Errors: VCA_ERR_NODE_NOT_FOUND.
+local node = require_node(ARGV[2])
+local out = {}
+for i = 0, node.gpu_count - 1 do
+  for _, id in ipairs(redis.call('ZRANGE', gpu_sessions_key(gpu_id(node.id, i)), 0, -1)) do
+    local raw = redis.call('GET', session_key(id))
+    if raw then
+      out[#out + 1] = raw
+    end
+  end
+end
+return out
