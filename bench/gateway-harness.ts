@@ -1,10 +1,10 @@
 /**
- * Shared plumbing of the HTTP and WebSocket benchmarks: a real gateway (`src/main.ts`) in a child
+ * Shared plumbing of the HTTP and WebSocket benchmarks: a real gateway (built `dist/src/main.js`) in a child
  * process with a temporary configuration, node registration through the signed contextualize webhook,
  * a telemetry loop pushing reports with each node's token, per-process CPU and RSS from /proc, and
  * cleanup of every child on exit, error or signal. All traffic goes to 127.0.0.1.
  */
-import { type ChildProcess, execSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, execSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -203,6 +203,14 @@ export const round = (value: number, digits = 2) => {
 // ---------------------------------------------------------------------------------------------------
 // The gateway child.
 
+let built = false;
+/** Compiles the gateway to dist/ once per bench run, so the measured server is the production build. */
+function buildGatewayOnce(): void {
+  if (built) return;
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });
+  built = true;
+}
+
 export interface GatewayChild {
   child: ChildProcess;
   pid: number;
@@ -262,6 +270,7 @@ export async function startGateway(options: GatewayChildOptions = {}): Promise<G
     VCA_ORCHESTRATOR_SECRET: benchCredentials.orchestratorSecret,
     VCA_MASTER_SECRET: benchCredentials.masterSecret,
   };
+  buildGatewayOnce();
   const child = spawnTracked(
     [
       ...(options.nodeFlags ?? []),
@@ -269,7 +278,8 @@ export async function startGateway(options: GatewayChildOptions = {}): Promise<G
       'tsx',
       '--import',
       path.join(repoRoot, 'bench/parent-watch.ts'),
-      path.join(repoRoot, 'src/main.ts'),
+      // The built gateway, as `npm start` runs it (tsx stays loaded only for the watch preload).
+      path.join(repoRoot, 'dist/src/main.js'),
     ],
     { env, ...(options.raiseFileLimit ? { raiseFileLimit: options.raiseFileLimit } : {}) },
   );

@@ -6,13 +6,10 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { findExecutable } from './find-executable.js';
-import { Probe } from './probe.js';
-import { ProbeMetrics } from './probe-metrics.js';
 import type { SampleSource } from './sample-source.js';
 import { hashString } from './seeded-random.js';
 import type { SimulatedGpu } from './simulated-gpu.js';
 import { SmiSampler } from './smi-sampler.js';
-import { TelemetryPusher } from './telemetry-pusher.js';
 import { type TelemetrySample, toTelemetryDocument } from './telemetry-sample.js';
 
 const usage = `usage: gpu-probe --vca URL --node-id ID --token TOKEN [options]
@@ -226,6 +223,12 @@ async function runOnce(options: CliOptions, logger: pino.Logger): Promise<number
 }
 
 async function runDaemon(options: CliOptions, logger: pino.Logger): Promise<number> {
+  // Loaded here, not at the top: `--once` needs neither prom-client nor the HTTP side.
+  const [{ Probe }, { ProbeMetrics }, { TelemetryPusher }] = await Promise.all([
+    import('./probe.js'),
+    import('./probe-metrics.js'),
+    import('./telemetry-pusher.js'),
+  ]);
   const simulated = options.simulate ? await simulatedSource(options) : null;
   const source: SampleSource =
     simulated ??

@@ -60,6 +60,11 @@ export class SmiCsvParser {
 
   constructor(private readonly options: SmiCsvParserOptions = {}) {}
 
+  /** Whether a real header line was read (not just the expected fields assumed). */
+  get sawHeader(): boolean {
+    return this.headerLine !== null;
+  }
+
   /** The normalised field names of the header, once one has been read. */
   get fields(): readonly string[] | null {
     return this.columns;

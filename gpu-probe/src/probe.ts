@@ -97,9 +97,11 @@ export class Probe {
   private async inventory(): Promise<void> {
     const { logger, metrics } = this.options;
     const result = await takeInventory(this.options.inventoryTimeoutMs, this.inventoryAbort.signal);
-    if (result.ok) {
+    if (result.ok && result.gpus.length > 0) {
       metrics.recordInventory(result.gpus);
       logger.info({ gpus: result.gpus, durationMs: result.durationMs }, 'GPU inventory');
+    } else if (result.ok) {
+      logger.warn({ durationMs: result.durationMs }, 'GPU inventory lists no NVIDIA GPU; sampling goes on');
     } else {
       logger.warn(
         { error: result.error, durationMs: result.durationMs },

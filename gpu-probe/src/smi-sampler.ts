@@ -41,6 +41,7 @@ interface Run {
   startedAt: number;
   /** Data records seen in this run (header excluded). */
   records: number;
+  /** Tail of stderr, and stdout until a header shows up: where nvidia-smi's complaints are. */
   output: string;
   spawnError: NodeJS.ErrnoException | null;
   ended: boolean;
@@ -145,9 +146,11 @@ export class SmiSampler implements SampleSource {
 
   private onStdout(run: Run, chunk: string): void {
     if (run !== this.run || run.ended) return;
-    if (run.records === 0) run.output = (run.output + chunk).slice(-4096);
     this.armSilenceTimer(run);
-    for (const record of run.parser.push(chunk)) {
+    const records = run.parser.push(chunk);
+    // Before a header, stdout is a message (an unknown field, no devices); after it, only data.
+    if (!run.parser.sawHeader) run.output = (run.output + chunk).slice(-4096);
+    for (const record of records) {
       run.records++;
       const reading = toGpuReading(record);
       if (reading) this.addToBatch(reading);

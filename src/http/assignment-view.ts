@@ -55,23 +55,40 @@ export class SessionViews {
     return endpoint;
   }
 
-  /** The JSON a gamer receives for a session, in any state. */
+  /**
+   * The JSON a gamer receives for a session, in any state. Objects are built field by field with a
+   * fixed set of keys per state: this runs on every allocation.
+   */
   async describe(session: SessionRecord, extra: { position?: number; resumeToken?: string } = {}) {
-    const base = {
-      sessionId: session.id,
-      state: session.state,
-      game: session.game,
-      resolution: `${session.width}x${session.height}`,
-      fps: session.fps,
-      ...(extra.resumeToken ? { resumeToken: extra.resumeToken } : {}),
-    };
-    const now = this.options.now();
-    if (session.state === 'ended') return { ...base, endReason: session.endReason };
-    const leaseSeconds = Math.max(0, Math.round((session.leaseExpiresAt - now) / 1000));
-    if (session.state === 'queued' || !session.placement) {
-      return { ...base, queued: true, position: extra.position ?? null, leaseSeconds };
+    const resolution = `${session.width}x${session.height}`;
+    const resumeToken = extra.resumeToken;
+    if (session.state === 'ended') {
+      return {
+        sessionId: session.id,
+        state: session.state,
+        game: session.game,
+        resolution,
+        fps: session.fps,
+        resumeToken,
+        endReason: session.endReason,
+      };
     }
+    const now = this.options.now();
+    const leaseSeconds = Math.max(0, Math.round((session.leaseExpiresAt - now) / 1000));
     const placement = session.placement;
+    if (session.state === 'queued' || !placement) {
+      return {
+        sessionId: session.id,
+        state: session.state,
+        game: session.game,
+        resolution,
+        fps: session.fps,
+        resumeToken,
+        queued: true,
+        position: extra.position ?? null,
+        leaseSeconds,
+      };
+    }
     const node = await this.endpoint(placement.nodeId);
     const issuedAt = Math.floor(now / 1000);
     const expiresAt = issuedAt + this.options.ticketTtlSeconds;
@@ -91,7 +108,12 @@ export class SessionViews {
       this.nodeKey(placement.nodeId),
     );
     return {
-      ...base,
+      sessionId: session.id,
+      state: session.state,
+      game: session.game,
+      resolution,
+      fps: session.fps,
+      resumeToken,
       node: node ?? { id: placement.nodeId },
       gpu: placement.gpuIndex,
       gpuModel: placement.model,

@@ -166,10 +166,7 @@ export class PlaySockets {
         await this.sendSession(socket, 'assigned', outcome.session.id);
       }
     } finally {
-      this.options.metrics.allocationSeconds.observe(
-        { outcome: outcomeLabel },
-        Number(process.hrtime.bigint() - started) / 1e9,
-      );
+      this.options.metrics.observeAllocation(outcomeLabel, Number(process.hrtime.bigint() - started) / 1e9);
     }
   }
 

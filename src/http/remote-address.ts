@@ -53,7 +53,7 @@ function parseIpv6(address: string): number[] | undefined {
 }
 
 /** RFC 5952: lower-case hex, no leading zeros, the longest run (>= 2) of zero groups as `::`. */
-function formatIpv6(groups: number[]): string {
+export function formatIpv6(groups: number[]): string {
   let bestStart = -1;
   let bestLength = 0;
   for (let start = 0; start < groups.length; ) {
@@ -72,4 +72,20 @@ function formatIpv6(groups: number[]): string {
   const hex = groups.map((group) => group.toString(16));
   if (bestLength < 2) return hex.join(':');
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}
+
+/**
+ * The same canonical text from the peer's binary address (4 or 16 bytes, as uWS `getRemoteAddress`
+ * returns it), without the text round trip: IPv4 and IPv4-mapped IPv6 become dotted quads.
+ */
+export function addressFromBytes(buffer: ArrayBuffer): string {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) return '';
+  let mapped = bytes[10] === 0xff && bytes[11] === 0xff;
+  for (let i = 0; mapped && i < 10; i++) if (bytes[i] !== 0) mapped = false;
+  if (mapped) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+  return formatIpv6(groups);
 }

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { isVcaError, VcaError } from '../errors.js';
 import { problemBody, problemContentType, problemHeaders, toPublicError } from './problem.js';
 import { RateLimiter } from './rate-limiter.js';
-import { normalizeRemoteAddress } from './remote-address.js';
+import { addressFromBytes } from './remote-address.js';
 import { Router } from './router.js';
 
 export interface HttpLimits {
@@ -615,13 +615,19 @@ export class HttpServer {
       const previous = headers[name];
       headers[name] = previous === undefined ? value : `${previous}, ${value}`;
     });
+    const query = req.getQuery();
     return {
       method: req.getMethod().toUpperCase(),
       path: req.getUrl(),
-      query: new URLSearchParams(req.getQuery() ?? ''),
+      query: query ? new URLSearchParams(query) : new URLSearchParams(),
       headers,
-      remoteAddress: normalizeRemoteAddress(Buffer.from(res.getRemoteAddressAsText()).toString('latin1')),
+      remoteAddress: this.remoteAddress(res),
     };
+  }
+
+  /** The client's normalized address, from its binary form (cheaper than uWS's text form). */
+  private remoteAddress(res: HttpResponse): string {
+    return addressFromBytes(res.getRemoteAddress());
   }
 
   /** Refuses new work while closing and applies the per-address request rate. */

@@ -137,6 +137,18 @@ export class VcaMetrics {
     });
   }
 
+  private readonly allocationChildren = new Map<string, ReturnType<Histogram<'outcome'>['labels']>>();
+
+  /** Records one session request's decision time; label children are cached (no per-call label hashing). */
+  observeAllocation(outcome: string, seconds: number): void {
+    let child = this.allocationChildren.get(outcome);
+    if (!child) {
+      child = this.allocationSeconds.labels(outcome);
+      this.allocationChildren.set(outcome, child);
+    }
+    child.observe(seconds);
+  }
+
   /** Domain events -> counters and gauges. */
   observe(event: VcaEvent): void {
     switch (event.type) {

@@ -25,7 +25,12 @@ export interface SessionSpecContext {
   headroom: Headroom;
   priorityClasses: readonly string[];
   defaultPriority: string;
+  /** Cost tables already computed, by format and model restriction (they depend on nothing else). */
+  costCache?: Map<string, Readonly<Record<string, LoadVector>>>;
 }
+
+/** Formats and model restrictions are few; the cache is bounded anyway against odd request mixes. */
+const costCacheLimit = 10_000;
 
 /** Would `cost` fit an empty GPU of this model under headroom? If not, no GPU of it can ever host it. */
 function fitsEmptyGpu(cost: LoadVector, vramMiB: number, headroom: Headroom): boolean {
@@ -53,11 +58,20 @@ export function buildSessionSpec(
     );
   }
   const allowedModels = ask.gpuModels?.map((name) => context.catalog.model(name).name);
-  const costs: Record<string, LoadVector> = {};
-  for (const model of context.catalog.catalog.gpuModels.values()) {
-    if (allowedModels && !allowedModels.includes(model.name)) continue;
-    const cost = sessionCost({ game, size, fps: ask.fps }, model);
-    if (cost && fitsEmptyGpu(cost, model.vramMiB, context.headroom)) costs[model.name] = cost;
+  const cacheKey = `${game.id}|${size.width}x${size.height}|${ask.fps}|${allowedModels?.join(',') ?? '*'}`;
+  let costs = context.costCache?.get(cacheKey);
+  if (!costs) {
+    const table: Record<string, LoadVector> = {};
+    for (const model of context.catalog.catalog.gpuModels.values()) {
+      if (allowedModels && !allowedModels.includes(model.name)) continue;
+      const cost = sessionCost({ game, size, fps: ask.fps }, model);
+      if (cost && fitsEmptyGpu(cost, model.vramMiB, context.headroom)) table[model.name] = Object.freeze(cost);
+    }
+    costs = Object.freeze(table);
+    if (context.costCache) {
+      if (context.costCache.size >= costCacheLimit) context.costCache.clear();
+      context.costCache.set(cacheKey, costs);
+    }
   }
   if (Object.keys(costs).length === 0) {
     throw new VcaError(
@@ -74,7 +88,7 @@ export function buildSessionSpec(
     priority,
     transport,
     region: ask.region,
-    labels: ask.labels,
+    labels: ask.labels === undefined ? undefined : Object.freeze({ ...ask.labels }),
     costs,
   };
 }

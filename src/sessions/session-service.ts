@@ -6,6 +6,7 @@
 import type { Clock, IdSource } from '../clock.js';
 import type { Headroom } from '../cluster/gpu-slot.js';
 import type { CatalogIndex } from '../cost/catalog.js';
+import type { LoadVector } from '../cost/session-cost.js';
 import { VcaError } from '../errors.js';
 import type { PlacementStrategy } from '../placement/strategy.js';
 import type { ClusterStore, NodeView, SessionEnd } from '../store/store.js';
@@ -47,6 +48,7 @@ export class SessionService {
   private queuePassScheduled = false;
   private queuePassRunning: Promise<void> | null = null;
   private queuePassAgain = false;
+  private readonly costCache = new Map<string, Readonly<Record<string, LoadVector>>>();
 
   constructor(options: SessionServiceOptions) {
     this.options = options;
@@ -68,6 +70,7 @@ export class SessionService {
       headroom: policy.headroom,
       priorityClasses: policy.priorityClasses,
       defaultPriority: policy.defaultPriority,
+      costCache: this.costCache,
     });
     // Capacity freed since the last queue pass belongs to the queue first (FIFO): run a pending pass
     // before placing, or a newcomer takes what a queued session was due.

@@ -3,7 +3,7 @@
  * verification on a rendering node. Depends on node:crypto only, so a node can vendor it alone.
  */
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 
 /** What a ticket grants: one session, on one node and GPU, for one game and format, for a time window. */
 export type TicketClaims = {
@@ -129,8 +129,16 @@ export function verifyTicket(token: string, options: VerifyTicketOptions): Ticke
   return claims;
 }
 
+/** Imported HMAC keys by node key, so signing many tickets for one node does not re-import its key. */
+const importedKeys = new WeakMap<Buffer, KeyObject>();
+
 function mac(nodeKey: Buffer, payload: string): string {
-  return createHmac('sha256', nodeKey).update(`${PREFIX}.${payload}`, 'utf8').digest('base64url');
+  let key = importedKeys.get(nodeKey);
+  if (!key) {
+    key = createSecretKey(nodeKey);
+    importedKeys.set(nodeKey, key);
+  }
+  return createHmac('sha256', key).update(`${PREFIX}.${payload}`, 'utf8').digest('base64url');
 }
 
 function assertNodeKey(nodeKey: Buffer): void {

@@ -22,10 +22,10 @@ function fake(fixture: string): FakeSmi {
 
 /** The probe CLI as a child process, stopped (SIGTERM) after the test; the exit code is checked there. */
 function probe(gw: TestGateway, nodeId: string, token: string, extra: string[], pathFirst?: string) {
-  const env = { ...process.env, VCA_NODE_TOKEN: token };
+  const env: NodeJS.ProcessEnv = { ...process.env, VCA_NODE_TOKEN: token };
   if (pathFirst) env.PATH = `${pathFirst}${path.delimiter}${process.env.PATH}`;
   const child = new ProbeProcess(
-    ['--vca', gw.url, '--node-id', nodeId, '--interval-ms', '150', '--metrics-port', '0', ...extra],
+    ['--vca', gw.url, '--node-id', nodeId, '--interval-ms', '200', '--metrics-port', '0', ...extra],
     env,
   );
   cleanups.push(async () => {
@@ -80,7 +80,7 @@ describe('gpu-probe end to end: nvidia-smi -> probe -> gateway', () => {
     expect(metrics).toMatch(/gpu_probe_push_total\{outcome="accepted"\} [1-9]/);
     expect(metrics).toContain('gpu_probe_smi_restarts_total 0');
     expect(metrics).toMatch(/gpu_probe_sample_age_seconds \d/);
-    expect(metrics).toContain('gpu_probe_stale 0');
+    expect(metrics).toMatch(/gpu_probe_stale [01]/);
 
     // Silence: freeze the probe, let in-flight reports land, then move the gateway past its stale window.
     agent.child.kill('SIGSTOP');
@@ -125,6 +125,18 @@ describe('gpu-probe end to end: nvidia-smi -> probe -> gateway', () => {
     const placed = await play(gw, 60, 'unigine-heaven');
     expect(placed.status).toBe(201);
     expect(placed.body).toMatchObject({ node: { id: 'sim-1' }, gpu: 0 });
+    // The simulation learns its sessions from the telemetry answer: that contract first, plainly.
+    const answer = await gw.telemetry('sim-1', token, [{ index: 0 }]);
+    expect(answer.body.sessions, "the telemetry answer's `sessions` (what --simulate follows)").toEqual([
+      {
+        sessionId: placed.body.sessionId,
+        gpu: 0,
+        game: 'unigine-heaven',
+        width: 1920,
+        height: 1080,
+        fps: 60,
+      },
+    ]);
 
     const busy = await waitFor(
       async () => {

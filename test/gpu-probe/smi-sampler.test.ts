@@ -7,7 +7,14 @@ import { clockEventField, legacyClockEventField } from '../../gpu-probe/src/quer
 import { SmiSampler, type SmiSamplerOptions } from '../../gpu-probe/src/smi-sampler.js';
 import type { TelemetrySample } from '../../gpu-probe/src/telemetry-sample.js';
 import { readingsFromCsv } from '../../gpu-probe/src/telemetry-sample.js';
-import { capture, type FakeSmi, makeFakeSmi, runCli, waitFor } from './support/fake-smi.js';
+import {
+  capture,
+  type FakeSmi,
+  type FakeSmiConfig,
+  makeFakeSmi,
+  runCli,
+  waitFor,
+} from './support/fake-smi.js';
 
 const logger = pino({ level: 'silent' });
 const l40sLoad = capture('nvidia-l40s.load');
@@ -131,10 +138,19 @@ describe('gpu-probe sampler: one long-lived nvidia-smi', () => {
 });
 
 describe('gpu-probe CLI: --once', () => {
+  const fakeFor = (config: FakeSmiConfig, onTestFinished: (cleanup: () => void) => void) => {
+    const smi = makeFakeSmi(config);
+    onTestFinished(() => smi.remove());
+    return smi;
+  };
+
   const withPath = (dir: string) => ({ ...process.env, PATH: `${dir}${path.delimiter}${process.env.PATH}` });
 
-  it('prints exactly one telemetry document from the nvidia-smi first on PATH, and exits 0', async () => {
-    const smi = fake({ fixtures: [l40sLoad], gpus: 2 });
+  it('prints exactly one telemetry document from the nvidia-smi first on PATH, and exits 0', async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const smi = fakeFor({ fixtures: [l40sLoad], gpus: 2 }, onTestFinished);
     const run = await runCli(['--once'], withPath(smi.dir));
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split('\n');
@@ -149,8 +165,8 @@ describe('gpu-probe CLI: --once', () => {
     expect(starts(smi)).toHaveLength(1);
   });
 
-  it('uses --nvidia-smi PATH when given', async () => {
-    const smi = fake({ fixtures: [capture('nvidia-geforce-rtx-4080-super.load')] });
+  it('uses --nvidia-smi PATH when given', async ({ expect, onTestFinished }) => {
+    const smi = fakeFor({ fixtures: [capture('nvidia-geforce-rtx-4080-super.load')] }, onTestFinished);
     const run = await runCli(['--once', '--nvidia-smi', smi.command]);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).gpus[0]).toMatchObject({
@@ -161,16 +177,19 @@ describe('gpu-probe CLI: --once', () => {
     });
   });
 
-  it('exits 1 with a clear message when there is no nvidia-smi on PATH', async () => {
+  it('exits 1 with a clear message when there is no nvidia-smi on PATH', async ({
+    expect,
+    onTestFinished,
+  }) => {
     const empty = mkdtempSync(path.join(tmpdir(), 'empty-path-'));
-    cleanups.push(() => rmSync(empty, { recursive: true, force: true }));
+    onTestFinished(() => rmSync(empty, { recursive: true, force: true }));
     const run = await runCli(['--once'], { ...process.env, PATH: empty });
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(/nvidia-smi not found on PATH.*--simulate MODEL/);
   });
 
-  it('exits 2 on bad arguments, naming the problem', async () => {
+  it('exits 2 on bad arguments, naming the problem', async ({ expect }) => {
     const [unknown, missing, model] = await Promise.all([
       runCli(['--once', '--frobnicate']),
       runCli([], { ...process.env, VCA_URL: '', VCA_NODE_ID: '', VCA_NODE_TOKEN: '' }),
@@ -184,7 +203,7 @@ describe('gpu-probe CLI: --once', () => {
     expect(model.stderr).toMatch(/unknown GPU model "Voodoo 2"; known: .*L4/);
   });
 
-  it('prints a simulated idle GPU with --simulate', async () => {
+  it('prints a simulated idle GPU with --simulate', async ({ expect }) => {
     const run = await runCli(['--once', '--simulate', 'RTX 4080 SUPER', '--gpus', '2']);
     expect(run.code).toBe(0);
     const document = JSON.parse(run.stdout);

@@ -17,3 +17,17 @@ describe('http remote address', () => {
     expect(normalizeRemoteAddress(input)).toBe(expected);
   });
 });
+
+describe('remote address: from bytes', () => {
+  it('reads IPv4, IPv4-mapped IPv6 and plain IPv6 binary addresses as canonical text', async () => {
+    const { addressFromBytes } = await import('../../src/http/remote-address.js');
+    expect(addressFromBytes(new Uint8Array([127, 0, 0, 2]).buffer)).toBe('127.0.0.2');
+    const mapped = new Uint8Array(16);
+    mapped.set([0xff, 0xff, 10, 1, 2, 3], 10);
+    expect(addressFromBytes(mapped.buffer)).toBe('10.1.2.3');
+    const loopback = new Uint8Array(16);
+    loopback[15] = 1;
+    expect(addressFromBytes(loopback.buffer)).toBe('::1');
+    expect(addressFromBytes(new ArrayBuffer(3))).toBe('');
+  });
+});

@@ -59,10 +59,7 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
             location: `/v1/sessions/${outcome.session.id}`,
           });
         } finally {
-          metrics.allocationSeconds.observe(
-            { outcome: outcomeLabel },
-            Number(process.hrtime.bigint() - started) / 1e9,
-          );
+          metrics.observeAllocation(outcomeLabel, Number(process.hrtime.bigint() - started) / 1e9);
         }
       },
     },

@@ -32,8 +32,45 @@ export interface EmbeddedStoreOptions extends ClusterStateOptions {
   retainEndedMs?: number;
 }
 
+/**
+ * What callers get: a copy whose own fields they may change freely. The nested `costs`, `labels` and
+ * placement `cost` are frozen when the session is created and shared, never copied per call.
+ */
 function copySession(session: SessionRecord): SessionRecord {
-  return structuredClone(session);
+  // Field by field: one stable object shape, much cheaper for V8 than a spread of 20 fields.
+  const placement = session.placement;
+  return {
+    id: session.id,
+    game: session.game,
+    width: session.width,
+    height: session.height,
+    fps: session.fps,
+    priority: session.priority,
+    transport: session.transport,
+    region: session.region,
+    labels: session.labels,
+    costs: session.costs,
+    state: session.state,
+    createdAt: session.createdAt,
+    queuedAt: session.queuedAt,
+    queueDeadline: session.queueDeadline,
+    assignedAt: session.assignedAt,
+    endedAt: session.endedAt,
+    endReason: session.endReason,
+    placement:
+      placement === null
+        ? null
+        : { nodeId: placement.nodeId, gpuIndex: placement.gpuIndex, model: placement.model, cost: placement.cost },
+    leaseExpiresAt: session.leaseExpiresAt,
+    migrations: session.migrations,
+  };
+}
+
+function frozenCosts(costs: Readonly<Record<string, LoadVector>>): Readonly<Record<string, LoadVector>> {
+  if (Object.isFrozen(costs)) return costs;
+  const copy: Record<string, LoadVector> = {};
+  for (const model in costs) copy[model] = Object.freeze({ ...costs[model]! });
+  return Object.freeze(copy);
 }
 
 export class EmbeddedStore implements ClusterStore {
@@ -103,7 +140,16 @@ export class EmbeddedStore implements ClusterStore {
       throw new VcaError('VCA_ERR_SESSION_EXISTS', `Session ${spec.id} already exists`);
     this.cluster.sweepStale(options.now);
     const session: SessionRecord = {
-      ...structuredClone(spec),
+      id: spec.id,
+      game: spec.game,
+      width: spec.width,
+      height: spec.height,
+      fps: spec.fps,
+      priority: spec.priority,
+      transport: spec.transport,
+      region: spec.region,
+      labels: spec.labels === undefined ? undefined : Object.freeze({ ...spec.labels }),
+      costs: frozenCosts(spec.costs),
       state: 'queued',
       createdAt: options.now,
       queuedAt: null,
@@ -346,7 +392,7 @@ export class EmbeddedStore implements ClusterStore {
     this.cluster.commit(gpu, session.id, cost);
     session.state = 'assigned';
     session.assignedAt = now;
-    session.placement = { nodeId, gpuIndex, model, cost: { ...cost } };
+    session.placement = { nodeId, gpuIndex, model, cost: Object.isFrozen(cost) ? cost : Object.freeze({ ...cost }) };
   }
 
   /** Frees the session's GPU reservation; exactly once because the placement is cleared here. */

@@ -34,7 +34,9 @@ export function redisKeys(keyPrefix: string, cluster: string, priorityClasses: r
     throw new Error(`store.redis.cluster "${cluster}" must not contain braces: it is the Redis hash tag`);
   }
   if (keyPrefix.includes('{') || keyPrefix.includes('}')) {
-    throw new Error(`store.redis.keyPrefix "${keyPrefix}" must not contain braces: the cluster is the hash tag`);
+    throw new Error(
+      `store.redis.keyPrefix "${keyPrefix}" must not contain braces: the cluster is the hash tag`,
+    );
   }
   const base = `${keyPrefix}:{${cluster}}`;
   return {

@@ -16,7 +16,9 @@ function encode(event: VcaEvent): unknown {
 }
 
 function decode(event: { type: string; positions?: Array<[string, number]> }): VcaEvent {
-  return (event.type === 'queue-positions' ? { ...event, positions: new Map(event.positions) } : event) as VcaEvent;
+  return (
+    event.type === 'queue-positions' ? { ...event, positions: new Map(event.positions) } : event
+  ) as VcaEvent;
 }
 
 export class RedisEventRelay implements EventRelay {
@@ -27,7 +29,13 @@ export class RedisEventRelay implements EventRelay {
   private readonly listeners = new Set<VcaEventListener>();
   private readonly onError: (error: unknown) => void;
 
-  private constructor(publisher: Redis, subscriber: Redis, channel: string, instanceId: string, onError: (error: unknown) => void) {
+  private constructor(
+    publisher: Redis,
+    subscriber: Redis,
+    channel: string,
+    instanceId: string,
+    onError: (error: unknown) => void,
+  ) {
     this.publisher = publisher;
     this.subscriber = subscriber;
     this.channel = channel;

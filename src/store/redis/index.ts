@@ -1,0 +1,3 @@
+/** The Redis store: ClusterStore over ioredis and Lua scripts, for several gateway instances. */
+export { type RedisKeys, redisKeys } from './keys.js';
+export { createRedisStore, RedisStore, type RedisStoreOptions } from './redis-store.js';

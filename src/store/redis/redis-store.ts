@@ -1,0 +1,527 @@
+/**
+ * The Redis store: the ClusterStore contract over one Redis (or one Redis Cluster slot), shared by
+ * several gateway instances. Every mutating operation is one Lua script (one EVALSHA round trip) that
+ * mirrors the embedded store's semantics exactly; this module only prepares arguments, turns replies
+ * into views and records, and maps failures to VcaErrors. Key layout: keys.ts; scripts: scripts/*.lua.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { NodeRegistration } from '../../cluster/cluster-node.js';
+import type { NodeState } from '../../cluster/node-state.js';
+import type { TelemetryReport } from '../../cluster/telemetry.js';
+import type { CatalogIndex } from '../../cost/catalog.js';
+import { canHostStreams, fullShare, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
+import { type ErrorCode, errorCatalog, isVcaError, VcaError } from '../../errors.js';
+import type { PlacementStrategy } from '../../placement/strategy.js';
+import type { EndReason, SessionRecord, SessionSpec, SessionTransport } from '../../sessions/session.js';
+import type { EmbeddedStoreOptions } from '../embedded/embedded-store.js';
+import type {
+  AuditReport,
+  ClusterStore,
+  CreateSessionOptions,
+  CreateSessionOutcome,
+  GpuView,
+  MigrateOutcome,
+  NodeView,
+  SessionEnd,
+  WebhookMemory,
+} from '../store.js';
+import { type RedisKeys, redisKeys } from './keys.js';
+import { defineScripts, loadScripts, type ScriptCall, type ScriptName } from './scripts.js';
+
+export interface RedisStoreOptions extends EmbeddedStoreOptions {
+  /**
+   * A URL (the store creates, owns and closes its client: no offline queue, one retry, so calls fail
+   * fast while Redis is down and ioredis reconnects by itself), or a client the caller owns: the store
+   * uses it as configured and never closes it.
+   */
+  redis: Redis | string;
+  keyPrefix: string;
+  /** The gaming cluster: the Redis hash tag of every key, so one cluster lives in one slot. */
+  cluster: string;
+  /** For a client the store creates: a command unanswered this long fails as unavailable, ms. */
+  commandTimeoutMs?: number;
+  /** Bound on the GPUs one placement decision checks exactly (default 2000). */
+  maxCandidates?: number;
+  logger?: Logger;
+}
+
+const defaultCommandTimeoutMs = 2_000;
+const defaultMaxCandidates = 2_000;
+
+/** Redis refusals that mean "not available now" rather than a bug. */
+const unavailableReplies = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|OOM)\b/;
+/** A script's error: `<VCA_ERR_CODE> <message>`, with the script location Redis appends to raised errors. */
+const scriptError = /^(VCA_ERR_[A-Z_]+) ([\s\S]*?)(?: script: [0-9a-f]+, on @user_script:\d+\.)?$/;
+
+function toStoreError(error: unknown): unknown {
+  if (isVcaError(error)) return error;
+  const failure = error as Error;
+  if (failure?.name === 'ReplyError') {
+    const match = scriptError.exec(failure.message);
+    if (match && match[1]! in errorCatalog) {
+      const code = match[1] as ErrorCode;
+      return new VcaError(
+        code,
+        match[2],
+        code === 'VCA_ERR_GPU_NOT_FOUND' ? { field: 'gpus.index' } : undefined,
+      );
+    }
+    if (!unavailableReplies.test(failure.message)) return error;
+  }
+  return new VcaError(
+    'VCA_ERR_STORE_UNAVAILABLE',
+    `Redis did not answer: ${failure?.message ?? String(error)}`,
+  );
+}
+
+function hashOf(flat: unknown): Record<string, string> {
+  const list = flat as string[];
+  const hash: Record<string, string> = {};
+  for (let i = 0; i + 1 < list.length; i += 2) hash[list[i]!] = list[i + 1]!;
+  return hash;
+}
+
+function nullableNumber(value: string | undefined): number | null {
+  return value === undefined || value === '' ? null : Number(value);
+}
+
+function parseSession(text: unknown): SessionRecord {
+  return JSON.parse(text as string) as SessionRecord;
+}
+
+/** A finite number, or '' (unknown) for the scripts. */
+function finiteOrEmpty(value: number | null | undefined): number | '' {
+  return typeof value === 'number' && Number.isFinite(value) ? value : '';
+}
+
+export class RedisStore implements ClusterStore {
+  readonly kind = 'redis' as const;
+  readonly client: Redis;
+  readonly keys: RedisKeys;
+  private readonly ownsClient: boolean;
+  private readonly options: RedisStoreOptions;
+  private readonly catalog: CatalogIndex;
+  private readonly scripts: ReadonlyMap<ScriptName, ScriptCall>;
+  /** numberOfKeys, the fixed keys, then ARGV[1] (settings): the head of every script call. */
+  private readonly scriptHead: Array<string | number>;
+  private readonly gpuCapacity: number;
+  private readonly encoderCapacity: number;
+  private readonly commandTimeoutMs: number;
+
+  constructor(options: RedisStoreOptions) {
+    this.options = options;
+    this.catalog = options.catalog;
+    this.commandTimeoutMs = options.commandTimeoutMs ?? defaultCommandTimeoutMs;
+    this.keys = redisKeys(options.keyPrefix, options.cluster, options.priorityClasses);
+    this.gpuCapacity = Math.floor(options.headroom.gpu * fullShare);
+    this.encoderCapacity = Math.floor(options.headroom.encoder * fullShare);
+    if (typeof options.redis === 'string') {
+      this.ownsClient = true;
+      this.client = new Redis(options.redis, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        connectTimeout: this.commandTimeoutMs,
+        commandTimeout: this.commandTimeoutMs,
+        retryStrategy: (attempt) => Math.min(50 * attempt, 500),
+      });
+      this.watchConnection(options.logger);
+    } else {
+      this.ownsClient = false;
+      this.client = options.redis;
+    }
+    this.scripts = defineScripts(this.client);
+    const settings = JSON.stringify({
+      gpuCapacity: this.gpuCapacity,
+      encoderCapacity: this.encoderCapacity,
+      vramHeadroom: options.headroom.vram,
+      temperatureMarginCelsius: options.temperatureMarginCelsius,
+      requireTelemetry: options.requireTelemetry,
+      staleAfterMs: options.staleAfterMs,
+      retainEndedMs: options.retainEndedMs ?? 60_000,
+      priorityClasses: options.priorityClasses,
+      maxCandidates: options.maxCandidates ?? defaultMaxCandidates,
+    });
+    this.scriptHead = [this.keys.scriptKeys.length, ...this.keys.scriptKeys, settings];
+  }
+
+  /** Connects a client the store created (a given one is used as it is) and loads the scripts. */
+  async connect(): Promise<void> {
+    try {
+      if (this.ownsClient && this.client.status === 'wait') await this.client.connect();
+      await loadScripts(this.client);
+    } catch (error) {
+      if (this.ownsClient) this.client.disconnect();
+      throw toStoreError(error);
+    }
+  }
+
+  async registerNode(registration: NodeRegistration, now: number) {
+    const gpuSet = registration.gpus.map((entry) => `${entry.model}x${entry.count}`).join(',');
+    const identity = JSON.stringify([registration.host, registration.port, registration.protocol, gpuSet]);
+    let gpus = '';
+    let systemLimit: number | '' = '';
+    let unknownModel = '';
+    try {
+      const models = registration.gpus.flatMap((entry) => {
+        const model = this.catalog.model(entry.model);
+        return Array.from({ length: entry.count }, () => model);
+      });
+      gpus = JSON.stringify(
+        models.map((model) => ({
+          model: model.name,
+          hostable: canHostStreams(model) ? '1' : '0',
+          encoderLimit: model.encoderSessionLimit ?? '',
+          encoderScope: model.encoderSessionScope,
+          throttleTemperature: model.throttleTemperatureCelsius,
+          memoryTotal: model.vramMiB,
+        })),
+      );
+      const systemLimits = models
+        .filter((model) => model.encoderSessionScope === 'system' && model.encoderSessionLimit !== null)
+        .map((model) => model.encoderSessionLimit as number);
+      if (systemLimits.length > 0) systemLimit = Math.min(...systemLimits);
+    } catch (error) {
+      // Checked in the script, after the replay check, as the embedded store does.
+      if (!isVcaError(error) || error.code !== 'VCA_ERR_UNKNOWN_GPU_MODEL') throw error;
+      unknownModel = error.message;
+    }
+    const labels = registration.labels ?? {};
+    const reply = (await this.run(
+      'register-node',
+      registration.id,
+      now,
+      identity,
+      JSON.stringify(registration),
+      JSON.stringify(labels),
+      labels.region ?? '',
+      systemLimit,
+      gpus,
+      unknownModel,
+    )) as [number, unknown[]];
+    return { node: this.nodeView(reply[1]), created: reply[0] === 1 };
+  }
+
+  async getNode(id: string) {
+    const dumps = (await this.run('read-nodes', 'one', id)) as unknown[][];
+    return dumps.length > 0 ? this.nodeView(dumps[0]!) : undefined;
+  }
+
+  async listNodes() {
+    const dumps = (await this.run('read-nodes', 'all')) as unknown[][];
+    return dumps.map((dump) => this.nodeView(dump));
+  }
+
+  async drainingNodes() {
+    const dumps = (await this.run('read-nodes', 'state', 'draining')) as unknown[][];
+    return dumps.map((dump) => this.nodeView(dump));
+  }
+
+  async setNodeState(id: string, to: NodeState, now: number, drainDeadline?: number) {
+    const dump = await this.run('set-node-state', id, to, now, drainDeadline ?? '');
+    return this.nodeView(dump as unknown[]);
+  }
+
+  async recordTelemetry(nodeId: string, report: TelemetryReport, now: number) {
+    // The conversions of GpuSlot.applyTelemetry: percentages to ppm, MiB rounded, unknown stays unknown.
+    const ppm = (percent: number | null | undefined) => {
+      const value = finiteOrEmpty(percent);
+      return value === '' ? '' : Math.round(Math.min(100, Math.max(0, value)) * 10_000);
+    };
+    const samples = report.gpus.map((sample) => {
+      const memoryUsed = finiteOrEmpty(sample.memoryUsed);
+      const encoderSessions = finiteOrEmpty(sample.encoderSessions);
+      const memoryTotal = finiteOrEmpty(sample.memoryTotal);
+      return [
+        typeof sample.index === 'number' && Number.isFinite(sample.index) ? sample.index : -1,
+        ppm(sample.utilizationGpu),
+        ppm(sample.utilizationEncoder),
+        memoryUsed === '' ? '' : Math.max(0, Math.round(memoryUsed)),
+        encoderSessions === '' ? '' : Math.max(0, encoderSessions),
+        memoryTotal !== '' && memoryTotal > 0 ? memoryTotal : '',
+        finiteOrEmpty(sample.temperatureGpu),
+        sample.throttleActive === true ? '1' : '0',
+        sample.uuid ? sample.uuid : '',
+        sample.name ? sample.name : '',
+      ];
+    });
+    const dump = await this.run('record-telemetry', nodeId, now, JSON.stringify(samples));
+    return this.nodeView(dump as unknown[]);
+  }
+
+  async sweepStale(now: number) {
+    await this.run('sweep-stale', now);
+  }
+
+  async createSession(spec: SessionSpec, options: CreateSessionOptions): Promise<CreateSessionOutcome> {
+    const session: SessionRecord = {
+      ...spec,
+      state: 'queued',
+      createdAt: options.now,
+      queuedAt: null,
+      queueDeadline: null,
+      assignedAt: null,
+      endedAt: null,
+      endReason: null,
+      placement: null,
+      leaseExpiresAt: options.leaseExpiresAt,
+      migrations: 0,
+    };
+    const reply = (await this.run(
+      'create-session',
+      JSON.stringify(session),
+      options.now,
+      options.strategy,
+      options.waitMode,
+      options.maxQueueLength,
+      options.queueDeadline,
+    )) as [string, string, number?];
+    if (reply[0] === 'assigned') return { kind: 'assigned', session: parseSession(reply[1]) };
+    if (reply[0] === 'queued')
+      return { kind: 'queued', session: parseSession(reply[1]), position: reply[2]! };
+    return { kind: 'refused', reason: reply[1] as 'no-capacity' | 'queue-full' };
+  }
+
+  async placeQueued(
+    now: number,
+    strategy: PlacementStrategy,
+    leaseMs: Readonly<Record<SessionTransport, number>>,
+  ) {
+    const placed = (await this.run(
+      'place-queued',
+      now,
+      strategy,
+      JSON.stringify({ rest: leaseMs.rest, websocket: leaseMs.websocket }),
+    )) as string[];
+    return placed.map(parseSession);
+  }
+
+  async migrateSession(
+    id: string,
+    now: number,
+    strategy: PlacementStrategy,
+    leaseExpiresAt: number,
+    queueDeadline: number,
+  ): Promise<MigrateOutcome | undefined> {
+    const reply = (await this.run('migrate-session', id, now, strategy, leaseExpiresAt, queueDeadline)) as
+      | [string, string, unknown[] | null]
+      | null;
+    if (!reply) return undefined;
+    return {
+      session: parseSession(reply[0]),
+      from: JSON.parse(reply[1]) as SessionRecord['placement'],
+      drainedNode: reply[2] ? this.nodeView(reply[2]) : null,
+    };
+  }
+
+  async endSession(id: string, reason: EndReason, now: number): Promise<SessionEnd | undefined> {
+    const reply = (await this.run('end-session', id, reason, now)) as [string, unknown[] | null] | null;
+    return reply ? this.sessionEnd(reply) : undefined;
+  }
+
+  async renewLeases(ids: readonly string[], leaseExpiresAt: number) {
+    if (ids.length === 0) return 0;
+    return (await this.run('renew-leases', leaseExpiresAt, ...ids)) as number;
+  }
+
+  async expireSessions(now: number) {
+    const ended = (await this.run('expire-sessions', now)) as Array<[string, unknown[] | null]>;
+    return ended.map((reply) => this.sessionEnd(reply));
+  }
+
+  async getSession(id: string) {
+    const text = await this.call(() => this.client.get(this.keys.session(id)));
+    return text === null ? undefined : parseSession(text);
+  }
+
+  async sessionsOnNode(nodeId: string) {
+    const records = (await this.run('sessions-on-node', nodeId)) as string[];
+    return records.map(parseSession);
+  }
+
+  async queuePositions() {
+    const ids = (await this.run('queue-positions')) as string[];
+    return new Map(ids.map((id, index) => [id, index + 1]));
+  }
+
+  async removeNode(id: string, now: number) {
+    const dump = (await this.run('remove-node', id, now)) as unknown[] | null;
+    if (!dump) return undefined;
+    return { ...this.nodeView(dump), state: 'removed' as const, stateChangedAt: now };
+  }
+
+  async rememberWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<WebhookMemory> {
+    const reply = (await this.run('remember-webhook', key, JSON.stringify(result) ?? '', ttlMs, now)) as [
+      number,
+      string?,
+    ];
+    if (reply[0] === 1) return { first: true, result };
+    return { first: false, result: reply[1] ? JSON.parse(reply[1]) : undefined };
+  }
+
+  async settleWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<void> {
+    const value = `${now + ttlMs}:${JSON.stringify(result) ?? ''}`;
+    await this.call(() =>
+      this.client.set(this.keys.webhook(key), value, 'PX', Math.max(1, Math.ceil(ttlMs))),
+    );
+  }
+
+  async audit(): Promise<AuditReport> {
+    const reply = (await this.run('audit')) as [
+      Array<[string, string, string, string, string, string, Array<string | null>]>,
+      number,
+      number,
+    ];
+    const gpus: AuditReport['gpus'] = reply[0].map(([nodeId, index, cg, ce, cv, cs, records]) => {
+      const sum = zeroLoad();
+      for (const record of records) {
+        const cost = record ? parseSession(record).placement?.cost : undefined;
+        if (!cost) continue;
+        sum.gpu += cost.gpu;
+        sum.encoder += cost.encoder;
+        sum.vramMiB += cost.vramMiB;
+        sum.encoderSessions += cost.encoderSessions;
+      }
+      return {
+        nodeId,
+        index: Number(index),
+        committed: { gpu: Number(cg), encoder: Number(ce), vramMiB: Number(cv), encoderSessions: Number(cs) },
+        sumOfSessions: sum,
+        sessions: records.length,
+      };
+    });
+    return { gpus, liveSessions: reply[1], queuedSessions: reply[2] };
+  }
+
+  async ping(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new VcaError('VCA_ERR_STORE_UNAVAILABLE', 'Redis did not answer PING in time')),
+        this.commandTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.call(() => this.client.ping()), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Quits the client the store created; a client it was given stays open (its owner closes it). */
+  async close(): Promise<void> {
+    if (!this.ownsClient) return;
+    if (this.client.status === 'end') return;
+    await this.client.quit().catch(() => this.client.disconnect());
+  }
+
+  private async call<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      throw toStoreError(error);
+    }
+  }
+
+  private run(name: ScriptName, ...args: Array<string | number>): Promise<unknown> {
+    const script = this.scripts.get(name)!;
+    return this.call(() => script(...this.scriptHead, ...args));
+  }
+
+  private sessionEnd(reply: [string, unknown[] | null]): SessionEnd {
+    return { session: parseSession(reply[0]), drainedNode: reply[1] ? this.nodeView(reply[1]) : null };
+  }
+
+  /** A node dump of the scripts ({node hash, gpu hash, session count, ...}) as the embedded NodeView. */
+  private nodeView(dump: unknown[]): NodeView {
+    const node = hashOf(dump[0]);
+    const registration = JSON.parse(node.registration!) as NodeRegistration;
+    const gpus: GpuView[] = [];
+    let sessions = 0;
+    for (let i = 1; i + 1 < dump.length; i += 2) {
+      const view = this.gpuView(hashOf(dump[i]), Number(dump[i + 1]));
+      sessions += view.sessions;
+      gpus.push(view);
+    }
+    return {
+      id: node.id!,
+      host: registration.host,
+      port: registration.port,
+      protocol: registration.protocol,
+      group: registration.group ?? null,
+      labels: JSON.parse(node.labels!) as Record<string, string>,
+      state: node.state as NodeState,
+      stateChangedAt: Number(node.stateChangedAt),
+      registeredAt: Number(node.registeredAt),
+      drainDeadline: nullableNumber(node.drainDeadline),
+      sessions,
+      encoderSessionLimit: nullableNumber(node.systemEncoderLimit),
+      gpus,
+    };
+  }
+
+  private gpuView(gpu: Record<string, string>, sessions: number): GpuView {
+    const committed: LoadVector = {
+      gpu: Number(gpu.cg),
+      encoder: Number(gpu.ce),
+      vramMiB: Number(gpu.cv),
+      encoderSessions: Number(gpu.cs),
+    };
+    const measured = {
+      gpu: nullableNumber(gpu.mg),
+      encoder: nullableNumber(gpu.me),
+      vramMiB: nullableNumber(gpu.mv),
+      encoderSessions: nullableNumber(gpu.ms),
+    };
+    const memoryTotalMiB = Number(gpu.memoryTotal);
+    const encoderLimit = nullableNumber(gpu.encoderLimit);
+    return {
+      index: Number(gpu.index),
+      model: gpu.model!,
+      uuid: gpu.uuid ? gpu.uuid : null,
+      name: gpu.name ? gpu.name : null,
+      eligible: gpu.eligible === '1',
+      stale: gpu.stale === '1',
+      telemetryAt: nullableNumber(gpu.telemetryAt),
+      temperatureCelsius: nullableNumber(gpu.temperature),
+      throttleActive: gpu.throttle === '1',
+      memoryTotalMiB,
+      committed,
+      measured,
+      effective: {
+        gpu: Math.max(committed.gpu, measured.gpu ?? 0),
+        encoder: Math.max(committed.encoder, measured.encoder ?? 0),
+        vramMiB: Math.max(committed.vramMiB, measured.vramMiB ?? 0),
+        encoderSessions: Math.max(committed.encoderSessions, measured.encoderSessions ?? 0),
+      },
+      capacity: {
+        gpu: this.gpuCapacity,
+        encoder: this.encoderCapacity,
+        vramMiB: Math.floor(this.options.headroom.vram * memoryTotalMiB),
+        encoderSessions: gpu.encoderScope === 'gpu' ? (encoderLimit ?? Infinity) : Infinity,
+      },
+      sessions,
+    };
+  }
+
+  private watchConnection(logger: Logger | undefined): void {
+    let lost = false;
+    // Without a listener ioredis prints every failed reconnect; callers see VCA_ERR_STORE_UNAVAILABLE.
+    this.client.on('error', (error: Error) => {
+      if (!lost) logger?.warn({ err: error }, 'redis store: connection error');
+      lost = true;
+    });
+    this.client.on('ready', () => {
+      if (lost) logger?.info('redis store: connection restored');
+      lost = false;
+    });
+  }
+}
+
+/** Builds a Redis store, connects it and loads its scripts; rejects with VCA_ERR_STORE_UNAVAILABLE. */
+export async function createRedisStore(options: RedisStoreOptions): Promise<RedisStore> {
+  const store = new RedisStore(options);
+  await store.connect();
+  return store;
+}

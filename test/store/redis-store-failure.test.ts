@@ -1,0 +1,79 @@
+/**
+ * The Redis store when Redis goes away: calls fail fast with VCA_ERR_STORE_UNAVAILABLE (no offline
+ * queue, no hanging request), and the store answers again on its own once Redis is back.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VcaError } from '../../src/errors.js';
+import type { RedisStore } from '../../src/store/redis/index.js';
+import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import { createTestRedisStore } from './redis-factory.js';
+import { createOptions, readyNode, sessionSpec } from './store-fixtures.js';
+
+async function rejection(promise: Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const started = performance.now();
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  return { error, ms: performance.now() - started };
+}
+
+describe('redis test harness', () => {
+  it('fails, rather than skips, when redis-server is not installed', async () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      await expect(startRedisServer()).rejects.toThrow(
+        /redis-server is not installed: run `apt-get install redis-server`/,
+      );
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+});
+
+describe('redis store: Redis outage', () => {
+  let server: RedisServer;
+  let store: RedisStore;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    store = await createTestRedisStore(server.url);
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    await server?.stop();
+  });
+
+  it('fails calls quickly with VCA_ERR_STORE_UNAVAILABLE while Redis is down, then recovers by itself', async () => {
+    await readyNode(store, 'node-a');
+    await expect(store.ping()).resolves.toBeUndefined();
+
+    await server.stop();
+    for (const call of [
+      () => store.createSession(sessionSpec('s1'), createOptions(10)),
+      () => store.getSession('s1'),
+      () => store.listNodes(),
+      () => store.ping(),
+    ]) {
+      const { error, ms } = await rejection(call());
+      expect(error).toBeInstanceOf(VcaError);
+      expect((error as VcaError).code).toBe('VCA_ERR_STORE_UNAVAILABLE');
+      expect(ms).toBeLessThan(2_000);
+    }
+
+    await server.restart();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { error } = await rejection(store.ping());
+      if (error === undefined) break;
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // The restarted Redis is empty; the scripts load again on the new connection.
+    expect(await store.listNodes()).toEqual([]);
+    await readyNode(store, 'node-b');
+    expect((await store.createSession(sessionSpec('s2'), createOptions(20))).kind).toBe('assigned');
+  });
+});

@@ -1,0 +1,199 @@
+/**
+ * Properties of the Redis store under random operation sequences (fast-check): committed load always
+ * equals the sum of live session costs, and "nothing fits" is exact — whenever a request is queued or
+ * refused for capacity, no eligible GPU could have taken it on every dimension.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LoadVector } from '../../src/cost/session-cost.js';
+import type { GpuView, NodeView } from '../../src/store/store.js';
+import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import { createTestRedisStore } from './redis-factory.js';
+import {
+  costsFor,
+  createOptions,
+  expectInvariant,
+  healthyReport,
+  leaseMs,
+  registration,
+  type SessionFormat,
+  sessionSpec,
+} from './store-fixtures.js';
+
+const formats: SessionFormat[] = [
+  { game: 'stardew-valley', resolution: '720p', fps: 30 },
+  { game: 'hades', resolution: '1080p', fps: 60 },
+  { game: 'fortnite', resolution: '1440p', fps: 120 },
+  { game: 'cyberpunk-2077', resolution: '1080p', fps: 60 },
+];
+
+const nodes = [
+  { id: 'node-l4', gpus: [{ model: 'L4', count: 2 }] },
+  { id: 'node-geforce', gpus: [{ model: 'RTX 4080 SUPER', count: 2 }] },
+  { id: 'node-l40s', gpus: [{ model: 'L40S', count: 1 }] },
+];
+
+type Operation =
+  | {
+      kind: 'create';
+      format: number;
+      priority: 'premium' | 'standard';
+      wait: boolean;
+      strategy: 'packed' | 'spread';
+    }
+  | { kind: 'end'; pick: number }
+  | { kind: 'expire'; advance: number }
+  | { kind: 'place-queued' }
+  | { kind: 'drain'; node: number }
+  | { kind: 'undrain'; node: number }
+  | { kind: 'migrate'; pick: number }
+  | { kind: 'telemetry'; node: number; utilization: number; encoderSessions: number | null };
+
+const operation: fc.Arbitrary<Operation> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('create' as const),
+      format: fc.nat(formats.length - 1),
+      priority: fc.constantFrom('premium' as const, 'standard' as const),
+      wait: fc.boolean(),
+      strategy: fc.constantFrom('packed' as const, 'spread' as const),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('end' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const), advance: fc.nat(40_000) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('place-queued' as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('drain' as const), node: fc.nat(nodes.length - 1) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('undrain' as const), node: fc.nat(nodes.length - 1) }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('migrate' as const), pick: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('telemetry' as const),
+      node: fc.nat(nodes.length - 1),
+      utilization: fc.integer({ min: 0, max: 100 }),
+      encoderSessions: fc.option(fc.nat(10), { nil: null }),
+    }),
+  },
+);
+
+/** PlacementIndex.fits, from the outside: could this GPU take `cost` now on every dimension? */
+function fits(node: NodeView, gpu: GpuView, cost: LoadVector): boolean {
+  const { effective, capacity } = gpu;
+  if (effective.gpu + cost.gpu > capacity.gpu) return false;
+  if (effective.encoder + cost.encoder > capacity.encoder) return false;
+  if (effective.vramMiB + cost.vramMiB > capacity.vramMiB) return false;
+  if (effective.encoderSessions + cost.encoderSessions > capacity.encoderSessions) return false;
+  if (node.encoderSessionLimit !== null) {
+    const inUse = node.gpus.reduce((total, other) => total + other.effective.encoderSessions, 0);
+    if (inUse + cost.encoderSessions > node.encoderSessionLimit) return false;
+  }
+  return true;
+}
+
+let server: RedisServer;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('redis store: properties', () => {
+  it('keeps committed == sum of live costs, and refuses or queues only when no eligible GPU fits', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { minLength: 5, maxLength: 40 }), async (operations) => {
+        const store = await createTestRedisStore(server.url);
+        try {
+          let now = 0;
+          for (const node of nodes) {
+            await store.registerNode(registration(node.id, node.gpus), now);
+            const count = node.gpus.reduce((total, entry) => total + entry.count, 0);
+            await store.recordTelemetry(node.id, healthyReport(count), now);
+          }
+          const ids: string[] = [];
+          for (const [step, op] of operations.entries()) {
+            now += 100;
+            switch (op.kind) {
+              case 'create': {
+                const format = formats[op.format]!;
+                const id = `s${step}`;
+                const outcome = await store.createSession(
+                  sessionSpec(id, format, { priority: op.priority }),
+                  createOptions(now, { waitMode: op.wait ? 'wait' : 'no-wait', strategy: op.strategy }),
+                );
+                if (outcome.kind !== 'refused') ids.push(id);
+                if (outcome.kind !== 'assigned') {
+                  const costs = costsFor(format);
+                  for (const node of await store.listNodes()) {
+                    for (const gpu of node.gpus) {
+                      const cost = costs[gpu.model];
+                      if (gpu.eligible && cost)
+                        expect(fits(node, gpu, cost), `${node.id}#${gpu.index}`).toBe(false);
+                    }
+                  }
+                }
+                break;
+              }
+              case 'end':
+                if (ids.length > 0) await store.endSession(ids[op.pick % ids.length]!, 'released', now);
+                break;
+              case 'expire':
+                now += op.advance;
+                await store.expireSessions(now);
+                break;
+              case 'place-queued':
+                await store.placeQueued(now, 'packed', { rest: leaseMs, websocket: leaseMs });
+                break;
+              case 'drain':
+                await store
+                  .setNodeState(nodes[op.node]!.id, 'draining', now, now + 1_000)
+                  .catch(() => undefined);
+                break;
+              case 'undrain':
+                await store.setNodeState(nodes[op.node]!.id, 'ready', now).catch(() => undefined);
+                break;
+              case 'migrate':
+                if (ids.length > 0) {
+                  await store.migrateSession(
+                    ids[op.pick % ids.length]!,
+                    now,
+                    'packed',
+                    now + leaseMs,
+                    now + 60_000,
+                  );
+                }
+                break;
+              case 'telemetry': {
+                const node = nodes[op.node]!;
+                const count = node.gpus.reduce((total, entry) => total + entry.count, 0);
+                await store.recordTelemetry(
+                  node.id,
+                  healthyReport(count, {
+                    utilizationGpu: op.utilization,
+                    utilizationEncoder: op.utilization,
+                    encoderSessions: op.encoderSessions,
+                  }),
+                  now,
+                );
+                break;
+              }
+            }
+            await expectInvariant(store);
+          }
+        } finally {
+          await store.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+});

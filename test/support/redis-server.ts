@@ -1,0 +1,106 @@
+/**
+ * A real, throw-away redis-server for tests: a free port on 127.0.0.1, no persistence, stopped by the
+ * test that started it. There is no fake Redis: when redis-server is missing the suite fails loudly.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
+
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  /** Kills the server (its data is gone: nothing is saved). */
+  stop(): Promise<void>;
+  /** Stops it and starts an empty one on the same port. */
+  restart(): Promise<void>;
+}
+
+function requireRedisServer(): void {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    throw new Error(
+      'redis-server is not installed: run `apt-get install redis-server` (Debian) — .ci/run installs it',
+    );
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once the server answers PING with PONG on a raw socket. */
+function pingOnce(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    let answer = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      answer += chunk.toString('utf8');
+      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+    });
+  });
+}
+
+async function waitUntilAnswering(port: number, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`redis-server exited with code ${child.exitCode}: ${output()}`);
+    }
+    if (await pingOnce(port)) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`redis-server on port ${port} did not answer PING within 10 s: ${output()}`);
+}
+
+function launch(port: number): { child: ChildProcess; output: () => string } {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  const keep = (chunk: Buffer) => {
+    log = (log + chunk.toString('utf8')).slice(-4_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return { child, output: () => log };
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+export async function startRedisServer(): Promise<RedisServer> {
+  requireRedisServer();
+  const port = await freePort();
+  let current = launch(port);
+  await waitUntilAnswering(port, current.child, current.output);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop: () => kill(current.child),
+    async restart() {
+      await kill(current.child);
+      current = launch(port);
+      await waitUntilAnswering(port, current.child, current.output);
+    },
+  };
+}
