@@ -71,6 +71,10 @@ function launch(port: number): { child: ChildProcess; output: () => string } {
     ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  // A test process that dies without stop() must not leave its server behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.removeListener('exit', killOnExit));
   let log = '';
   const keep = (chunk: Buffer) => {
     log = (log + chunk.toString('utf8')).slice(-4_000);

@@ -19,20 +19,31 @@ export function nodeRoutes(deps: NodeRouteDeps): ApiRoute[] {
       method: 'PUT',
       path: '/v1/nodes/:id/telemetry',
       access: 'node',
-      summary: 'Report GPU telemetry (what gpu-probe pushes every interval)',
+      summary:
+        'Report GPU telemetry (what gpu-probe pushes every interval); the answer lists the sessions placed on the node',
       body: TelemetryReportSchema,
       responses: {
-        200: 'Accepted: node state and eligibility',
+        200: 'Accepted: node state, GPU eligibility, sessions the VCA placed on the node',
         404: 'Unknown node',
         422: 'Unknown GPU index',
       },
       async handler(ctx) {
         const report = validateBody(TelemetryReportSchema, await ctx.readJson());
         const node = await fleet.recordTelemetry(ctx.params.id!, report);
+        const placed = await store.sessionsOnNode(node.id);
         return json(200, {
           nodeId: node.id,
           state: node.state,
-          gpus: node.gpus.map((gpu) => ({ index: gpu.index, eligible: gpu.eligible })),
+          gpus: node.gpus.map((gpu) => ({ index: gpu.index, eligible: gpu.eligible, stale: gpu.stale })),
+          // Lets the node reconcile what it runs with what the VCA committed (and drives --simulate).
+          sessions: placed.map((session) => ({
+            sessionId: session.id,
+            gpu: session.placement?.gpuIndex ?? null,
+            game: session.game,
+            width: session.width,
+            height: session.height,
+            fps: session.fps,
+          })),
         });
       },
     },

@@ -39,14 +39,20 @@ export interface RedisStoreOptions extends EmbeddedStoreOptions {
   keyPrefix: string;
   /** The gaming cluster: the Redis hash tag of every key, so one cluster lives in one slot. */
   cluster: string;
-  /** For a client the store creates: a command unanswered this long fails as unavailable, ms. */
+  /**
+   * For a client the store creates: a command unanswered this long fails as unavailable, ms (default
+   * 5000). A timed-out script may still run later in Redis; a session it assigned then lives until its
+   * lease expires, so keep this well above the worst queueing delay under load.
+   */
   commandTimeoutMs?: number;
   /** Bound on the GPUs one placement decision checks exactly (default 2000). */
   maxCandidates?: number;
   logger?: Logger;
 }
 
-const defaultCommandTimeoutMs = 2_000;
+const defaultCommandTimeoutMs = 5_000;
+/** `ping()` answers health checks: it gives up sooner than a command. */
+const pingTimeoutMs = 2_000;
 const defaultMaxCandidates = 2_000;
 
 /** Redis refusals that mean "not available now" rather than a bug. */
@@ -122,7 +128,7 @@ export class RedisStore implements ClusterStore {
         lazyConnect: true,
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
-        connectTimeout: this.commandTimeoutMs,
+        connectTimeout: Math.min(this.commandTimeoutMs, pingTimeoutMs),
         commandTimeout: this.commandTimeoutMs,
         retryStrategy: (attempt) => Math.min(50 * attempt, 500),
       });
@@ -399,7 +405,7 @@ export class RedisStore implements ClusterStore {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new VcaError('VCA_ERR_STORE_UNAVAILABLE', 'Redis did not answer PING in time')),
-        this.commandTimeoutMs,
+        Math.min(this.commandTimeoutMs, pingTimeoutMs),
       );
     });
     try {
