@@ -55,12 +55,13 @@ async function main(): Promise<void> {
   }
   const logger = pino({ level: config.log.level, base: { service: 'vca' } });
   config = withDevelopmentCredentials(config, logger);
-  const store = await createStore(config, logger);
+  const { store, relay } = await createStore(config, logger);
   const gateway = new Gateway({
     config,
     catalog: loadCatalog(config),
     logger,
     store,
+    relay,
     version: packageJson.version,
   });
   await gateway.start();

@@ -9,7 +9,7 @@ import { CatalogIndex } from './cost/catalog.js';
 import { FleetService } from './scaling/fleet-service.js';
 import { EventBus } from './sessions/events.js';
 import { type SessionPolicy, SessionService } from './sessions/session-service.js';
-import { EmbeddedStore } from './store/embedded/embedded-store.js';
+import { EmbeddedStore, type EmbeddedStoreOptions } from './store/embedded/embedded-store.js';
 import type { ClusterStore } from './store/store.js';
 
 export interface Vca {
@@ -46,15 +46,20 @@ export function sessionPolicy(config: Readonly<VcaConfig>): SessionPolicy {
   };
 }
 
-export function createEmbeddedStore(config: Readonly<VcaConfig>, catalog: CatalogIndex): EmbeddedStore {
-  return new EmbeddedStore({
+/** What every store needs from the configuration: placement rules, freshness, priority classes. */
+export function storeOptions(config: Readonly<VcaConfig>, catalog: CatalogIndex): EmbeddedStoreOptions {
+  return {
     catalog,
     headroom: config.placement.headroom,
     temperatureMarginCelsius: config.placement.temperatureMarginCelsius,
     staleAfterMs: config.telemetry.reportIntervalSeconds * config.telemetry.staleAfterIntervals * 1000,
     requireTelemetry: config.placement.requireTelemetry,
     priorityClasses: config.queue.priorityClasses,
-  });
+  };
+}
+
+export function createEmbeddedStore(config: Readonly<VcaConfig>, catalog: CatalogIndex): EmbeddedStore {
+  return new EmbeddedStore(storeOptions(config, catalog));
 }
 
 export function createVca(options: CreateVcaOptions): Vca {

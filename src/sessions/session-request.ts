@@ -65,7 +65,8 @@ export function buildSessionSpec(
     for (const model of context.catalog.catalog.gpuModels.values()) {
       if (allowedModels && !allowedModels.includes(model.name)) continue;
       const cost = sessionCost({ game, size, fps: ask.fps }, model);
-      if (cost && fitsEmptyGpu(cost, model.vramMiB, context.headroom)) table[model.name] = Object.freeze(cost);
+      if (cost && fitsEmptyGpu(cost, model.vramMiB, context.headroom))
+        table[model.name] = Object.freeze(cost);
     }
     costs = Object.freeze(table);
     if (context.costCache) {

@@ -1,28 +1,40 @@
-/** Builds the store the configuration names: embedded (in-process) or Redis (shared by instances). */
+/**
+ * Builds the store the configuration names: embedded (in-process) or Redis (shared by instances, with
+ * the event relay that carries session events between them).
+ */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { loadCatalog } from '../config/load-catalog.js';
 import type { VcaConfig } from '../config/schema.js';
 import { CatalogIndex } from '../cost/catalog.js';
-import { createEmbeddedStore } from '../vca.js';
+import type { EventRelay } from '../sessions/events.js';
+import { createEmbeddedStore, storeOptions } from '../vca.js';
 import { createRedisStore } from './redis/index.js';
+import { RedisEventRelay } from './redis/redis-event-relay.js';
 import type { ClusterStore } from './store.js';
 
-export async function createStore(config: Readonly<VcaConfig>, logger: Logger): Promise<ClusterStore> {
+export interface StoreSetup {
+  store: ClusterStore;
+  relay?: EventRelay;
+}
+
+export async function createStore(config: Readonly<VcaConfig>, logger: Logger): Promise<StoreSetup> {
   const catalog = new CatalogIndex(loadCatalog(config));
-  if (config.store.kind === 'redis') {
-    // The same placement and telemetry options createEmbeddedStore (src/vca.ts) reads from config.
-    return createRedisStore({
-      catalog,
-      headroom: config.placement.headroom,
-      temperatureMarginCelsius: config.placement.temperatureMarginCelsius,
-      staleAfterMs: config.telemetry.reportIntervalSeconds * config.telemetry.staleAfterIntervals * 1000,
-      requireTelemetry: config.placement.requireTelemetry,
-      priorityClasses: config.queue.priorityClasses,
-      redis: config.store.redis.url,
-      keyPrefix: config.store.redis.keyPrefix,
-      cluster: config.store.redis.cluster,
-      logger: logger.child({ component: 'redis-store' }),
-    });
-  }
-  return createEmbeddedStore(config, catalog);
+  if (config.store.kind !== 'redis') return { store: createEmbeddedStore(config, catalog) };
+  const { url, keyPrefix, cluster } = config.store.redis;
+  const store = await createRedisStore({
+    ...storeOptions(config, catalog),
+    redis: url,
+    keyPrefix,
+    cluster,
+    logger: logger.child({ component: 'redis-store' }),
+  });
+  const relayLogger = logger.child({ component: 'event-relay' });
+  const relay = await RedisEventRelay.start(
+    store.client,
+    `${keyPrefix}:{${cluster}}:events`,
+    randomUUID(),
+    (error) => relayLogger.warn({ err: error }, 'event relay error'),
+  );
+  return { store, relay };
 }

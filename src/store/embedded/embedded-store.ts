@@ -60,7 +60,12 @@ function copySession(session: SessionRecord): SessionRecord {
     placement:
       placement === null
         ? null
-        : { nodeId: placement.nodeId, gpuIndex: placement.gpuIndex, model: placement.model, cost: placement.cost },
+        : {
+            nodeId: placement.nodeId,
+            gpuIndex: placement.gpuIndex,
+            model: placement.model,
+            cost: placement.cost,
+          },
     leaseExpiresAt: session.leaseExpiresAt,
     migrations: session.migrations,
   };
@@ -392,7 +397,12 @@ export class EmbeddedStore implements ClusterStore {
     this.cluster.commit(gpu, session.id, cost);
     session.state = 'assigned';
     session.assignedAt = now;
-    session.placement = { nodeId, gpuIndex, model, cost: Object.isFrozen(cost) ? cost : Object.freeze({ ...cost }) };
+    session.placement = {
+      nodeId,
+      gpuIndex,
+      model,
+      cost: Object.isFrozen(cost) ? cost : Object.freeze({ ...cost }),
+    };
   }
 
   /** Frees the session's GPU reservation; exactly once because the placement is cleared here. */
