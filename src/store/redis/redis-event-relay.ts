@@ -69,7 +69,18 @@ export class RedisEventRelay implements EventRelay {
     onError: (error: unknown) => void = () => {},
   ): Promise<RedisEventRelay> {
     const subscriber = client.duplicate();
-    subscriber.on('error', onError);
+    // One report per outage: ioredis retries by itself (and re-subscribes once it is back).
+    let lost = false;
+    subscriber.on('error', (error: unknown) => {
+      if (!lost) onError(error);
+      lost = true;
+    });
+    subscriber.on('ready', () => {
+      lost = false;
+    });
+    // The store's client has no offline queue and connects lazily: a command before the connection is
+    // ready fails at once ("Stream isn't writeable"), so connect first.
+    if (subscriber.status === 'wait') await subscriber.connect();
     await subscriber.subscribe(channel);
     return new RedisEventRelay(client, subscriber, channel, instanceId, onError);
   }
