@@ -3,9 +3,13 @@ import { describe, expect, it } from 'vitest';
 
 describe('demo: npm run demo', () => {
   it('starts the gateway and simulated nodes, serves synthetic gamers, and stops cleanly', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/demo.ts', '--duration', '14', '--plain'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bench/demo.ts', '--duration', '14', '--plain'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();

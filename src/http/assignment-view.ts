@@ -3,7 +3,7 @@
  * fresh ticket signed with that node's key. Node endpoints and keys are cached per node id and dropped
  * when the node is removed, so answering costs one HMAC, not a store round trip.
  */
-import type { SessionRecord } from '../sessions/session.js';
+import type { SessionPlacement, SessionRecord } from '../sessions/session.js';
 import type { ClusterStore } from '../store/store.js';
 import { deriveNodeKey } from '../tickets/node-key.js';
 import { signTicket } from '../tickets/ticket.js';
@@ -56,43 +56,42 @@ export class SessionViews {
   }
 
   /**
-   * The JSON a gamer receives for a session, in any state. Objects are built field by field with a
-   * fixed set of keys per state: this runs on every allocation.
+   * The JSON a gamer receives for a session, in any state. One object shape for every state (fields
+   * that do not apply are undefined and left out of the JSON): this runs on every allocation.
    */
   async describe(session: SessionRecord, extra: { position?: number; resumeToken?: string } = {}) {
-    const resolution = `${session.width}x${session.height}`;
-    const resumeToken = extra.resumeToken;
-    if (session.state === 'ended') {
-      return {
-        sessionId: session.id,
-        state: session.state,
-        game: session.game,
-        resolution,
-        fps: session.fps,
-        resumeToken,
-        endReason: session.endReason,
-      };
-    }
     const now = this.options.now();
-    const leaseSeconds = Math.max(0, Math.round((session.leaseExpiresAt - now) / 1000));
-    const placement = session.placement;
-    if (session.state === 'queued' || !placement) {
-      return {
-        sessionId: session.id,
-        state: session.state,
-        game: session.game,
-        resolution,
-        fps: session.fps,
-        resumeToken,
-        queued: true,
-        position: extra.position ?? null,
-        leaseSeconds,
-      };
-    }
-    const node = await this.endpoint(placement.nodeId);
+    const live = session.state !== 'ended';
+    const placement = session.state === 'assigned' ? session.placement : null;
     const issuedAt = Math.floor(now / 1000);
     const expiresAt = issuedAt + this.options.ticketTtlSeconds;
-    const ticket = signTicket(
+    return {
+      sessionId: session.id,
+      state: session.state,
+      game: session.game,
+      resolution: `${session.width}x${session.height}`,
+      fps: session.fps,
+      resumeToken: extra.resumeToken,
+      endReason: live ? undefined : session.endReason,
+      queued: session.state === 'queued' ? true : undefined,
+      position: session.state === 'queued' ? (extra.position ?? null) : undefined,
+      node: placement ? ((await this.endpoint(placement.nodeId)) ?? { id: placement.nodeId }) : undefined,
+      gpu: placement?.gpuIndex,
+      gpuModel: placement?.model,
+      ticket: placement ? this.ticket(session, placement, issuedAt, expiresAt) : undefined,
+      ticketExpiresAt: placement ? new Date(expiresAt * 1000).toISOString() : undefined,
+      leaseSeconds: live ? Math.max(0, Math.round((session.leaseExpiresAt - now) / 1000)) : undefined,
+      migrations: placement ? session.migrations : undefined,
+    };
+  }
+
+  private ticket(
+    session: SessionRecord,
+    placement: SessionPlacement,
+    issuedAt: number,
+    expiresAt: number,
+  ): string {
+    return signTicket(
       {
         v: 1,
         sid: session.id,
@@ -107,20 +106,5 @@ export class SessionViews {
       },
       this.nodeKey(placement.nodeId),
     );
-    return {
-      sessionId: session.id,
-      state: session.state,
-      game: session.game,
-      resolution,
-      fps: session.fps,
-      resumeToken,
-      node: node ?? { id: placement.nodeId },
-      gpu: placement.gpuIndex,
-      gpuModel: placement.model,
-      ticket,
-      ticketExpiresAt: new Date(expiresAt * 1000).toISOString(),
-      leaseSeconds,
-      migrations: session.migrations,
-    };
   }
 }

@@ -123,6 +123,19 @@ export class Gateway {
       }
     });
 
+    // Redis mode: what this instance decides reaches the sockets held by the others, and back. Remote
+    // events only feed the sockets here (metrics and callbacks belong to the instance that decided).
+    this.relay = options.relay;
+    if (this.relay) {
+      const relay = this.relay;
+      events.subscribe((event) => {
+        if (isRelayed(event)) relay.publish(event);
+      });
+      relay.onRemote((event) => {
+        if (isRelayed(event)) this.play.handleEvent(event);
+      });
+    }
+
     this.server = new HttpServer({
       host: config.server.host,
       port: config.server.port,

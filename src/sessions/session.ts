@@ -56,3 +56,30 @@ export function sessionDeadline(session: SessionRecord): number {
     ? Math.min(session.leaseExpiresAt, session.queueDeadline)
     : session.leaseExpiresAt;
 }
+
+/** The record of a session just asked for: not yet placed or queued, its lease running. */
+export function newSessionRecord(spec: SessionSpec, now: number, leaseExpiresAt: number): SessionRecord {
+  // Field by field (not a spread): one stable object shape on the allocation path.
+  return {
+    id: spec.id,
+    game: spec.game,
+    width: spec.width,
+    height: spec.height,
+    fps: spec.fps,
+    priority: spec.priority,
+    transport: spec.transport,
+    region: spec.region,
+    labels: spec.labels,
+    costs: spec.costs,
+    state: 'queued',
+    createdAt: now,
+    queuedAt: null,
+    queueDeadline: null,
+    assignedAt: null,
+    endedAt: null,
+    endReason: null,
+    placement: null,
+    leaseExpiresAt,
+    migrations: 0,
+  };
+}

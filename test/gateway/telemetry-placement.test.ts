@@ -130,8 +130,8 @@ describe('telemetry-driven placement: measured load', () => {
       gpuSample(1, { encoderSessions: 3 }),
     ]);
     expect(full.body.gpus).toEqual([
-      { index: 0, eligible: false },
-      { index: 1, eligible: false },
+      { index: 0, eligible: false, stale: false },
+      { index: 1, eligible: false, stale: false },
     ]);
     expectProblem(await requestSession({ ...halfL4, wait: false }), 503, 'VCA_ERR_NO_CAPACITY');
 

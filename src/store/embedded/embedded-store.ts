@@ -12,7 +12,7 @@ import { PlacementIndex, type PlacementRequest } from '../../placement/placement
 import type { PlacementStrategy } from '../../placement/strategy.js';
 import { DeadlineHeap } from '../../sessions/deadline-heap.js';
 import type { EndReason, SessionRecord, SessionSpec, SessionTransport } from '../../sessions/session.js';
-import { sessionDeadline } from '../../sessions/session.js';
+import { newSessionRecord, sessionDeadline } from '../../sessions/session.js';
 import { SessionQueue } from '../../sessions/session-queue.js';
 import type {
   AuditReport,
@@ -144,28 +144,15 @@ export class EmbeddedStore implements ClusterStore {
     if (this.sessions.has(spec.id))
       throw new VcaError('VCA_ERR_SESSION_EXISTS', `Session ${spec.id} already exists`);
     this.cluster.sweepStale(options.now);
-    const session: SessionRecord = {
-      id: spec.id,
-      game: spec.game,
-      width: spec.width,
-      height: spec.height,
-      fps: spec.fps,
-      priority: spec.priority,
-      transport: spec.transport,
-      region: spec.region,
-      labels: spec.labels === undefined ? undefined : Object.freeze({ ...spec.labels }),
-      costs: frozenCosts(spec.costs),
-      state: 'queued',
-      createdAt: options.now,
-      queuedAt: null,
-      queueDeadline: null,
-      assignedAt: null,
-      endedAt: null,
-      endReason: null,
-      placement: null,
-      leaseExpiresAt: options.leaseExpiresAt,
-      migrations: 0,
-    };
+    const session = newSessionRecord(
+      {
+        ...spec,
+        labels: spec.labels === undefined ? undefined : Object.freeze({ ...spec.labels }),
+        costs: frozenCosts(spec.costs),
+      },
+      options.now,
+      options.leaseExpiresAt,
+    );
     if (this.tryPlace(session, options.strategy, options.now, undefined)) {
       this.sessions.set(session.id, session);
       this.deadlines.push(sessionDeadline(session), session.id);
