@@ -229,6 +229,11 @@ export interface GatewayChildOptions {
   /** Extra node flags (e.g. --cpu-prof). */
   nodeFlags?: string[];
   startTimeoutMs?: number;
+  /**
+   * Environment overrides for the gateway child, applied over the bench defaults (embedded store, no
+   * autoscaler, bench credentials), e.g. `{ VCA_STORE: 'redis', VCA_REDIS_URL, VCA_REDIS_KEY_PREFIX }`.
+   */
+  env?: Record<string, string>;
 }
 
 /** Writes a temporary VCA_CONFIG based on config/default.yaml; removed when the benchmark exits. */
@@ -269,6 +274,7 @@ export async function startGateway(options: GatewayChildOptions = {}): Promise<G
     VCA_OPERATOR_TOKENS: benchCredentials.operatorToken,
     VCA_ORCHESTRATOR_SECRET: benchCredentials.orchestratorSecret,
     VCA_MASTER_SECRET: benchCredentials.masterSecret,
+    ...options.env,
   };
   buildGatewayOnce();
   const child = spawnTracked(

@@ -92,8 +92,84 @@ function nullableNumber(value: string | undefined): number | null {
   return value === undefined || value === '' ? null : Number(value);
 }
 
-function parseSession(text: unknown): SessionRecord {
-  return JSON.parse(text as string) as SessionRecord;
+/** The session hash fields a reply holds, in order (the first SESSION_FIELDS of the scripts' prelude). */
+const sessionFields = [
+  'spec',
+  'state',
+  'queuedAt',
+  'queueDeadline',
+  'assignedAt',
+  'endedAt',
+  'endReason',
+  'leaseExpiresAt',
+  'migrations',
+  'node',
+  'gpuIndex',
+  'model',
+  'cost',
+] as const;
+
+/** A cost vector from its `<gpu>,<encoder>,<vram>,<sessions>` form. */
+function parseCost(text: string): LoadVector {
+  const [gpu, encoder, vramMiB, encoderSessions] = text.split(',');
+  return {
+    gpu: Number(gpu),
+    encoder: Number(encoder),
+    vramMiB: Number(vramMiB),
+    encoderSessions: Number(encoderSessions),
+  };
+}
+
+function costText(cost: LoadVector): string {
+  return `${cost.gpu},${cost.encoder},${cost.vramMiB},${cost.encoderSessions}`;
+}
+
+/** A session reply of the scripts (sessionFields values) as the SessionRecord. */
+function parseSession(reply: unknown): SessionRecord {
+  const [spec, state, queuedAt, queueDeadline, assignedAt, endedAt, endReason, lease, migrations] =
+    reply as string[];
+  const fields = reply as string[];
+  const record = JSON.parse(spec!) as SessionRecord;
+  record.state = state as SessionRecord['state'];
+  record.queuedAt = nullableNumber(queuedAt);
+  record.queueDeadline = nullableNumber(queueDeadline);
+  record.assignedAt = nullableNumber(assignedAt);
+  record.endedAt = nullableNumber(endedAt);
+  record.endReason = endReason ? (endReason as EndReason) : null;
+  record.placement = fields[9]
+    ? { nodeId: fields[9], gpuIndex: Number(fields[10]), model: fields[11]!, cost: parseCost(fields[12]!) }
+    : null;
+  record.leaseExpiresAt = Number(lease);
+  record.migrations = Number(migrations);
+  return record;
+}
+
+/** pickCosts of frozen cost tables (the gateway shares one per session format). */
+const pickCostsCache = new WeakMap<object, string>();
+
+/** What the scripts' pick reads of a session's costs: `\n<model>\t<cost>` per model, then `\n`. */
+function pickCosts(costs: SessionSpec['costs']): string {
+  const frozen = Object.isFrozen(costs);
+  if (frozen) {
+    const cached = pickCostsCache.get(costs);
+    if (cached !== undefined) return cached;
+  }
+  let text = '';
+  for (const model in costs) {
+    const cost = costs[model];
+    if (cost) text += `\n${model}\t${costText(cost)}`;
+  }
+  text += '\n';
+  if (frozen) pickCostsCache.set(costs, text);
+  return text;
+}
+
+/** Request labels as the scripts read them: JSON with sorted names, '' when there are none. */
+function labelsArgument(labels: SessionSpec['labels']): string {
+  if (!labels) return '';
+  const names = Object.keys(labels).sort();
+  if (names.length === 0) return '{}';
+  return JSON.stringify(Object.fromEntries(names.map((name) => [name, labels[name]])));
 }
 
 /** A finite number, or '' (unknown) for the scripts. */
@@ -138,17 +214,20 @@ export class RedisStore implements ClusterStore {
       this.client = options.redis;
     }
     this.scripts = defineScripts(this.client);
-    const settings = JSON.stringify({
-      gpuCapacity: this.gpuCapacity,
-      encoderCapacity: this.encoderCapacity,
-      vramHeadroom: options.headroom.vram,
-      temperatureMarginCelsius: options.temperatureMarginCelsius,
-      requireTelemetry: options.requireTelemetry,
-      staleAfterMs: options.staleAfterMs,
-      retainEndedMs: options.retainEndedMs ?? 60_000,
-      priorityClasses: options.priorityClasses,
-      maxCandidates: options.maxCandidates ?? defaultMaxCandidates,
-    });
+    // Read by the prelude: each value followed by '\n', the priority classes last.
+    const settings = [
+      this.gpuCapacity,
+      this.encoderCapacity,
+      options.headroom.vram,
+      options.temperatureMarginCelsius,
+      options.requireTelemetry ? 1 : 0,
+      options.staleAfterMs,
+      options.retainEndedMs ?? 60_000,
+      options.maxCandidates ?? defaultMaxCandidates,
+      ...options.priorityClasses,
+    ]
+      .map((value) => `${value}\n`)
+      .join('');
     this.scriptHead = [this.keys.scriptKeys.length, ...this.keys.scriptKeys, settings];
   }
 
@@ -235,7 +314,7 @@ export class RedisStore implements ClusterStore {
       const value = finiteOrEmpty(percent);
       return value === '' ? '' : Math.round(Math.min(100, Math.max(0, value)) * 10_000);
     };
-    const samples = report.gpus.map((sample) => {
+    const samples = report.gpus.flatMap((sample) => {
       const memoryUsed = finiteOrEmpty(sample.memoryUsed);
       const encoderSessions = finiteOrEmpty(sample.encoderSessions);
       const memoryTotal = finiteOrEmpty(sample.memoryTotal);
@@ -252,7 +331,7 @@ export class RedisStore implements ClusterStore {
         sample.name ? sample.name : '',
       ];
     });
-    const dump = await this.run('record-telemetry', nodeId, now, JSON.stringify(samples));
+    const dump = await this.run('record-telemetry', nodeId, now, ...samples);
     return this.nodeView(dump as unknown[]);
   }
 
@@ -276,16 +355,44 @@ export class RedisStore implements ClusterStore {
     };
     const reply = (await this.run(
       'create-session',
-      JSON.stringify(session),
+      spec.id,
+      JSON.stringify({ ...spec, createdAt: options.now }),
+      pickCosts(spec.costs),
+      typeof spec.region === 'string' ? `:${spec.region}` : '',
+      labelsArgument(spec.labels),
+      spec.priority,
+      spec.transport,
       options.now,
       options.strategy,
       options.waitMode,
       options.maxQueueLength,
       options.queueDeadline,
-    )) as [string, string, number?];
-    if (reply[0] === 'assigned') return { kind: 'assigned', session: parseSession(reply[1]) };
-    if (reply[0] === 'queued')
-      return { kind: 'queued', session: parseSession(reply[1]), position: reply[2]! };
+      options.leaseExpiresAt,
+    )) as [string, string | number, string?, string?];
+    // The script answers only what it changed: the record is the one sent, with those changes.
+    if (reply[0] === 'assigned') {
+      const model = reply[3]!;
+      const cost = spec.costs[model]!;
+      session.state = 'assigned';
+      session.assignedAt = options.now;
+      session.placement = {
+        nodeId: reply[1] as string,
+        gpuIndex: Number(reply[2]),
+        model,
+        cost: {
+          gpu: cost.gpu,
+          encoder: cost.encoder,
+          vramMiB: cost.vramMiB,
+          encoderSessions: cost.encoderSessions,
+        },
+      };
+      return { kind: 'assigned', session };
+    }
+    if (reply[0] === 'queued') {
+      session.queuedAt = options.now;
+      session.queueDeadline = options.queueDeadline;
+      return { kind: 'queued', session, position: reply[1] as number };
+    }
     return { kind: 'refused', reason: reply[1] as 'no-capacity' | 'queue-full' };
   }
 
@@ -298,8 +405,9 @@ export class RedisStore implements ClusterStore {
       'place-queued',
       now,
       strategy,
-      JSON.stringify({ rest: leaseMs.rest, websocket: leaseMs.websocket }),
-    )) as string[];
+      leaseMs.rest,
+      leaseMs.websocket,
+    )) as string[][];
     return placed.map(parseSession);
   }
 
@@ -311,18 +419,19 @@ export class RedisStore implements ClusterStore {
     queueDeadline: number,
   ): Promise<MigrateOutcome | undefined> {
     const reply = (await this.run('migrate-session', id, now, strategy, leaseExpiresAt, queueDeadline)) as
-      | [string, string, unknown[] | null]
+      | [string[], [string, string, string, string], unknown[] | null]
       | null;
     if (!reply) return undefined;
+    const [nodeId, gpuIndex, model, cost] = reply[1];
     return {
       session: parseSession(reply[0]),
-      from: JSON.parse(reply[1]) as SessionRecord['placement'],
+      from: { nodeId, gpuIndex: Number(gpuIndex), model, cost: parseCost(cost) },
       drainedNode: reply[2] ? this.nodeView(reply[2]) : null,
     };
   }
 
   async endSession(id: string, reason: EndReason, now: number): Promise<SessionEnd | undefined> {
-    const reply = (await this.run('end-session', id, reason, now)) as [string, unknown[] | null] | null;
+    const reply = (await this.run('end-session', id, reason, now)) as [string[], unknown[] | null] | null;
     return reply ? this.sessionEnd(reply) : undefined;
   }
 
@@ -332,17 +441,17 @@ export class RedisStore implements ClusterStore {
   }
 
   async expireSessions(now: number) {
-    const ended = (await this.run('expire-sessions', now)) as Array<[string, unknown[] | null]>;
+    const ended = (await this.run('expire-sessions', now)) as Array<[string[], unknown[] | null]>;
     return ended.map((reply) => this.sessionEnd(reply));
   }
 
   async getSession(id: string) {
-    const text = await this.call(() => this.client.get(this.keys.session(id)));
-    return text === null ? undefined : parseSession(text);
+    const fields = await this.call(() => this.client.hmget(this.keys.session(id), ...sessionFields));
+    return fields[1] === null ? undefined : parseSession(fields);
   }
 
   async sessionsOnNode(nodeId: string) {
-    const records = (await this.run('sessions-on-node', nodeId)) as string[];
+    const records = (await this.run('sessions-on-node', nodeId)) as string[][];
     return records.map(parseSession);
   }
 
@@ -379,11 +488,11 @@ export class RedisStore implements ClusterStore {
       number,
       number,
     ];
-    const gpus: AuditReport['gpus'] = reply[0].map(([nodeId, index, cg, ce, cv, cs, records]) => {
+    const gpus: AuditReport['gpus'] = reply[0].map(([nodeId, index, cg, ce, cv, cs, costs]) => {
       const sum = zeroLoad();
-      for (const record of records) {
-        const cost = record ? parseSession(record).placement?.cost : undefined;
-        if (!cost) continue;
+      for (const text of costs) {
+        if (!text) continue;
+        const cost = parseCost(text);
         sum.gpu += cost.gpu;
         sum.encoder += cost.encoder;
         sum.vramMiB += cost.vramMiB;
@@ -394,7 +503,7 @@ export class RedisStore implements ClusterStore {
         index: Number(index),
         committed: { gpu: Number(cg), encoder: Number(ce), vramMiB: Number(cv), encoderSessions: Number(cs) },
         sumOfSessions: sum,
-        sessions: records.length,
+        sessions: costs.length,
       };
     });
     return { gpus, liveSessions: reply[1], queuedSessions: reply[2] };
@@ -435,7 +544,7 @@ export class RedisStore implements ClusterStore {
     return this.call(() => script(...this.scriptHead, ...args));
   }
 
-  private sessionEnd(reply: [string, unknown[] | null]): SessionEnd {
+  private sessionEnd(reply: [string[], unknown[] | null]): SessionEnd {
     return { session: parseSession(reply[0]), drainedNode: reply[1] ? this.nodeView(reply[1]) : null };
   }
 

@@ -1,6 +1,7 @@
 /**
  * The Lua scripts of the Redis store: read from `scripts/<name>.lua`, each prefixed with the shared
- * helpers of `scripts/prelude.lua`, and defined on an ioredis client with `defineCommand` (EVALSHA, with
+ * definitions of `scripts/prelude.lua` it uses (the prelude runs on every call, so each script keeps
+ * only the top-level `local` definitions it reaches: see `preludeFor`), and defined on an ioredis client with `defineCommand` (EVALSHA, with
  * ioredis falling back to EVAL once per connection when Redis does not know the script yet).
  *
  * tsc does not copy .lua files to dist/, so the folder is looked up next to this module first and then
@@ -48,16 +49,73 @@ function findScriptsDir(): string {
 
 let sources: ReadonlyMap<ScriptName, string> | undefined;
 
+interface Definition {
+  text: string;
+  names: string[];
+  uses: Set<string>;
+}
+
+const identifier = /[A-Za-z_][A-Za-z0-9_]*/g;
+
+/** Lua source without comments and string literals: what is left are the code's identifiers. */
+function codeOnly(lua: string): string {
+  return lua
+    .replace(/--[^\n]*/g, '')
+    .replace(/'(?:[^'\\\n]|\\.)*'/g, "''")
+    .replace(/"(?:[^"\\\n]|\\.)*"/g, '""');
+}
+
+/**
+ * Splits the prelude into its top-level definitions: each starts with `local` at column 0 and runs up
+ * to the next one (comments before a definition travel with the one above: harmless).
+ */
+function preludeDefinitions(prelude: string): { header: string; definitions: Definition[] } {
+  const parts = prelude.split(/^(?=local\b)/m);
+  const header = parts[0]!.startsWith('local') ? '' : parts.shift()!;
+  const definitions = parts.map((text) => {
+    const head = /^local\s+(?:function\s+([A-Za-z_]\w*)|([A-Za-z_][\w\s,]*?)\s*=)/.exec(text);
+    if (!head) throw new Error(`prelude.lua: cannot read the definition starting ${text.slice(0, 60)}`);
+    const names = head[1] ? [head[1]] : head[2]!.split(',').map((name) => name.trim());
+    const uses = new Set(codeOnly(text).match(identifier) ?? []);
+    for (const name of names) uses.delete(name);
+    return { text, names, uses };
+  });
+  return { header, definitions };
+}
+
+/**
+ * The prelude for one script: the definitions the script's body uses, directly or through other
+ * definitions, in prelude order (a definition only uses those above it).
+ */
+export function preludeFor(prelude: string, body: string): string {
+  const { header, definitions } = preludeDefinitions(prelude);
+  const needed = new Set(codeOnly(body).match(identifier) ?? []);
+  const keep: boolean[] = new Array(definitions.length).fill(false);
+  for (let i = definitions.length - 1; i >= 0; i--) {
+    const definition = definitions[i]!;
+    if (!definition.names.some((name) => needed.has(name))) continue;
+    keep[i] = true;
+    for (const name of definition.uses) needed.add(name);
+  }
+  return (
+    header +
+    definitions
+      .filter((_, i) => keep[i])
+      .map((definition) => definition.text)
+      .join('')
+  );
+}
+
 /** The full text of every script (prelude included), read once per process. */
 export function scriptSources(): ReadonlyMap<ScriptName, string> {
   if (!sources) {
     const dir = findScriptsDir();
     const prelude = readFileSync(path.join(dir, 'prelude.lua'), 'utf8');
     sources = new Map(
-      scriptNames.map((name) => [
-        name,
-        `${prelude}\n-- ${name}.lua\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`,
-      ]),
+      scriptNames.map((name) => {
+        const body = readFileSync(path.join(dir, `${name}.lua`), 'utf8');
+        return [name, `${preludeFor(prelude, body)}\n-- ${name}.lua\n${body}`];
+      }),
     );
   }
   return sources;

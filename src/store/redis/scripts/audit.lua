@@ -1,9 +1,9 @@
--- audit: committed load per GPU with the records of the sessions committed there, for the invariant
+-- audit: committed load per GPU with the costs of the sessions committed there, for the invariant
 -- committed == sum of live session costs (summed by the caller, independently of the counters).
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON.
+-- ARGV: [1] settings.
 -- Returns: {gpus, live session count, queued session count}; gpus is an array of
---   {node id, index, cg, ce, cv, cs, {session JSON or false, ...}}.
+--   {node id, index, cg, ce, cv, cs, {session cost ('' when none) or false, ...}}.
 local gpus = {}
 for _, node_id in ipairs(redis.call('ZRANGE', K_NODES, 0, -1)) do
   local node = load_node(node_id)
@@ -11,18 +11,17 @@ for _, node_id in ipairs(redis.call('ZRANGE', K_NODES, 0, -1)) do
     for i = 0, node.gpu_count - 1 do
       local gid = gpu_id(node_id, i)
       local h = hgetall(gpu_key(gid))
-      local records = {}
+      local costs = {}
       for _, id in ipairs(redis.call('ZRANGE', gpu_sessions_key(gid), 0, -1)) do
-        records[#records + 1] = redis.call('GET', session_key(id))
+        costs[#costs + 1] = redis.call('HGET', session_key(id), 'cost')
       end
-      gpus[#gpus + 1] = { node_id, tostring(i), h.cg, h.ce, h.cv, h.cs, records }
+      gpus[#gpus + 1] = { node_id, tostring(i), h.cg, h.ce, h.cv, h.cs, costs }
     end
   end
 end
 local live = 0
 for _, id in ipairs(redis.call('ZRANGE', K_DEADLINES, 0, -1)) do
-  local session = load_session(id)
-  if session and session.state == 'assigned' then
+  if redis.call('HGET', session_key(id), 'state') == 'assigned' then
     live = live + 1
   end
 end

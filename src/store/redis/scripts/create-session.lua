@@ -1,33 +1,54 @@
 -- create-session: atomic pick-and-reserve, or queue, or refuse (one EVALSHA per allocation).
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON, [2] the new SessionRecord JSON (state 'queued', placement null, lease set),
---   [3] now (ms), [4] strategy ('packed' | 'spread'), [5] wait mode ('wait' | 'no-wait'),
---   [6] max queue length, [7] queue deadline (ms).
--- Returns: {'assigned', session JSON} | {'queued', session JSON, position} | {'refused', reason}.
+-- ARGV: [1] settings, [2] session id, [3] spec JSON (the immutable part of the record, createdAt
+--   included), [4] pick costs ('\n<model>\t<gpu>,<encoder>,<vram>,<sessions>' per model, '\n' last),
+--   [5] region (':' .. region, '' when none), [6] labels JSON ('' when none), [7] priority class,
+--   [8] transport, [9] now (ms), [10] strategy ('packed' | 'spread'), [11] wait mode ('wait' |
+--   'no-wait'), [12] max queue length, [13] queue deadline (ms), [14] lease expiry (ms).
+-- Returns: {'assigned', node id, GPU index, model} | {'queued', position} | {'refused', reason}; the
+--   caller builds the record it sent with these changes.
 -- Errors: VCA_ERR_SESSION_EXISTS, VCA_ERR_UNKNOWN_PRIORITY (nothing changed).
-local session = cjson.decode(ARGV[2])
-local now = tonumber(ARGV[3])
-if redis.call('EXISTS', session_key(session.id)) == 1 then
-  fail('VCA_ERR_SESSION_EXISTS', 'Session ' .. session.id .. ' already exists')
+local id = ARGV[2]
+local now = tonumber(ARGV[9])
+local key = session_key(id)
+if redis.call('EXISTS', key) == 1 then
+  fail('VCA_ERR_SESSION_EXISTS', 'Session ' .. id .. ' already exists')
+end
+local session = {
+  id = id,
+  state = 'queued',
+  priority = ARGV[7],
+  labels = ARGV[6],
+  pick = ARGV[4],
+  leaseExpiresAt = tonumber(ARGV[14]),
+  migrations = 0,
+}
+if ARGV[5] ~= '' then
+  session.region = string.sub(ARGV[5], 2)
 end
 sweep_stale(now)
-local gpu, cost = pick(session.costs, ARGV[4], request_region(session), request_labels(session), nil)
+local gpu, cost, node = pick(session, ARGV[10], nil)
+if not gpu then
+  if ARGV[11] == 'no-wait' then
+    return { 'refused', 'no-capacity' }
+  end
+  queue_key(session.priority)
+  if queue_length() >= tonumber(ARGV[12]) then
+    return { 'refused', 'queue-full' }
+  end
+end
+-- The fields that never change, written with the first save.
+local fixed = { 'spec', ARGV[3], 'priority', ARGV[7], 'transport', ARGV[8], 'region', ARGV[5], 'labels', ARGV[6],
+  'pick', ARGV[4] }
 if gpu then
-  commit(gpu, session, cost, now)
-  save_session(session)
-  redis.call('ZADD', K_DEADLINES, session_deadline(session), session.id)
-  return { 'assigned', cjson.encode(session) }
-end
-if ARGV[5] == 'no-wait' then
-  return { 'refused', 'no-capacity' }
-end
-local queue = queue_key(session.priority)
-if queue_length() >= tonumber(ARGV[6]) then
-  return { 'refused', 'queue-full' }
+  commit(gpu, node, session, cost, now)
+  save_session(session, fixed)
+  redis.call('ZADD', K_DEADLINES, fmt(session_deadline(session)), id)
+  return { 'assigned', gpu.node, fmt(gpu.index), gpu.model }
 end
 session.queuedAt = now
-session.queueDeadline = tonumber(ARGV[7])
+session.queueDeadline = tonumber(ARGV[13])
 enqueue(session, false)
-save_session(session)
-redis.call('ZADD', K_DEADLINES, session_deadline(session), session.id)
-return { 'queued', cjson.encode(session), queue_position(session) }
+save_session(session, fixed)
+redis.call('ZADD', K_DEADLINES, fmt(session_deadline(session)), id)
+return { 'queued', queue_position(session) }

@@ -1,7 +1,7 @@
 -- end-session: ends a live session exactly once.
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON, [2] session id, [3] end reason, [4] now (ms).
--- Returns: nil when the session is unknown or already ended; else {session JSON, drained node dump or
+-- ARGV: [1] settings, [2] session id, [3] end reason, [4] now (ms).
+-- Returns: nil when the session is unknown or already ended; else {session reply, drained node dump or
 --   false}.
 local session = load_session(ARGV[2])
 if not session or session.state == 'ended' then

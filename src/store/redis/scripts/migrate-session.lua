@@ -1,26 +1,27 @@
 -- migrate-session: moves an assigned session off its node: reserves a GPU elsewhere and releases the
 -- old one in one step, or puts the session at the front of its class in the queue when nothing fits.
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON, [2] session id, [3] now (ms), [4] strategy, [5] new lease expiry (ms),
+-- ARGV: [1] settings, [2] session id, [3] now (ms), [4] strategy, [5] new lease expiry (ms),
 --   [6] queue deadline (ms).
--- Returns: nil when the session is not assigned; else {session JSON, old placement JSON, drained node
---   dump or false}. Errors: VCA_ERR_UNKNOWN_PRIORITY when it must queue in an unknown class (nothing
---   changed).
+-- Returns: nil when the session is not assigned; else {session reply, old placement as {node id, GPU
+--   index, model, cost}, drained node dump or false}. Errors: VCA_ERR_UNKNOWN_PRIORITY when it must
+--   queue in an unknown class (nothing changed).
 local session = load_session(ARGV[2])
-if not session or session.state ~= 'assigned' or is_null(session.placement) then
+if not session or session.state ~= 'assigned' or session.placement == nil then
   return false
 end
 local now = tonumber(ARGV[3])
 sweep_stale(now)
 local from = session.placement
-local gpu, cost = pick(session.costs, ARGV[4], request_region(session), request_labels(session), from.nodeId)
+local gpu, cost, node = pick(session, ARGV[4], from.nodeId)
 if not gpu then
   queue_key(session.priority) -- an unknown class fails here, before anything is released
 end
 release(session)
 session.migrations = session.migrations + 1
 if gpu then
-  commit(gpu, session, cost, now)
+  -- The release may have changed the picked GPU's node (shared encoder limit): read it again.
+  commit(gpu, load_node(gpu.node), session, cost, now)
   session.leaseExpiresAt = tonumber(ARGV[5])
 else
   session.state = 'queued'
@@ -29,5 +30,6 @@ else
   enqueue(session, true)
 end
 save_session(session)
-redis.call('ZADD', K_DEADLINES, session_deadline(session), session.id)
-return { cjson.encode(session), cjson.encode(from), drain_if_empty(from.nodeId, now) }
+redis.call('ZADD', K_DEADLINES, fmt(session_deadline(session)), session.id)
+local from_node, from_index, from_model, from_cost = placement_fields(from)
+return { session_reply(session), { from_node, from_index, from_model, from_cost }, drain_if_empty(from.nodeId, now) }

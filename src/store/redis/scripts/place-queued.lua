@@ -1,13 +1,14 @@
 -- place-queued: places queued sessions, in queue order, wherever they now fit; each placed session's
 -- lease starts anew with the length for its transport.
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON, [2] now (ms), [3] strategy, [4] lease lengths JSON {rest, websocket} (ms).
--- Returns: an array of the placed sessions' JSON, in queue order.
+-- ARGV: [1] settings, [2] now (ms), [3] strategy, [4] REST lease length (ms), [5] WebSocket lease
+--   length (ms).
+-- Returns: an array of the placed sessions' replies, in queue order.
 local now = tonumber(ARGV[2])
 local strategy = ARGV[3]
-local lease = cjson.decode(ARGV[4])
-sweep_stale(now)
 local placed = {}
+local lease = { rest = tonumber(ARGV[4]), websocket = tonumber(ARGV[5]) }
+sweep_stale(now)
 -- A shape that found no GPU in this pass will not find one later in the same pass.
 local failed_shapes = {}
 for rank = 1, #CLASSES do
@@ -18,15 +19,15 @@ for rank = 1, #CLASSES do
     if session then
       local shape = shape_key(session)
       if not failed_shapes[shape] then
-        local gpu, cost = pick(session.costs, strategy, request_region(session), request_labels(session), nil)
+        local gpu, cost, node = pick(session, strategy, nil)
         if gpu then
           redis.call('ZREM', key, id)
-          commit(gpu, session, cost, now)
+          commit(gpu, node, session, cost, now)
           session.leaseExpiresAt = now + lease[session.transport]
-          session.queueDeadline = NULL
+          session.queueDeadline = nil
           save_session(session)
-          redis.call('ZADD', K_DEADLINES, session_deadline(session), id)
-          placed[#placed + 1] = cjson.encode(session)
+          redis.call('ZADD', K_DEADLINES, fmt(session_deadline(session)), id)
+          placed[#placed + 1] = session_reply(session)
         else
           failed_shapes[shape] = true
         end

@@ -1,15 +1,24 @@
--- prelude: shared helpers, prepended by scripts.ts to every script (never run on its own).
+-- prelude: shared definitions, prepended by scripts.ts to every script (never run on its own).
+-- Definitions only, no work beyond parsing the settings: scripts.ts keeps, per script, only the
+-- top-level `local` definitions the script uses (directly or through other definitions), so a script
+-- pays for what it needs. Every top-level definition starts with `local` at column 0 and runs until
+-- the next one; a definition may only use definitions above it.
 -- KEYS (every script): [1] <base>:nodes  [2] <base>:seq  [3] <base>:fresh  [4] <base>:deadlines
 --   [5] <base>:pools  [6..] <base>:queue:<class>, highest class first.
 --   Keys computed from data (node:<id>, gpu:<node>#<i>, gpu-sessions:..., pool-gpu/pool-enc:<pool>,
 --   session:<id>, webhook:<key>) are built from the same <base> and share its hash tag `{cluster}`,
 --   so on Redis Cluster they live in the slot of the declared keys.
--- ARGV (every script): [1] the store settings as JSON (capacities under headroom, temperature margin,
---   telemetry rules, priority classes, candidate bound); script arguments start at ARGV[2].
+-- ARGV (every script): [1] the store settings, each value followed by '\n': GPU capacity, encoder
+--   capacity (ppm under headroom), VRAM headroom, temperature margin, require telemetry (1/0), stale
+--   after (ms), retain ended (ms), candidate bound, then the priority classes, highest first; script
+--   arguments start at ARGV[2].
 -- Errors: validation failures raise `error({err = '<VCA_ERR_CODE> <message>'})` BEFORE any write (a
 --   Redis script is not rolled back), and the TypeScript side turns them into VcaErrors.
--- Numbers: committed loads are integers (ppm, MiB, sessions) changed with HINCRBY, so committed ==
---   sum of session costs holds exactly; Lua numbers are doubles, exact for integers below 2^53.
+-- Numbers: committed loads are integers (ppm, MiB, sessions), so committed == sum of session costs
+--   holds exactly; Lua numbers are doubles, exact for integers below 2^53. Numbers are written as
+--   '%.17g' strings (exact round trip).
+-- Sessions: a hash of plain fields (SESSION_FIELDS); `spec` is the immutable part as JSON (never
+--   decoded here), `pick` the costs per model as '<model>\t<gpu>,<encoder>,<vram>,<sessions>\n' lines.
 
 local BASE = string.sub(KEYS[1], 1, -7) -- KEYS[1] is '<base>:nodes'
 local K_NODES = KEYS[1]
@@ -19,27 +28,34 @@ local K_DEADLINES = KEYS[4]
 local K_POOLS = KEYS[5]
 local QUEUE_KEY_OFFSET = 5
 
-local SETTINGS = cjson.decode(ARGV[1])
-local GPU_CAP = SETTINGS.gpuCapacity
-local ENC_CAP = SETTINGS.encoderCapacity
-local VRAM_HEADROOM = SETTINGS.vramHeadroom
-local TEMPERATURE_MARGIN = SETTINGS.temperatureMarginCelsius
-local REQUIRE_TELEMETRY = SETTINGS.requireTelemetry
-local STALE_AFTER_MS = SETTINGS.staleAfterMs
-local RETAIN_ENDED_MS = SETTINGS.retainEndedMs
-local CLASSES = SETTINGS.priorityClasses
-local MAX_CANDIDATES = SETTINGS.maxCandidates
+local SETTINGS = (function()
+  local values = {}
+  for value in string.gmatch(ARGV[1], '([^\n]*)\n') do
+    values[#values + 1] = value
+  end
+  return values
+end)()
+local GPU_CAP = tonumber(SETTINGS[1])
+local ENC_CAP = tonumber(SETTINGS[2])
+local VRAM_HEADROOM = tonumber(SETTINGS[3])
+local TEMPERATURE_MARGIN = tonumber(SETTINGS[4])
+local REQUIRE_TELEMETRY = SETTINGS[5] == '1'
+local STALE_AFTER_MS = tonumber(SETTINGS[6])
+local RETAIN_ENDED_MS = tonumber(SETTINGS[7])
+local MAX_CANDIDATES = tonumber(SETTINGS[8])
+local CLASSES = { unpack(SETTINGS, 9) }
 local BATCH = 64
+-- The first batch of a pool walk is small: a packed walk usually takes its first candidate.
+local FIRST_BATCH = 8
 -- Pool scores are doubles; a GPU whose free share equals the need must never fall outside the range.
 local SCORE_EPSILON = 1e-9
-local NULL = cjson.null
 
 local function fail(code, message)
   error({ err = code .. ' ' .. message })
 end
 
-local function is_null(value)
-  return value == nil or value == NULL or value == false
+local function fmt(value)
+  return string.format('%.17g', value)
 end
 
 local function node_key(id)
@@ -83,17 +99,17 @@ end
 -- Nodes ---------------------------------------------------------------------------------------------
 
 local function load_node(id)
-  local h = hgetall(node_key(id))
-  if not h then
+  local h = redis.call('HMGET', node_key(id), 'state', 'gpuCount', 'systemEncoderLimit', 'region', 'labels')
+  if not h[2] then
     return nil
   end
   return {
     id = id,
-    state = h.state,
-    gpu_count = tonumber(h.gpuCount),
-    system_limit = num(h.systemEncoderLimit),
-    region = h.region,
-    labels_json = h.labels,
+    state = h[1],
+    gpu_count = tonumber(h[2]),
+    system_limit = num(h[3]),
+    region = h[4],
+    labels_json = h[5],
   }
 end
 
@@ -107,34 +123,41 @@ end
 
 -- GPUs ----------------------------------------------------------------------------------------------
 
+-- The GPU hash fields placement and eligibility read (uuid and name are only for views).
 local function load_gpu(gid)
-  local h = hgetall(gpu_key(gid))
-  if not h then
+  local h = redis.call('HMGET', gpu_key(gid),
+    'node', 'index', 'model', 'hostable', 'encoderLimit', 'encoderScope', 'throttleTemperature',
+    'memoryTotal', 'cg', 'ce', 'cv', 'cs', 'mg', 'me', 'mv', 'ms', 'temperature', 'throttle',
+    'telemetryAt', 'stale', 'pool', 'eligible', 'fg', 'fe')
+  if not h[1] then
     return nil
   end
   return {
     id = gid,
-    node = h.node,
-    index = tonumber(h.index),
-    model = h.model,
-    hostable = h.hostable == '1',
-    encoder_limit = num(h.encoderLimit),
-    encoder_scope = h.encoderScope,
-    throttle_temperature = tonumber(h.throttleTemperature),
-    memory_total = tonumber(h.memoryTotal),
-    cg = tonumber(h.cg),
-    ce = tonumber(h.ce),
-    cv = tonumber(h.cv),
-    cs = tonumber(h.cs),
-    mg = num(h.mg),
-    me = num(h.me),
-    mv = num(h.mv),
-    ms = num(h.ms),
-    temperature = num(h.temperature),
-    throttle = h.throttle == '1',
-    telemetry_at = num(h.telemetryAt),
-    stale = h.stale == '1',
-    pool = h.pool,
+    node = h[1],
+    index = tonumber(h[2]),
+    model = h[3],
+    hostable = h[4] == '1',
+    encoder_limit = num(h[5]),
+    encoder_scope = h[6],
+    throttle_temperature = tonumber(h[7]),
+    memory_total = tonumber(h[8]),
+    cg = tonumber(h[9]),
+    ce = tonumber(h[10]),
+    cv = tonumber(h[11]),
+    cs = tonumber(h[12]),
+    mg = num(h[13]),
+    me = num(h[14]),
+    mv = num(h[15]),
+    ms = num(h[16]),
+    temperature = num(h[17]),
+    throttle = h[18] == '1',
+    telemetry_at = num(h[19]),
+    stale = h[20] == '1',
+    pool = h[21],
+    eligible = h[22],
+    fg = h[23],
+    fe = h[24],
   }
 end
 
@@ -203,25 +226,44 @@ local function is_eligible(node, g, in_use)
   return true
 end
 
--- Puts the GPU in its pool's sorted sets (by free share on each axis) iff it is eligible.
-local function index_gpu(node, g, in_use)
+-- The committed load of `g` as HSET arguments.
+local function committed_fields(g)
+  return { 'cg', fmt(g.cg), 'ce', fmt(g.ce), 'cv', fmt(g.cv), 'cs', fmt(g.cs) }
+end
+
+-- Puts the GPU in its pool's sorted sets (by free share on each axis) iff it is eligible. The hash
+-- remembers the indexed scores (fg, fe), so an unchanged GPU costs no write. `fields`: other GPU hash
+-- fields to write in the same HSET (nil when none).
+local function index_gpu(node, g, in_use, fields)
   local key = gpu_key(g.id)
+  fields = fields or {}
   if is_eligible(node, g, in_use) then
     local pool = g.model .. '|' .. node.region
-    redis.call('ZADD', pool_key('gpu', pool), (GPU_CAP - eff_gpu(g)) / GPU_CAP, g.id)
-    redis.call('ZADD', pool_key('enc', pool), (ENC_CAP - eff_enc(g)) / ENC_CAP, g.id)
-    if g.pool ~= pool then
-      redis.call('SADD', K_POOLS, pool)
-      redis.call('HSET', key, 'eligible', '1', 'pool', pool)
-    else
-      redis.call('HSET', key, 'eligible', '1')
+    local free_gpu = fmt((GPU_CAP - eff_gpu(g)) / GPU_CAP)
+    local free_enc = fmt((ENC_CAP - eff_enc(g)) / ENC_CAP)
+    if not (g.eligible == '1' and g.pool == pool and g.fg == free_gpu and g.fe == free_enc) then
+      redis.call('ZADD', pool_key('gpu', pool), free_gpu, g.id)
+      redis.call('ZADD', pool_key('enc', pool), free_enc, g.id)
+      if g.pool ~= pool then
+        redis.call('SADD', K_POOLS, pool)
+      end
+      local n = #fields
+      fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'eligible', '1', 'pool', pool
+      fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'fg', free_gpu, 'fe', free_enc
+      g.eligible, g.pool, g.fg, g.fe = '1', pool, free_gpu, free_enc
     end
-  else
-    if g.pool ~= nil and g.pool ~= '' then
+  elseif not (g.eligible == '0' and (g.pool == '' or not g.pool)) then
+    if g.pool and g.pool ~= '' then
       redis.call('ZREM', pool_key('gpu', g.pool), g.id)
       redis.call('ZREM', pool_key('enc', g.pool), g.id)
     end
-    redis.call('HSET', key, 'eligible', '0', 'pool', '')
+    local n = #fields
+    fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'eligible', '0', 'pool', ''
+    fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'fg', '', 'fe', ''
+    g.eligible, g.pool, g.fg, g.fe = '0', '', '', ''
+  end
+  if #fields > 0 then
+    redis.call('HSET', key, unpack(fields))
   end
 end
 
@@ -233,12 +275,15 @@ local function refresh_node(node)
   end
 end
 
--- GPUs on hosts with a shared encoder limit change together; others alone.
-local function refresh_gpu_or_node(node, gid)
+-- After the committed load of `g` (as loaded, then changed in memory) changed: writes it, and
+-- re-indexes the GPU, or its whole node when its GPUs share an encoder session limit (they change
+-- together).
+local function save_committed(node, g)
   if node.system_limit ~= nil then
+    redis.call('HSET', gpu_key(g.id), unpack(committed_fields(g)))
     refresh_node(node)
   else
-    index_gpu(node, load_gpu(gid), 0)
+    index_gpu(node, g, 0, committed_fields(g))
   end
 end
 
@@ -300,7 +345,7 @@ end
 -- Marks GPUs whose telemetry arrived before now - staleAfterMs; a ready node whose every GPU went
 -- silent becomes unhealthy (its sessions keep running).
 local function sweep_stale(now)
-  local old = redis.call('ZRANGEBYSCORE', K_FRESH, '-inf', '(' .. string.format('%.17g', now - STALE_AFTER_MS))
+  local old = redis.call('ZRANGEBYSCORE', K_FRESH, '-inf', '(' .. fmt(now - STALE_AFTER_MS))
   if #old == 0 then
     return
   end
@@ -340,7 +385,13 @@ local function node_dump(node_id)
     return false
   end
   local out = { flat }
-  local count = tonumber(redis.call('HGET', node_key(node_id), 'gpuCount'))
+  local count = 0
+  for i = 1, #flat, 2 do
+    if flat[i] == 'gpuCount' then
+      count = tonumber(flat[i + 1])
+      break
+    end
+  end
   for i = 0, count - 1 do
     local gid = gpu_id(node_id, i)
     out[#out + 1] = redis.call('HGETALL', gpu_key(gid))
@@ -350,6 +401,26 @@ local function node_dump(node_id)
 end
 
 -- Placement -----------------------------------------------------------------------------------------
+
+-- A cost vector from its '<gpu>,<encoder>,<vram>,<sessions>' form.
+local function parse_cost(text)
+  local g, e, v, s = string.match(text, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
+  return { gpu = tonumber(g), encoder = tonumber(e), vramMiB = tonumber(v), encoderSessions = tonumber(s) }
+end
+
+local function cost_text(cost)
+  return fmt(cost.gpu) .. ',' .. fmt(cost.encoder) .. ',' .. fmt(cost.vramMiB) .. ',' .. fmt(cost.encoderSessions)
+end
+
+-- The cost on `model` from a session's pick costs ('\n<model>\t<cost>\n...'), or nil.
+local function cost_on(pick, model)
+  local at = string.find(pick, '\n' .. model .. '\t', 1, true)
+  if not at then
+    return nil
+  end
+  local from = at + #model + 2
+  return parse_cost(string.sub(pick, from, string.find(pick, '\n', from, true) - 1))
+end
 
 -- Exact check, as PlacementIndex.allowed + fits: labels, excluded node, every dimension under headroom,
 -- per-GPU and per-system encoder session limits. `nodes` caches node facts for one decision.
@@ -367,13 +438,16 @@ local function candidate_fits(gid, cost, labels, exclude, nodes)
     if not node then
       return nil
     end
-    facts = { node = node, labels = cjson.decode(node.labels_json), in_use = 0 }
+    facts = { node = node, in_use = 0 }
     if node.system_limit ~= nil then
       facts.in_use = encoder_sessions_in_use(node_gpus(node))
     end
     nodes[g.node] = facts
   end
   if labels ~= nil then
+    if not facts.labels then
+      facts.labels = cjson.decode(facts.node.labels_json)
+    end
     for name, value in pairs(labels) do
       if facts.labels[name] ~= value then
         return nil
@@ -395,24 +469,29 @@ local function candidate_fits(gid, cost, labels, exclude, nodes)
   if facts.node.system_limit ~= nil and facts.in_use + cost.encoderSessions > facts.node.system_limit then
     return nil
   end
-  return g
+  return g, facts.node
 end
 
--- Picks a GPU for a request: per pool of a model the request has a cost for (and of its region, if it
--- names one), walks the pool's sorted set of its dominant axis from the need upward (packed: best
--- fit) or from the emptiest downward (spread) in batches of 64, and keeps the first GPU that passes the
--- exact check; then the best pool's GPU by free share left on the dominant axis (packed: least,
--- spread: most). At most MAX_CANDIDATES GPUs are checked per decision: beyond that bound a request may
--- be queued although some GPU far down a pool would fit (only with thousands of GPUs that fail on VRAM,
--- labels or the secondary axis).
--- Returns the GPU (load_gpu table) and the cost on its model, or nil.
-local function pick(costs, strategy, region, labels, exclude)
+-- Picks a GPU for a session (its pick costs, region and labels): per pool of a model the session has
+-- a cost for (and of its region, if it names one), walks the pool's sorted set of its dominant axis
+-- from the need upward (packed: best fit) or from the emptiest downward (spread) in batches, and keeps
+-- the first GPU that passes the exact check; then the best pool's GPU by free share left on the
+-- dominant axis (packed: least, spread: most). At most MAX_CANDIDATES GPUs are checked per decision:
+-- beyond that bound a request may be queued although some GPU far down a pool would fit (only with
+-- thousands of GPUs that fail on VRAM, labels or the secondary axis).
+-- Returns the GPU (load_gpu table), the cost on its model and its node (load_node table), or nil.
+local function pick(session, strategy, exclude)
   local packed = strategy ~= 'spread'
+  local region = session.region
+  local labels = nil
+  if session.labels ~= '' then
+    labels = cjson.decode(session.labels)
+  end
   local pools = redis.call('SMEMBERS', K_POOLS)
   table.sort(pools)
   local nodes = {}
   local budget = MAX_CANDIDATES
-  local best, best_cost, best_score
+  local best, best_cost, best_node, best_score
   for _, pool in ipairs(pools) do
     if budget <= 0 then
       break
@@ -420,83 +499,146 @@ local function pick(costs, strategy, region, labels, exclude)
     local separator = string.find(pool, '|', 1, true)
     local model = string.sub(pool, 1, separator - 1)
     local pool_region = string.sub(pool, separator + 1)
-    local cost = costs[model]
-    if cost ~= nil and cost ~= NULL and (region == nil or region == pool_region) then
+    local cost = nil
+    if region == nil or region == pool_region then
+      cost = cost_on(session.pick, model)
+    end
+    if cost ~= nil then
       local gpu_need = cost.gpu / GPU_CAP
       local enc_need = cost.encoder / ENC_CAP
       if gpu_need <= 1 and enc_need <= 1 then
         local encoder_primary = enc_need > gpu_need
         local need = encoder_primary and enc_need or gpu_need
         local key = pool_key(encoder_primary and 'enc' or 'gpu', pool)
-        local low = string.format('%.17g', need - SCORE_EPSILON)
+        local low = fmt(need - SCORE_EPSILON)
         local offset = 0
-        local found = nil
+        local size = FIRST_BATCH
+        local found, found_node = nil, nil
         while found == nil and budget > 0 do
           local batch
           if packed then
-            batch = redis.call('ZRANGEBYSCORE', key, low, '+inf', 'LIMIT', offset, BATCH)
+            batch = redis.call('ZRANGEBYSCORE', key, low, '+inf', 'LIMIT', offset, size)
           else
-            batch = redis.call('ZREVRANGEBYSCORE', key, '+inf', low, 'LIMIT', offset, BATCH)
+            batch = redis.call('ZREVRANGEBYSCORE', key, '+inf', low, 'LIMIT', offset, size)
           end
           for _, gid in ipairs(batch) do
             budget = budget - 1
-            found = candidate_fits(gid, cost, labels, exclude, nodes)
+            found, found_node = candidate_fits(gid, cost, labels, exclude, nodes)
             if found ~= nil or budget <= 0 then
               break
             end
           end
-          if #batch < BATCH then
+          if #batch < size then
             break
           end
-          offset = offset + BATCH
+          offset = offset + size
+          size = BATCH
         end
         if found ~= nil then
           local capacity = encoder_primary and ENC_CAP or GPU_CAP
           local used = encoder_primary and eff_enc(found) or eff_gpu(found)
           local score = (capacity - used) / capacity - need
           if best == nil or (packed and score < best_score) or (not packed and score > best_score) then
-            best, best_cost, best_score = found, cost, score
+            best, best_cost, best_node, best_score = found, cost, found_node, score
           end
         end
       end
     end
   end
-  return best, best_cost
+  return best, best_cost, best_node
 end
 
 -- Sessions ------------------------------------------------------------------------------------------
 
+-- The session hash, in the order the TypeScript side reads replies (SESSION_FIELDS in redis-store.ts
+-- holds the first 13).
+local SESSION_FIELDS = {
+  'spec', 'state', 'queuedAt', 'queueDeadline', 'assignedAt', 'endedAt', 'endReason', 'leaseExpiresAt',
+  'migrations', 'node', 'gpuIndex', 'model', 'cost', 'priority', 'transport', 'region', 'labels', 'pick',
+}
+
+-- A session as a table: spec (JSON text), state, times (numbers or nil), placement (nil when none).
 local function load_session(id)
-  local raw = redis.call('GET', session_key(id))
-  if not raw then
+  local v = redis.call('HMGET', session_key(id), unpack(SESSION_FIELDS))
+  if not v[2] then
     return nil
   end
-  return cjson.decode(raw)
+  local session = {
+    id = id,
+    spec = v[1],
+    state = v[2],
+    queuedAt = num(v[3]),
+    queueDeadline = num(v[4]),
+    assignedAt = num(v[5]),
+    endedAt = num(v[6]),
+    endReason = v[7],
+    leaseExpiresAt = tonumber(v[8]),
+    migrations = tonumber(v[9]),
+    priority = v[14],
+    transport = v[15],
+    labels = v[17],
+    pick = v[18],
+  }
+  if v[10] ~= '' then
+    session.placement = { nodeId = v[10], gpuIndex = tonumber(v[11]), model = v[12], cost = parse_cost(v[13]) }
+  end
+  if v[16] ~= '' then
+    session.region = string.sub(v[16], 2) -- stored as ':' .. region; '' when the session names none
+  end
+  return session
 end
 
-local function save_session(session)
-  redis.call('SET', session_key(session.id), cjson.encode(session))
+local function opt(value)
+  if value == nil then
+    return ''
+  end
+  return fmt(value)
+end
+
+-- The placement as the four hash fields node, gpuIndex, model, cost ('' each when there is none).
+local function placement_fields(placement)
+  if placement == nil then
+    return '', '', '', ''
+  end
+  return placement.nodeId, fmt(placement.gpuIndex), placement.model, cost_text(placement.cost)
+end
+
+-- Writes the fields of the session that change over its life, and `extra` field, value pairs (nil
+-- when none) in the same HSET.
+local function save_session(session, extra)
+  local node, index, model, cost = placement_fields(session.placement)
+  local fields = extra or {}
+  local n = #fields
+  fields[n + 1], fields[n + 2] = 'state', session.state
+  fields[n + 3], fields[n + 4] = 'queuedAt', opt(session.queuedAt)
+  fields[n + 5], fields[n + 6] = 'queueDeadline', opt(session.queueDeadline)
+  fields[n + 7], fields[n + 8] = 'assignedAt', opt(session.assignedAt)
+  fields[n + 9], fields[n + 10] = 'endedAt', opt(session.endedAt)
+  fields[n + 11], fields[n + 12] = 'endReason', session.endReason or ''
+  fields[n + 13], fields[n + 14] = 'leaseExpiresAt', fmt(session.leaseExpiresAt)
+  fields[n + 15], fields[n + 16] = 'migrations', fmt(session.migrations)
+  fields[n + 17], fields[n + 18] = 'node', node
+  fields[n + 19], fields[n + 20] = 'gpuIndex', index
+  fields[n + 21], fields[n + 22] = 'model', model
+  fields[n + 23], fields[n + 24] = 'cost', cost
+  redis.call('HSET', session_key(session.id), unpack(fields))
+end
+
+-- The session as the TypeScript side reads it: the first 13 SESSION_FIELDS, in order.
+local function session_reply(session)
+  local node, index, model, cost = placement_fields(session.placement)
+  return {
+    session.spec, session.state, opt(session.queuedAt), opt(session.queueDeadline), opt(session.assignedAt),
+    opt(session.endedAt), session.endReason or '', fmt(session.leaseExpiresAt), fmt(session.migrations),
+    node, index, model, cost,
+  }
 end
 
 local function session_deadline(session)
-  if session.state == 'queued' and not is_null(session.queueDeadline) then
+  if session.state == 'queued' and session.queueDeadline ~= nil then
     return math.min(session.leaseExpiresAt, session.queueDeadline)
   end
   return session.leaseExpiresAt
-end
-
-local function request_region(session)
-  if is_null(session.region) then
-    return nil
-  end
-  return session.region
-end
-
-local function request_labels(session)
-  if is_null(session.labels) then
-    return nil
-  end
-  return session.labels
 end
 
 local function class_rank(class)
@@ -550,48 +692,56 @@ local function enqueue(session, at_front)
   redis.call('ZADD', key, score, session.id)
 end
 
-local function commit(g, session, cost, now)
+-- Reserves `cost` on the GPU `g` (as loaded by pick) of `node` for the session (not saved here).
+local function commit(g, node, session, cost, now)
   local gid = g.id
   local seq = redis.call('INCR', K_SEQ)
   if redis.call('ZADD', gpu_sessions_key(gid), 'NX', seq, session.id) == 0 then
     fail('VCA_ERR_INTERNAL', 'session ' .. session.id .. ' is already committed on ' .. gid)
   end
-  local key = gpu_key(gid)
-  redis.call('HINCRBY', key, 'cg', cost.gpu)
-  redis.call('HINCRBY', key, 'ce', cost.encoder)
-  redis.call('HINCRBY', key, 'cv', cost.vramMiB)
-  redis.call('HINCRBY', key, 'cs', cost.encoderSessions)
+  g.cg = g.cg + cost.gpu
+  g.ce = g.ce + cost.encoder
+  g.cv = g.cv + cost.vramMiB
+  g.cs = g.cs + cost.encoderSessions
   session.state = 'assigned'
   session.assignedAt = now
   session.placement = { nodeId = g.node, gpuIndex = g.index, model = g.model, cost = cost }
-  refresh_gpu_or_node(load_node(g.node), gid)
+  save_committed(node, g)
 end
 
--- Frees the session's GPU reservation; exactly once because the member is removed here.
+-- Frees the session's GPU reservation; exactly once because the member is removed here. Returns the
+-- node it ran on (load_node table) when it freed something.
 local function release(session)
   local placement = session.placement
-  if is_null(placement) then
+  if placement == nil then
     return
   end
-  session.placement = NULL
+  session.placement = nil
   local gid = gpu_id(placement.nodeId, placement.gpuIndex)
   if redis.call('ZREM', gpu_sessions_key(gid), session.id) == 0 then
     return
   end
-  local key = gpu_key(gid)
+  local g = load_gpu(gid)
+  if not g then
+    return
+  end
   local cost = placement.cost
-  redis.call('HINCRBY', key, 'cg', -cost.gpu)
-  redis.call('HINCRBY', key, 'ce', -cost.encoder)
-  redis.call('HINCRBY', key, 'cv', -cost.vramMiB)
-  redis.call('HINCRBY', key, 'cs', -cost.encoderSessions)
+  g.cg = g.cg - cost.gpu
+  g.ce = g.ce - cost.encoder
+  g.cv = g.cv - cost.vramMiB
+  g.cs = g.cs - cost.encoderSessions
   local node = load_node(placement.nodeId)
   if node then
-    refresh_gpu_or_node(node, gid)
+    save_committed(node, g)
+  else
+    redis.call('HSET', gpu_key(gid), unpack(committed_fields(g)))
   end
+  return node
 end
 
-local function drain_if_empty(node_id, now)
-  local node = load_node(node_id)
+-- `node`: the node as loaded now, when the caller has it.
+local function drain_if_empty(node_id, now, node)
+  node = node or load_node(node_id)
   if not node or node.state ~= 'draining' or node_session_count(node) > 0 then
     return false
   end
@@ -600,50 +750,30 @@ local function drain_if_empty(node_id, now)
 end
 
 -- Ends a live session: leaves the queue or releases its GPU, keeps the record (with its placement)
--- readable for RETAIN_ENDED_MS. Returns {session JSON, drained node dump or false}.
+-- readable for RETAIN_ENDED_MS. Returns {session reply, drained node dump or false}.
 local function end_session(session, reason, now)
-  local node_id = nil
-  if not is_null(session.placement) then
-    node_id = session.placement.nodeId
-  end
+  local placement = session.placement
   if session.state == 'queued' then
     local rank = class_rank(session.priority)
     if rank then
       redis.call('ZREM', KEYS[QUEUE_KEY_OFFSET + rank], session.id)
     end
   end
-  local placement = session.placement
-  release(session)
+  local node = release(session)
   session.placement = placement
-  if session.placement == nil then
-    session.placement = NULL
-  end
   session.state = 'ended'
   session.endedAt = now
   session.endReason = reason
   save_session(session)
-  redis.call('ZADD', K_DEADLINES, now + RETAIN_ENDED_MS, session.id)
+  redis.call('ZADD', K_DEADLINES, fmt(now + RETAIN_ENDED_MS), session.id)
   local drained = false
-  if node_id then
-    drained = drain_if_empty(node_id, now)
+  if placement then
+    drained = drain_if_empty(placement.nodeId, now, node)
   end
-  return { cjson.encode(session), drained }
+  return { session_reply(session), drained }
 end
 
--- Shape of a request: sessions of one shape compete for exactly the same GPUs.
+-- Shape of a request: sessions of one shape (costs, region, labels) compete for exactly the same GPUs.
 local function shape_key(session)
-  local labels = ''
-  local requested = request_labels(session)
-  if requested then
-    local names = {}
-    for name in pairs(requested) do
-      names[#names + 1] = name
-    end
-    table.sort(names)
-    for _, name in ipairs(names) do
-      labels = labels .. name .. '=' .. tostring(requested[name]) .. '\n'
-    end
-  end
-  return session.game .. '|' .. tostring(session.width) .. 'x' .. tostring(session.height) .. '@'
-    .. tostring(session.fps) .. '|' .. (request_region(session) or '') .. '|' .. labels
+  return session.pick .. '|' .. (session.region and (':' .. session.region) or '') .. '|' .. session.labels
 end

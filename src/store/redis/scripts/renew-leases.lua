@@ -1,16 +1,21 @@
 -- renew-leases: extends the leases of live sessions (never shortens one).
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON, [2] new lease expiry (ms), [3..] session ids.
+-- ARGV: [1] settings, [2] new lease expiry (ms), [3..] session ids.
 -- Returns: how many of the ids were live.
 local expiry = tonumber(ARGV[2])
 local renewed = 0
 for i = 3, #ARGV do
-  local session = load_session(ARGV[i])
-  if session and session.state ~= 'ended' then
-    if expiry > session.leaseExpiresAt then
-      session.leaseExpiresAt = expiry
-      save_session(session)
-      redis.call('ZADD', K_DEADLINES, session_deadline(session), session.id)
+  local key = session_key(ARGV[i])
+  local fields = redis.call('HMGET', key, 'state', 'leaseExpiresAt', 'queueDeadline')
+  if fields[1] and fields[1] ~= 'ended' then
+    if expiry > tonumber(fields[2]) then
+      redis.call('HSET', key, 'leaseExpiresAt', fmt(expiry))
+      local deadline = expiry
+      local queue_deadline = num(fields[3])
+      if fields[1] == 'queued' and queue_deadline ~= nil then
+        deadline = math.min(expiry, queue_deadline)
+      end
+      redis.call('ZADD', K_DEADLINES, fmt(deadline), ARGV[i])
     end
     renewed = renewed + 1
   end

@@ -1,14 +1,14 @@
 -- sessions-on-node: the sessions committed on a node's GPUs, GPU by GPU in commit order.
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON, [2] node id.
--- Returns: an array of session JSON. Errors: VCA_ERR_NODE_NOT_FOUND.
+-- ARGV: [1] settings, [2] node id.
+-- Returns: an array of session replies. Errors: VCA_ERR_NODE_NOT_FOUND.
 local node = require_node(ARGV[2])
 local out = {}
 for i = 0, node.gpu_count - 1 do
   for _, id in ipairs(redis.call('ZRANGE', gpu_sessions_key(gpu_id(node.id, i)), 0, -1)) do
-    local raw = redis.call('GET', session_key(id))
-    if raw then
-      out[#out + 1] = raw
+    local session = load_session(id)
+    if session then
+      out[#out + 1] = session_reply(session)
     end
   end
 end

@@ -1,0 +1,556 @@
+/**
+ * Redis store benchmark (DESIGN.md "Performance budgets": one Redis round trip per allocation,
+ * throughput at least half of the embedded store's). One run, one throw-away redis-server:
+ *
+ * 1. `embedded`: one gateway on the embedded store;
+ * 2. `redis1`: one gateway on Redis;
+ * 3. `redis2`: two gateways sharing one Redis, behind a client-side split (one autocannon instance per
+ *    gateway, run concurrently; their counts are summed).
+ *
+ * Each scenario is bench:http's allocate+release loop (bench/gateway-harness.ts): real gateways built
+ * to dist/, nodes registered through the signed contextualize webhook, telemetry PUT for every node
+ * every 2 s, each connection looping POST /v1/sessions (720p30 light title, wait:false) then DELETE.
+ * Redis is FLUSHALLed and its stats reset before each Redis scenario; INFO commandstats deltas around
+ * the measured window give the commands Redis ran per allocation (every command of the window:
+ * telemetry, leases, queue passes and the relay's PUBLISH included), split into the commands clients
+ * sent (round trips: EVALSHA, EVAL, PUBLISH, ...) and those scripts ran inside Redis.
+ *
+ * The ceiling: Redis runs scripts one at a time, so one Redis serves at most
+ * 1e6 / (us per createSession + us per endSession) allocate+release pairs per second. The script costs
+ * come from bench/redis-support.ts (1,000 nodes x 4 L4 driven through RedisStore); redis-benchmark
+ * measures EVALSHA of a trivial script and of the real createSession on the same machine.
+ *
+ * Environment: BENCH_CONNECTIONS (32, per gateway), BENCH_DURATION seconds per scenario (10),
+ * BENCH_WARMUP seconds (3), BENCH_NODES (100). Writes bench/results/redis.{json,md}.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import type { Redis } from 'ioredis';
+import {
+  benchCredentials,
+  type GatewayChild,
+  machineInfo,
+  machineLine,
+  percentile,
+  processCpuMicros,
+  registerNodes,
+  repoRoot,
+  round,
+  startGateway,
+  startTelemetryLoop,
+  type TelemetryLoop,
+  withTimeout,
+} from './gateway-harness.js';
+import {
+  type BenchRedis,
+  type CommandStat,
+  commandStats,
+  lightSpec,
+  measureScriptCosts,
+  type ScriptCosts,
+  startBenchRedis,
+  statsDelta,
+} from './redis-support.js';
+
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const durationSeconds = Number(process.env.BENCH_DURATION ?? 10);
+const warmupSeconds = Number(process.env.BENCH_WARMUP ?? 3);
+const nodeCount = Number(process.env.BENCH_NODES ?? 100);
+const overallTimeoutMs = 240_000;
+const keyPrefix = 'vca-bench';
+const redisCluster = 'default';
+
+/**
+ * Commands a gateway sends itself in this scenario (the store's scripts, the relay's PUBLISH, health
+ * pings). Every other command in the window ran inside a script: the scenario never calls getSession
+ * (HMGET) or settleWebhook (SET) from the gateway.
+ */
+const clientCommands = new Set(['evalsha', 'eval', 'evalsha_ro', 'eval_ro', 'publish', 'ping']);
+/** The bench's own commands: not counted. */
+const benchCommands = new Set(['info', 'config|resetstat', 'flushall', 'config']);
+
+const sessionRequestBody = JSON.stringify({
+  game: 'stardew-valley',
+  resolution: '720p',
+  fps: 30,
+  wait: false,
+});
+const postHeaders = {
+  authorization: `Bearer ${benchCredentials.gamerToken}`,
+  'content-type': 'application/json',
+};
+const deleteHeaders = { authorization: `Bearer ${benchCredentials.gamerToken}` };
+const sessionIdPattern = /"sessionId":"([^"]+)"/;
+
+interface Counters {
+  allocations: number;
+  postFailed: number;
+  deleteFailed: number;
+  lastFailure: string;
+}
+
+function runAutocannon(
+  url: string,
+  seconds: number,
+  counters: Counters,
+  latencies: number[] | undefined,
+): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url,
+        connections,
+        pipelining: 1,
+        duration: seconds,
+        timeout: 10,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/sessions',
+            headers: postHeaders,
+            body: sessionRequestBody,
+            onResponse: (status, body, context) => {
+              const ctx = context as { sessionId?: string };
+              const match = status === 201 ? sessionIdPattern.exec(body) : null;
+              ctx.sessionId = match ? match[1] : undefined;
+              if (!match) {
+                counters.postFailed += 1;
+                counters.lastFailure = `POST ${status}: ${body.slice(0, 200)}`;
+              }
+            },
+          },
+          {
+            method: 'DELETE',
+            path: '/v1/sessions/unset',
+            headers: deleteHeaders,
+            setupRequest: ((request: autocannon.Request, context: { sessionId?: string }) =>
+              context.sessionId
+                ? { ...request, path: `/v1/sessions/${context.sessionId}` }
+                : undefined) as unknown as autocannon.Request['setupRequest'],
+            onResponse: (status, body) => {
+              if (status === 200) counters.allocations += 1;
+              else {
+                counters.deleteFailed += 1;
+                counters.lastFailure = `DELETE ${status}: ${body.slice(0, 200)}`;
+              }
+            },
+          },
+        ],
+      },
+      (error, result) => (error ? reject(error) : resolve(result)),
+    );
+    if (latencies) {
+      instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+        latencies.push(responseTime);
+      });
+    }
+  });
+}
+
+interface ScenarioResult {
+  gateways: number;
+  rps: number;
+  allocationsPerSecond: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  errors: number;
+  non2xx: number;
+  cpuMicrosPerAllocation: number;
+  seconds: number;
+  allocations: number;
+  responses: number;
+  gatewayCoreUtilization: number[];
+  redisCoreUtilization?: number;
+  redisCallsPerAllocation?: number;
+  redisAllCommandsPerAllocation?: number;
+  redisCommandsPerAllocation?: Record<string, number>;
+  redisUsecPerCall?: Record<string, number>;
+  redisUsecPerAllocation?: number;
+  postFailures: number;
+  deleteFailures: number;
+  lastFailure?: string;
+  telemetryReportsSent: number;
+  telemetryReportsFailed: number;
+}
+
+/** The mixed fleet of bench:http: most capacity on L40S, some L4 and A10G. */
+function fleetMix(): Array<[string, number]> {
+  return [
+    ['L40S', Math.ceil(nodeCount * 0.5)],
+    ['L4', Math.ceil(nodeCount * 0.3)],
+    ['A10G', nodeCount - Math.ceil(nodeCount * 0.5) - Math.ceil(nodeCount * 0.3)],
+  ];
+}
+
+async function runScenario(
+  name: string,
+  gatewayCount: number,
+  redis: BenchRedis | undefined,
+): Promise<ScenarioResult> {
+  const gateways: GatewayChild[] = [];
+  let telemetry: TelemetryLoop | undefined;
+  try {
+    if (redis) {
+      await redis.client.flushall();
+      await redis.client.config('RESETSTAT');
+    }
+    const env: Record<string, string> = redis
+      ? { VCA_STORE: 'redis', VCA_REDIS_URL: redis.url, VCA_REDIS_KEY_PREFIX: keyPrefix }
+      : {};
+    for (let i = 0; i < gatewayCount; i++) {
+      gateways.push(
+        await startGateway({
+          server: { requestsPerSecondPerAddress: 1_000_000, requestBurst: 1_000_000 },
+          env,
+        }),
+      );
+    }
+    const first = gateways[0]!;
+    const nodes = [];
+    for (const [model, count] of fleetMix()) {
+      if (count > 0) nodes.push(...(await registerNodes(first.url, count, model, 1, `bench-${model}`)));
+    }
+    telemetry = startTelemetryLoop(first.url, nodes, { intervalMs: 2000, concurrency: 8 });
+    await telemetry.round();
+    const counters = gateways.map(() => ({
+      allocations: 0,
+      postFailed: 0,
+      deleteFailed: 0,
+      lastFailure: '',
+    }));
+    if (warmupSeconds > 0) {
+      await withTimeout(
+        Promise.all(gateways.map((g, i) => runAutocannon(g.url, warmupSeconds, counters[i]!, undefined))),
+        (warmupSeconds + 30) * 1000,
+        `${name} warmup`,
+      );
+    }
+    for (const c of counters)
+      Object.assign(c, { allocations: 0, postFailed: 0, deleteFailed: 0, lastFailure: '' });
+    const telemetrySentBefore = telemetry.sent;
+    const telemetryFailedBefore = telemetry.failed;
+    const latencies: number[] = [];
+    const cpuBefore = gateways.map((g) => processCpuMicros(g.pid));
+    const redisCpuBefore = redis ? processCpuMicros(redis.pid) : 0;
+    const statsBefore = redis ? await commandStats(redis.client) : undefined;
+    const started = performance.now();
+    const results = await withTimeout(
+      Promise.all(gateways.map((g, i) => runAutocannon(g.url, durationSeconds, counters[i]!, latencies))),
+      (durationSeconds + 30) * 1000,
+      `${name} measurement`,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const statsAfter = redis ? await commandStats(redis.client) : undefined;
+    const redisCpuAfter = redis ? processCpuMicros(redis.pid) : 0;
+    const cpuAfter = gateways.map((g) => processCpuMicros(g.pid));
+    const allocations = counters.reduce((a, c) => a + c.allocations, 0);
+    let responses = 0;
+    for (const result of results) {
+      for (const stats of Object.values(result.statusCodeStats ?? {})) {
+        responses += Number((stats as { count: number | string }).count);
+      }
+    }
+    const cpu = cpuAfter.reduce((a, after, i) => a + after - cpuBefore[i]!, 0);
+    latencies.sort((a, b) => a - b);
+    const result: ScenarioResult = {
+      gateways: gatewayCount,
+      rps: round(responses / seconds, 0),
+      allocationsPerSecond: round(allocations / seconds, 0),
+      latencyP50Ms: round(percentile(latencies, 50), 3),
+      latencyP99Ms: round(percentile(latencies, 99), 3),
+      errors: results.reduce((a, r) => a + r.errors + r.timeouts, 0),
+      non2xx: results.reduce((a, r) => a + r.non2xx, 0),
+      cpuMicrosPerAllocation: round(cpu / allocations, 2),
+      seconds: round(seconds, 2),
+      allocations,
+      responses,
+      gatewayCoreUtilization: cpuAfter.map((after, i) => round((after - cpuBefore[i]!) / 1e6 / seconds, 3)),
+      postFailures: counters.reduce((a, c) => a + c.postFailed, 0),
+      deleteFailures: counters.reduce((a, c) => a + c.deleteFailed, 0),
+      telemetryReportsSent: telemetry.sent - telemetrySentBefore,
+      telemetryReportsFailed: telemetry.failed - telemetryFailedBefore,
+    };
+    const lastFailure = counters.map((c) => c.lastFailure).find(Boolean);
+    if (lastFailure) result.lastFailure = lastFailure;
+    if (redis && statsBefore && statsAfter)
+      Object.assign(result, redisSummary(statsDelta(statsBefore, statsAfter), allocations));
+    if (redis) result.redisCoreUtilization = round((redisCpuAfter - redisCpuBefore) / 1e6 / seconds, 3);
+    return result;
+  } finally {
+    await telemetry?.stop();
+    await Promise.all(gateways.map((g) => g.stop()));
+  }
+}
+
+function redisSummary(delta: Map<string, CommandStat>, allocations: number) {
+  let client = 0;
+  let all = 0;
+  let usec = 0;
+  const perAllocation: Record<string, number> = {};
+  const usecPerCall: Record<string, number> = {};
+  for (const [name, stat] of [...delta].sort((a, b) => b[1].calls - a[1].calls)) {
+    if (benchCommands.has(name)) continue;
+    all += stat.calls;
+    if (clientCommands.has(name)) {
+      client += stat.calls;
+      // Scripts' usec include the commands they ran: the client commands' time is Redis's busy time.
+      usec += stat.usec;
+      usecPerCall[name] = round(stat.usec / stat.calls, 2);
+    }
+    perAllocation[name] = round(stat.calls / allocations, 3);
+  }
+  return {
+    redisCallsPerAllocation: round(client / allocations, 3),
+    redisAllCommandsPerAllocation: round(all / allocations, 3),
+    redisCommandsPerAllocation: perAllocation,
+    redisUsecPerCall: usecPerCall,
+    redisUsecPerAllocation: round(usec / allocations, 2),
+  };
+}
+
+/** requests per second redis-benchmark reports for one command line. */
+function redisBenchmark(port: number, args: string[], requests: number, clients = 50): number {
+  const output = execFileSync(
+    'redis-benchmark',
+    ['-h', '127.0.0.1', '-p', String(port), '-n', String(requests), '-c', String(clients), '-q', ...args],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  const match = /([\d.]+) requests per second/.exec(output.replaceAll('\r', '\n'));
+  if (!match) throw new Error(`redis-benchmark said: ${output.slice(-300)}`);
+  return Number(match[1]);
+}
+
+/**
+ * The ceiling measured by redis-benchmark: EVALSHA of `return 1`, and of the real createSession on a
+ * 1,000 x 4 L4 fleet (random session ids; packed, no-wait, until the measurement's end).
+ */
+async function ceilingBenchmarks(redis: BenchRedis): Promise<{ trivial: number; createSession: number }> {
+  const client: Redis = redis.client;
+  await client.flushall();
+  const trivialSha = (await client.script('LOAD', 'return 1')) as string;
+  const trivial = redisBenchmark(redis.port, ['EVALSHA', trivialSha, '0'], 200_000);
+  // A fleet, through the store (as the gateway builds it), then createSession through redis-benchmark.
+  const { createRedisStore } = await import('../src/store/redis/index.js');
+  const { catalogIndex } = await import('./redis-support.js');
+  const store = await createRedisStore({
+    catalog: catalogIndex,
+    headroom: { gpu: 0.9, encoder: 0.9, vram: 0.95 },
+    temperatureMarginCelsius: 5,
+    staleAfterMs: 3_600_000,
+    requireTelemetry: true,
+    priorityClasses: ['premium', 'standard'],
+    redis: redis.url,
+    keyPrefix: 'vca-ceiling',
+    cluster: redisCluster,
+  });
+  let createSession = 0;
+  try {
+    const now = Date.now();
+    const report = { gpus: Array.from({ length: 4 }, (_, index) => ({ index, temperatureGpu: 41 })) };
+    for (let start = 0; start < 1000; start += 100) {
+      await Promise.all(
+        Array.from({ length: 100 }, async (_, i) => {
+          const id = `node-${start + i}`;
+          await store.registerNode(
+            { id, host: '10.0.0.1', port: 5900, protocol: 'webrtc', gpus: [{ model: 'L4', count: 4 }] },
+            now,
+          );
+          await store.recordTelemetry(id, report, now);
+        }),
+      );
+    }
+    // Capture the exact EVALSHA the store sends for one createSession, then replay it with random ids.
+    const sent: unknown[] = [];
+    const target = store.client as unknown as { sendCommand(command: unknown): unknown };
+    const original = target.sendCommand;
+    target.sendCommand = function (this: unknown, command: unknown) {
+      const { name, args } = command as { name: string; args: unknown[] };
+      if ((name === 'evalsha' || name === 'eval') && sent.length === 0) {
+        // EVAL (a connection's first call of a script) carries the body: replay it by its SHA1.
+        sent.push(...args);
+        if (name === 'eval') sent[0] = createHash('sha1').update(String(args[0])).digest('hex');
+      }
+      return original.call(this, command);
+    };
+    await store.createSession(lightSpec('probe'), {
+      now,
+      strategy: 'packed',
+      waitMode: 'no-wait',
+      maxQueueLength: 10_000,
+      leaseExpiresAt: now + 3_600_000,
+      queueDeadline: now + 3_600_000,
+    });
+    target.sendCommand = original;
+    const args = sent.map(String);
+    if (args.length < 10) throw new Error('did not capture the createSession EVALSHA');
+    // ARGV[2] is the session id and the spec JSON holds it: both get redis-benchmark's random number.
+    // args: sha, numkeys, keys..., ARGV[1] (settings), ARGV[2] (id), ARGV[3] (spec JSON), ...
+    const keys = Number(args[1]);
+    const idAt = 2 + keys + 1;
+    args[idAt] = 'bench-__rand_int__';
+    args[idAt + 1] = args[idAt + 1]!.replace('"id":"probe"', '"id":"bench-__rand_int__"');
+    // redis-benchmark stops at the first error: a repeated random id (VCA_ERR_SESSION_EXISTS, a ~1 %
+    // chance per run) gets one more try.
+    const replay = () => redisBenchmark(redis.port, ['-r', '2000000000', 'EVALSHA', ...args], 10_000);
+    try {
+      createSession = replay();
+    } catch {
+      createSession = replay();
+    }
+  } finally {
+    await store.close();
+  }
+  return { trivial, createSession };
+}
+
+interface Report {
+  embedded: ScenarioResult;
+  redis1: ScenarioResult;
+  redis2: ScenarioResult;
+  redisBenchmarkEvalshaPerSecond: number;
+  redisBenchmarkCreateSessionPerSecond: number;
+  scriptCosts: ScriptCosts;
+  ceilingPairsPerSecond: number;
+  targets: { redisThroughputRatioMin: number; redisCallsPerAllocationMax: number };
+  verdicts: { throughputRatio: number; throughputPass: boolean; callsPass: boolean };
+  date: string;
+  machine: ReturnType<typeof machineInfo>;
+  settings: Record<string, unknown>;
+}
+
+async function main(): Promise<void> {
+  const machine = machineInfo();
+  console.log(`bench:redis on ${machineLine()}`);
+  console.log(
+    `connections ${connections} per gateway, ${durationSeconds} s per scenario, warmup ${warmupSeconds} s, ${nodeCount} nodes`,
+  );
+  const redis = await startBenchRedis();
+  try {
+    const embedded = await runScenario('embedded', 1, undefined);
+    console.log(`embedded: ${line(embedded)}`);
+    const redis1 = await runScenario('redis1', 1, redis);
+    console.log(`redis1:   ${line(redis1)}`);
+    const redis2 = await runScenario('redis2', 2, redis);
+    console.log(`redis2:   ${line(redis2)}`);
+
+    await redis.client.flushall();
+    const scriptCosts = await measureScriptCosts(redis.url, { nodes: 1000, gpusPerNode: 4, sessions: 2000 });
+    console.log(`script costs (us per call, ${scriptCosts.fleet}): ${JSON.stringify(scriptCosts)}`);
+    const ceiling = await ceilingBenchmarks(redis);
+    console.log(
+      `redis-benchmark: EVALSHA 'return 1' ${ceiling.trivial}/s, createSession ${ceiling.createSession}/s`,
+    );
+    const ceilingPairsPerSecond = round(1e6 / (scriptCosts.createSession + scriptCosts.endSession), 0);
+
+    const throughputRatio = round(redis1.allocationsPerSecond / embedded.allocationsPerSecond, 3);
+    const report: Report = {
+      embedded,
+      redis1,
+      redis2,
+      redisBenchmarkEvalshaPerSecond: ceiling.trivial,
+      redisBenchmarkCreateSessionPerSecond: ceiling.createSession,
+      scriptCosts,
+      ceilingPairsPerSecond,
+      targets: { redisThroughputRatioMin: 0.5, redisCallsPerAllocationMax: 3 },
+      verdicts: {
+        throughputRatio,
+        throughputPass: throughputRatio >= 0.5,
+        callsPass: (redis1.redisCallsPerAllocation ?? Infinity) <= 3,
+      },
+      date: new Date().toISOString(),
+      machine,
+      settings: {
+        connectionsPerGateway: connections,
+        secondsPerScenario: durationSeconds,
+        warmupSeconds,
+        nodes: nodeCount,
+        fleet: Object.fromEntries(fleetMix()),
+        request: JSON.parse(sessionRequestBody),
+        redis: `${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim()}; --save '' --appendonly no`,
+      },
+    };
+    const resultsDir = path.join(repoRoot, 'bench/results');
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(path.join(resultsDir, 'redis.json'), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(path.join(resultsDir, 'redis.md'), markdown(report));
+    console.log(
+      `\nredis1/embedded throughput ${throughputRatio} (target >= 0.5): ${report.verdicts.throughputPass ? 'PASS' : 'FAIL'}; ` +
+        `Redis calls per allocation ${redis1.redisCallsPerAllocation} (target <= 3): ${report.verdicts.callsPass ? 'PASS' : 'FAIL'}`,
+    );
+  } finally {
+    await redis.stop();
+  }
+}
+
+function line(r: ScenarioResult): string {
+  return (
+    `${r.allocationsPerSecond} alloc/s, ${r.rps} req/s, p50 ${r.latencyP50Ms} ms, p99 ${r.latencyP99Ms} ms, ` +
+    `errors ${r.errors}, non-2xx ${r.non2xx}, ${r.cpuMicrosPerAllocation} us gateway CPU/alloc` +
+    (r.redisCallsPerAllocation !== undefined
+      ? `, ${r.redisCallsPerAllocation} Redis calls/alloc (${r.redisAllCommandsPerAllocation} incl. in scripts), Redis core ${r.redisCoreUtilization}`
+      : '')
+  );
+}
+
+function markdown(r: Report): string {
+  const row = (name: string, s: ScenarioResult) =>
+    `| ${name} | ${s.allocationsPerSecond} | ${s.rps} | ${s.latencyP50Ms} | ${s.latencyP99Ms} | ${s.errors} | ${s.non2xx} | ${s.cpuMicrosPerAllocation} | ${s.redisCallsPerAllocation ?? '-'} | ${s.redisUsecPerAllocation ?? '-'} | ${s.redisCoreUtilization ?? '-'} |`;
+  const c = r.scriptCosts;
+  const pairUsec = round(c.createSession + c.endSession, 1);
+  const perAlloc = (s: ScenarioResult) =>
+    Object.entries(s.redisCommandsPerAllocation ?? {})
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ');
+  const growth = round(r.redis2.allocationsPerSecond / r.redis1.allocationsPerSecond, 2);
+  return `# Redis store benchmark
+
+- Date: ${r.date}
+- Machine: ${r.machine.cpuModel}, ${r.machine.cores} cores, ${r.machine.ram}, Node ${r.machine.node}, ${r.machine.os} (gateways, Redis and the load generator share these cores)
+- Redis: ${r.settings.redis}
+- Load: bench:http's allocate+release loop (POST /v1/sessions ${JSON.stringify(r.settings.request)} then DELETE), autocannon in the benchmark process, ${r.settings.connectionsPerGateway} connections per gateway, ${r.settings.secondsPerScenario} s per scenario after a ${r.settings.warmupSeconds} s warmup; ${r.settings.nodes} nodes (${Object.entries(
+    r.settings.fleet as Record<string, number>,
+  )
+    .map(([m, n]) => `${n} ${m}`)
+    .join(', ')}) registered through the signed webhook, telemetry for every node every 2 s
+- redis2: two gateways on one Redis, one autocannon instance per gateway run concurrently, counts summed
+- Redis calls: INFO commandstats deltas over the measured window divided by allocations; "calls" are the commands clients sent (round trips: ${[...clientCommands].join(', ')}), every other command ran inside a script
+
+| scenario | alloc/s | req/s | p50 ms | p99 ms | errors | non-2xx | gateway CPU us/alloc | Redis calls/alloc | Redis us/alloc | Redis core |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${row('embedded (1 gateway)', r.embedded)}
+${row('redis1 (1 gateway)', r.redis1)}
+${row('redis2 (2 gateways)', r.redis2)}
+
+Commands per allocation, redis1: ${perAlloc(r.redis1)}.
+
+Commands per allocation, redis2: ${perAlloc(r.redis2)}.
+
+Redis time per script call (${c.fleet}, INFO commandstats usec_per_call of EVALSHA): createSession ${c.createSession} us, endSession ${c.endSession} us, recordTelemetry (a node of 4 GPUs, steady state) ${c.recordTelemetry} us, renewLeases ${c.renewLeases} us, placeQueued (empty queue) ${c.placeQueuedEmpty} us, queuePositions (empty) ${c.queuePositionsEmpty} us, getSession (HMGET) ${c.getSession} us.
+
+redis-benchmark on this machine (50 clients): EVALSHA of \`return 1\`: ${r.redisBenchmarkEvalshaPerSecond}/s; EVALSHA of the real createSession (1,000 x 4 L4, random ids): ${r.redisBenchmarkCreateSessionPerSecond}/s.
+
+## Targets
+
+- Redis throughput >= half of embedded: redis1 / embedded = ${r.redis1.allocationsPerSecond} / ${r.embedded.allocationsPerSecond} = **${r.verdicts.throughputRatio}** -> **${r.verdicts.throughputPass ? 'PASS' : 'FAIL'}**
+- Redis calls per allocation <= 3: **${r.redis1.redisCallsPerAllocation}** -> **${r.verdicts.callsPass ? 'PASS' : 'FAIL'}** (the store: one EVALSHA per allocation and one per release, plus the coalesced queue passes, ticks and telemetry; the event relay adds a PUBLISH per session event. By command: ${Object.entries(
+    r.redis1.redisCommandsPerAllocation ?? {},
+  )
+    .filter(([name]) => clientCommands.has(name))
+    .map(([name, n]) => `${name} ${n}`)
+    .join(', ')})
+
+## Scaling with instances, and where Redis becomes the limit
+
+Two gateways on one Redis reached ${r.redis2.allocationsPerSecond} alloc/s against ${r.redis1.allocationsPerSecond} for one (x${growth}). On this ${r.machine.cores}-core machine the gateways, Redis and the load generator compete for the same cores, so the second gateway mostly takes CPU from the first (gateway core use ${r.redis2.gatewayCoreUtilization.join(' + ')}, Redis core ${r.redis2.redisCoreUtilization}); with a core per gateway throughput grows about linearly with instances until Redis saturates. Redis runs scripts one at a time on one thread, so one Redis serves at most 1e6 / (us per createSession + us per endSession) = 1e6 / (${c.createSession} + ${c.endSession}) = **~${r.ceilingPairsPerSecond} allocate+release pairs/s** on this fleet (measured Redis time per pair in the HTTP scenario, everything included: ${r.redis1.redisUsecPerAllocation} us, i.e. ~${r.redis1.redisUsecPerAllocation ? round(1e6 / r.redis1.redisUsecPerAllocation, 0) : '-'} pairs/s). redis-benchmark's createSession rate (${r.redisBenchmarkCreateSessionPerSecond}/s, creations only) and trivial EVALSHA rate (${r.redisBenchmarkEvalshaPerSecond}/s, the per-call floor: network, parsing, script dispatch) bound it the same way. With one gateway at ${r.redis1.allocationsPerSecond} alloc/s, Redis is busy ${r.redis1.redisCoreUtilization} of a core: Redis becomes the limit at about ${r.redis1.allocationsPerSecond > 0 && r.redis1.redisCoreUtilization ? round(r.redis1.allocationsPerSecond / r.redis1.redisCoreUtilization, 0) : '-'} alloc/s (scaled from that), i.e. after ~${r.redis1.allocationsPerSecond > 0 && r.redis1.redisCoreUtilization ? round(1 / r.redis1.redisCoreUtilization, 1) : '-'} gateways like this one (${pairUsec} us of script time per pair); beyond that, more gateways add latency, not throughput — shard by gaming cluster (one hash tag, one Redis or Redis Cluster slot per cluster).
+`;
+}
+
+withTimeout(main(), overallTimeoutMs, 'bench:redis')
+  .then(() => process.exit(0))
+  .catch((error) => {
+    process.stderr.write(`bench:redis failed: ${(error as Error).stack ?? error}\n`);
+    process.exit(1);
+  });
