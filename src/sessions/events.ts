@@ -53,13 +53,22 @@ export interface EventRelay {
   close(): Promise<void>;
 }
 
-/** Events a gamer's socket needs, whichever instance decided them. */
+/**
+ * Events another instance may need: those about WebSocket sessions (a REST session has no socket
+ * anywhere), except an assignment straight from a request, which the requesting instance answers
+ * itself; and queue positions.
+ */
 export function isRelayed(event: VcaEvent): boolean {
-  return (
-    event.type === 'session-assigned' ||
-    event.type === 'session-queued' ||
-    event.type === 'queue-positions' ||
-    event.type === 'session-migrating' ||
-    event.type === 'session-ended'
-  );
+  switch (event.type) {
+    case 'session-assigned':
+      return event.via !== 'request' && event.session.transport === 'websocket';
+    case 'session-queued':
+    case 'session-migrating':
+    case 'session-ended':
+      return event.session.transport === 'websocket';
+    case 'queue-positions':
+      return true;
+    default:
+      return false;
+  }
 }

@@ -1,14 +1,15 @@
 /**
  * Session events across gateway instances over Redis pub/sub, on the gaming cluster's channel. Each
- * instance tags what it publishes with its id and ignores its own messages. Delivery is best effort
- * (pub/sub): a socket that missed a message still reads the truth from the store on `resume`.
+ * instance tags what it publishes with its id and ignores its own messages. Events of one event-loop
+ * turn travel in one PUBLISH (under load many share it). Delivery is best effort (pub/sub): a socket
+ * that missed a message still reads the truth from the store on `resume`.
  */
 import type { Redis } from 'ioredis';
 import type { EventRelay, VcaEvent, VcaEventListener } from '../../sessions/events.js';
 
 interface Envelope {
   from: string;
-  event: unknown;
+  events: unknown[];
 }
 
 function encode(event: VcaEvent): unknown {
@@ -49,13 +50,15 @@ export class RedisEventRelay implements EventRelay {
         this.onError(error);
         return;
       }
-      if (envelope.from === this.instanceId) return;
-      const event = decode(envelope.event as { type: string });
-      for (const listener of this.listeners) {
-        try {
-          listener(event);
-        } catch (error) {
-          this.onError(error);
+      if (envelope.from === this.instanceId || !Array.isArray(envelope.events)) return;
+      for (const encoded of envelope.events) {
+        const event = decode(encoded as { type: string });
+        for (const listener of this.listeners) {
+          try {
+            listener(event);
+          } catch (error) {
+            this.onError(error);
+          }
         }
       }
     });
@@ -85,9 +88,16 @@ export class RedisEventRelay implements EventRelay {
     return new RedisEventRelay(client, subscriber, channel, instanceId, onError);
   }
 
+  private pending: unknown[] = [];
+
   publish(event: VcaEvent): void {
-    const envelope: Envelope = { from: this.instanceId, event: encode(event) };
-    this.publisher.publish(this.channel, JSON.stringify(envelope)).catch(this.onError);
+    this.pending.push(encode(event));
+    if (this.pending.length > 1) return;
+    setImmediate(() => {
+      const envelope: Envelope = { from: this.instanceId, events: this.pending };
+      this.pending = [];
+      this.publisher.publish(this.channel, JSON.stringify(envelope)).catch(this.onError);
+    });
   }
 
   onRemote(listener: VcaEventListener): void {
