@@ -1,12 +1,13 @@
 /**
  * The placement index. Eligible GPUs are grouped in pools (same model, same region); inside a pool
- * each GPU sits in one cell of a 64 x 64 grid by its free render share (row) and free encoder share
- * (column) under headroom, and bitmaps say which rows, columns and cells are non-empty.
+ * each GPU sits in one cell of a 64 x 64 grid by its free render share (row) and its free "stream"
+ * share (column): the smaller of its free encoder share and free VRAM share, all under headroom.
+ * Bitmaps say which rows, columns and cells are non-empty.
  *
  * A decision needs no scan of GPUs: for each pool it computes the first cell, in strategy order, whose
  * lower bounds already cover the request on both dimensions (a "sure" cell), compares pools by that
- * cell alone, and only then reads GPUs of the winning cell (the first one normally fits; VRAM and
- * label constraints are checked exactly). Packed walks the request's dominant axis upward from the
+ * cell alone, and only then reads GPUs of the winning cell (the first one normally fits; encoder
+ * session and label constraints are checked exactly). Packed walks the request's dominant axis upward from the
  * tightest sure row (best fit to within 1/64 of a GPU), spread walks it downward from the emptiest.
  * Only when no sure cell holds a fitting GPU does it fall back to checking the boundary cells
  * exactly, so "nothing fits" is always exact. Updates are O(1): a GPU changes cell only when its load
@@ -56,16 +57,19 @@ class Pool {
   readonly cellsInRow = new Uint16Array(axis);
   readonly cellsInColumn = new Uint16Array(axis);
   size = 0;
+  /** VRAM under headroom of this model: a request's VRAM need is a share of it. */
+  readonly vramCapacity: number;
   /** Scratch state of the decision in progress, reused so a decision allocates nothing. */
   readonly search: PoolSearch;
 
-  constructor(modelName: string, region: string, zeroCost: LoadVector) {
+  constructor(modelName: string, region: string, vramCapacity: number, zeroCost: LoadVector) {
     this.modelName = modelName;
     this.region = region;
+    this.vramCapacity = vramCapacity;
     this.search = {
       pool: this,
       cost: zeroCost,
-      encoderPrimary: false,
+      streamPrimary: false,
       primaryNeed: 0,
       surePrimary: 0,
       sureSecondary: 0,
@@ -80,8 +84,8 @@ class Pool {
 interface PoolSearch {
   pool: Pool;
   cost: LoadVector;
-  /** True when the encoder is the request's dominant dimension in this pool (walk columns). */
-  encoderPrimary: boolean;
+  /** True when encoder or VRAM is the request's dominant need in this pool (walk columns). */
+  streamPrimary: boolean;
   primaryNeed: number;
   /** First bucket on each axis whose lower bound covers the need. */
   surePrimary: number;
@@ -131,10 +135,10 @@ export class PlacementIndex implements GpuChangeListener {
       this.gpuRemoved(gpu);
       return;
     }
-    const cell = this.cellOf(gpu);
     const entry = gpu.placementEntry as IndexEntry | undefined;
+    const pool = entry?.pool ?? this.poolFor(gpu);
+    const cell = this.cellOf(gpu, pool);
     if (!entry) {
-      const pool = this.poolFor(gpu);
       const created: IndexEntry = { pool, cell, position: 0 };
       gpu.placementEntry = created;
       this.insert(pool, cell, gpu, created);
@@ -166,15 +170,15 @@ export class PlacementIndex implements GpuChangeListener {
       const cost = request.costs.get(pool.modelName);
       if (!cost) continue;
       const gpuNeed = cost.gpu / this.gpuCapacity;
-      const encoderNeed = cost.encoder / this.encoderCapacity;
-      if (gpuNeed > 1 || encoderNeed > 1) continue;
-      const encoderPrimary = encoderNeed > gpuNeed;
+      const streamNeed = this.streamNeed(cost, pool);
+      if (gpuNeed > 1 || streamNeed > 1) continue;
+      const streamPrimary = streamNeed > gpuNeed;
       const search = pool.search;
       search.cost = cost;
-      search.encoderPrimary = encoderPrimary;
-      search.primaryNeed = encoderPrimary ? encoderNeed : gpuNeed;
+      search.streamPrimary = streamPrimary;
+      search.primaryNeed = streamPrimary ? streamNeed : gpuNeed;
       search.surePrimary = sureBucket(search.primaryNeed);
-      search.sureSecondary = sureBucket(encoderPrimary ? gpuNeed : encoderNeed);
+      search.sureSecondary = sureBucket(streamPrimary ? gpuNeed : streamNeed);
       search.visited = null;
       this.nextSureCell(search, packed);
       searches.push(search);
@@ -231,15 +235,15 @@ export class PlacementIndex implements GpuChangeListener {
    */
   private nextSureCell(search: PoolSearch, packed: boolean): void {
     const { pool, surePrimary, sureSecondary, visited } = search;
-    const lines = search.encoderPrimary ? pool.columns : pool.rows;
-    const lineCells = search.encoderPrimary ? pool.columnCells : pool.rowCells;
+    const lines = search.streamPrimary ? pool.columns : pool.rows;
+    const lineCells = search.streamPrimary ? pool.columnCells : pool.rowCells;
     let line = packed ? lowestAtLeast(lines, 0, surePrimary) : highestBelow(lines, 0, axis);
     while (line >= 0 && line >= surePrimary) {
       let other = packed
         ? lowestAtLeast(lineCells, line * 2, sureSecondary)
         : highestBelow(lineCells, line * 2, axis);
       while (other >= 0 && other >= sureSecondary) {
-        const cell = search.encoderPrimary ? other * axis + line : line * axis + other;
+        const cell = search.streamPrimary ? other * axis + line : line * axis + other;
         if (!visited?.has(cell)) {
           search.cell = cell;
           search.primaryBucket = line;
@@ -268,24 +272,25 @@ export class PlacementIndex implements GpuChangeListener {
     let bestScore = 0;
     for (const search of searches) {
       const { pool, cost } = search;
-      const capacityPrimary = search.encoderPrimary ? this.encoderCapacity : this.gpuCapacity;
-      const minPrimary = bucketOf(search.primaryNeed);
-      const minSecondary = bucketOf(
-        search.encoderPrimary ? cost.gpu / this.gpuCapacity : cost.encoder / this.encoderCapacity,
-      );
+      // Necessary (not sufficient) bounds: a GPU whose tighter stream share is below the request's
+      // smaller stream need (encoder or VRAM) cannot fit; one above it may, so it is checked exactly.
+      const gpuNeed = cost.gpu / this.gpuCapacity;
+      const streamFloor = Math.min(cost.encoder / this.encoderCapacity, cost.vramMiB / pool.vramCapacity);
+      const minPrimary = bucketOf(search.streamPrimary ? streamFloor : gpuNeed);
+      const minSecondary = bucketOf(search.streamPrimary ? gpuNeed : streamFloor);
       for (
-        let line = lowestAtLeast(search.encoderPrimary ? pool.columns : pool.rows, 0, minPrimary);
+        let line = lowestAtLeast(search.streamPrimary ? pool.columns : pool.rows, 0, minPrimary);
         line >= 0;
       ) {
-        const lineCells = search.encoderPrimary ? pool.columnCells : pool.rowCells;
+        const lineCells = search.streamPrimary ? pool.columnCells : pool.rowCells;
         for (let other = lowestAtLeast(lineCells, line * 2, minSecondary); other >= 0; ) {
-          const cell = search.encoderPrimary ? other * axis + line : line * axis + other;
+          const cell = search.streamPrimary ? other * axis + line : line * axis + other;
           const sure = line >= search.surePrimary && other >= search.sureSecondary;
           if (!sure || !search.visited?.has(cell)) {
             for (const gpu of pool.cells[cell]!) {
               if (!this.allowed(gpu, request) || !this.fits(gpu, cost)) continue;
-              const used = search.encoderPrimary ? gpu.effectiveEncoder() : gpu.effectiveGpu();
-              const score = (capacityPrimary - used) / capacityPrimary - search.primaryNeed;
+              const free = search.streamPrimary ? this.streamFree(gpu, pool) : this.gpuFree(gpu);
+              const score = free - search.primaryNeed;
               if (!best || (packed ? score < bestScore : score > bestScore)) {
                 best = { gpu, cost };
                 bestScore = score;
@@ -294,7 +299,7 @@ export class PlacementIndex implements GpuChangeListener {
           }
           other = lowestAtLeast(lineCells, line * 2, other + 1);
         }
-        line = lowestAtLeast(search.encoderPrimary ? pool.columns : pool.rows, 0, line + 1);
+        line = lowestAtLeast(search.streamPrimary ? pool.columns : pool.rows, 0, line + 1);
       }
     }
     return best;
@@ -322,10 +327,30 @@ export class PlacementIndex implements GpuChangeListener {
     return true;
   }
 
-  private cellOf(gpu: GpuSlot): number {
-    const gpuFree = (this.gpuCapacity - gpu.effectiveGpu()) / this.gpuCapacity;
+  private cellOf(gpu: GpuSlot, pool: Pool): number {
+    return bucketOf(this.gpuFree(gpu)) * axis + bucketOf(this.streamFree(gpu, pool));
+  }
+
+  /** Free render share under headroom. */
+  private gpuFree(gpu: GpuSlot): number {
+    return (this.gpuCapacity - gpu.effectiveGpu()) / this.gpuCapacity;
+  }
+
+  /**
+   * The smaller of the free encoder share and the free VRAM share, under headroom. VRAM is measured
+   * against the pool's model, like a request's VRAM need, so free >= need exactly when the MiB fit
+   * (even where a GPU reports a slightly different memory total than its catalog model).
+   */
+  private streamFree(gpu: GpuSlot, pool: Pool): number {
     const encoderFree = (this.encoderCapacity - gpu.effectiveEncoder()) / this.encoderCapacity;
-    return bucketOf(gpuFree) * axis + bucketOf(encoderFree);
+    const vramFree =
+      (Math.floor(this.headroom.vram * gpu.memoryTotalMiB) - gpu.effectiveVramMiB()) / pool.vramCapacity;
+    return encoderFree < vramFree ? encoderFree : vramFree;
+  }
+
+  /** A request's stream need: the larger of its encoder share and its VRAM share of the pool's model. */
+  private streamNeed(cost: LoadVector, pool: Pool): number {
+    return Math.max(cost.encoder / this.encoderCapacity, cost.vramMiB / pool.vramCapacity);
   }
 
   private poolFor(gpu: GpuSlot): Pool {
@@ -333,7 +358,12 @@ export class PlacementIndex implements GpuChangeListener {
     const key = `${gpu.model.name}\u0000${region}`;
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = new Pool(gpu.model.name, region, { gpu: 0, encoder: 0, vramMiB: 0, encoderSessions: 0 });
+      pool = new Pool(gpu.model.name, region, this.headroom.vram * gpu.model.vramMiB, {
+        gpu: 0,
+        encoder: 0,
+        vramMiB: 0,
+        encoderSessions: 0,
+      });
       this.pools.set(key, pool);
       this.poolList.push(pool);
     }

@@ -25,7 +25,7 @@ const scenario = fc.record({
       model: fc.constantFrom(...models),
       count: fc.integer({ min: 1, max: 2 }),
       region: fc.constantFrom('eu', 'us'),
-      load: fc.array(fc.integer({ min: 0, max: 100 }), { minLength: 2, maxLength: 2 }),
+      load: fc.array(fc.integer({ min: 0, max: 100 }), { minLength: 3, maxLength: 3 }),
     }),
     { minLength: 1, maxLength: 12 },
   ),
@@ -119,11 +119,20 @@ describe('placement index: exactness', () => {
             expect(choice).toBeDefined();
             expect(fitting).toContain(choice!.gpu);
             {
+              // The index's two axes: render, and "stream" (the tighter of encoder and VRAM).
               const leftovers = (gpu: GpuSlot) => {
                 const cost = costs.get(gpu.model.name)!;
-                const gpuLeft = (0.9e6 - gpu.effectiveGpu() - cost.gpu) / 0.9e6;
-                const encoderLeft = (0.9e6 - gpu.effectiveEncoder() - cost.encoder) / 0.9e6;
-                return cost.encoder > cost.gpu ? [encoderLeft, gpuLeft] : [gpuLeft, encoderLeft];
+                const vramCapacity = 0.95 * gpu.model.vramMiB;
+                const gpuNeed = cost.gpu / 0.9e6;
+                const streamNeed = Math.max(cost.encoder / 0.9e6, cost.vramMiB / vramCapacity);
+                const gpuFree = (0.9e6 - gpu.effectiveGpu()) / 0.9e6;
+                const streamFree = Math.min(
+                  (0.9e6 - gpu.effectiveEncoder()) / 0.9e6,
+                  (Math.floor(0.95 * gpu.memoryTotalMiB) - gpu.effectiveVramMiB()) / vramCapacity,
+                );
+                const gpuLeft = gpuFree - gpuNeed;
+                const streamLeft = streamFree - streamNeed;
+                return streamNeed > gpuNeed ? [streamLeft, gpuLeft] : [gpuLeft, streamLeft];
               };
               // The index resolves free capacity to 1/64 of a GPU: GPUs that fit with a 1/64 margin on
               // both axes are the ones it ranks; among them its choice is within two buckets of the best.
