@@ -21,7 +21,8 @@
  * measures EVALSHA of a trivial script and of the real createSession on the same machine.
  *
  * Environment: BENCH_CONNECTIONS (32, per gateway), BENCH_DURATION seconds per scenario (10),
- * BENCH_WARMUP seconds (3), BENCH_NODES (100). Writes bench/results/redis.{json,md}.
+ * BENCH_WARMUP seconds (3), BENCH_NODES (100), BENCH_GATEWAY_NODE_FLAGS (extra node flags for the
+ * gateway children, e.g. --cpu-prof). Writes bench/results/redis.{json,md}.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -205,6 +206,7 @@ async function runScenario(
         await startGateway({
           server: { requestsPerSecondPerAddress: 1_000_000, requestBurst: 1_000_000 },
           env,
+          ...(process.env.BENCH_GATEWAY_NODE_FLAGS ? { nodeFlags: process.env.BENCH_GATEWAY_NODE_FLAGS.split(' ') } : {}),
         }),
       );
     }
