@@ -206,7 +206,9 @@ async function runScenario(
         await startGateway({
           server: { requestsPerSecondPerAddress: 1_000_000, requestBurst: 1_000_000 },
           env,
-          ...(process.env.BENCH_GATEWAY_NODE_FLAGS ? { nodeFlags: process.env.BENCH_GATEWAY_NODE_FLAGS.split(' ') } : {}),
+          ...(process.env.BENCH_GATEWAY_NODE_FLAGS
+            ? { nodeFlags: process.env.BENCH_GATEWAY_NODE_FLAGS.split(' ') }
+            : {}),
         }),
       );
     }

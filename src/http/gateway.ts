@@ -129,7 +129,7 @@ export class Gateway {
     if (this.relay) {
       const relay = this.relay;
       events.subscribe((event) => {
-        if (isRelayed(event)) relay.publish(event);
+        if (isRelayed(event) && !this.repeatsEmptyQueue(event)) relay.publish(event);
       });
       relay.onRemote((event) => {
         if (isRelayed(event)) this.play.handleEvent(event);

@@ -345,7 +345,7 @@ export class PlacementIndex implements GpuChangeListener {
     const encoderFree = (this.encoderCapacity - gpu.effectiveEncoder()) / this.encoderCapacity;
     const vramFree =
       (Math.floor(this.headroom.vram * gpu.memoryTotalMiB) - gpu.effectiveVramMiB()) / pool.vramCapacity;
-    return encoderFree < vramFree ? encoderFree : vramFree;
+    return Math.min(encoderFree, vramFree);
   }
 
   /** A request's stream need: the larger of its encoder share and its VRAM share of the pool's model. */

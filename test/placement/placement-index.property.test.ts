@@ -5,7 +5,6 @@ import type { GpuSlot } from '../../src/cluster/gpu-slot.js';
 import { loadCatalog } from '../../src/config/load-catalog.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
-import { parseResolution } from '../../src/cost/resolution.js';
 import { type LoadVector, sessionCost } from '../../src/cost/session-cost.js';
 import { PlacementIndex } from '../../src/placement/placement-index.js';
 
