@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type autocannon from 'autocannon';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { signBody } from '../src/http/credentials.js';
 
@@ -469,4 +470,74 @@ export function startTelemetryLoop(
       if (running) await running;
     },
   };
+}
+
+// The allocate + release workload shared by bench:http and bench:redis.
+
+/** A light session (720p30 indie title) so capacity never runs out; `wait: false` never queues. */
+export const allocationRequestBody = JSON.stringify({
+  game: 'stardew-valley',
+  resolution: '720p',
+  fps: 30,
+  wait: false,
+});
+export const allocationPostHeaders = {
+  authorization: `Bearer ${benchCredentials.gamerToken}`,
+  'content-type': 'application/json',
+};
+export const allocationDeleteHeaders = { authorization: `Bearer ${benchCredentials.gamerToken}` };
+export const sessionIdPattern = /"sessionId":"([^"]+)"/;
+
+export interface AllocationCounters {
+  /** Completed POST + DELETE pairs. */
+  allocations: number;
+  postCreated: number;
+  postFailed: number;
+  deleteFailed: number;
+  lastFailure: string;
+}
+
+export function newAllocationCounters(): AllocationCounters {
+  return { allocations: 0, postCreated: 0, postFailed: 0, deleteFailed: 0, lastFailure: '' };
+}
+
+/**
+ * One autocannon sequence per connection: POST /v1/sessions, then DELETE of the session it created.
+ * A failed POST restarts the sequence (autocannon counts it in `resets`).
+ */
+export function allocateReleaseRequests(counters: AllocationCounters): autocannon.Request[] {
+  return [
+    {
+      method: 'POST',
+      path: '/v1/sessions',
+      headers: allocationPostHeaders,
+      body: allocationRequestBody,
+      onResponse: (status, body, context) => {
+        const ctx = context as { sessionId?: string };
+        const match = status === 201 ? sessionIdPattern.exec(body) : null;
+        ctx.sessionId = match ? match[1] : undefined;
+        if (match) counters.postCreated += 1;
+        else {
+          counters.postFailed += 1;
+          counters.lastFailure = `POST ${status}: ${body.slice(0, 200)}`;
+        }
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/sessions/unset',
+      headers: allocationDeleteHeaders,
+      setupRequest: ((request: autocannon.Request, context: { sessionId?: string }) =>
+        context.sessionId
+          ? { ...request, path: `/v1/sessions/${context.sessionId}` }
+          : undefined) as unknown as autocannon.Request['setupRequest'],
+      onResponse: (status, body) => {
+        if (status === 200) counters.allocations += 1;
+        else {
+          counters.deleteFailed += 1;
+          counters.lastFailure = `DELETE ${status}: ${body.slice(0, 200)}`;
+        }
+      },
+    },
+  ];
 }

@@ -25,18 +25,23 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import {
-  benchCredentials,
+  allocateReleaseRequests,
+  allocationDeleteHeaders,
+  allocationPostHeaders,
+  allocationRequestBody,
   clockTicksPerSecond,
   freePort,
   type GatewayChild,
   host,
   machineInfo,
   machineLine,
+  newAllocationCounters,
   percentile,
   processCpuMicros,
   registerNodes,
   repoRoot,
   round,
+  sessionIdPattern,
   spawnTracked,
   startGateway,
   startTelemetryLoop,
@@ -58,19 +63,6 @@ const gatewayNodeFlags = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ')
 /** Hard ceiling for the whole run: it aborts rather than hang. */
 const overallTimeoutMs = 60_000 + (rounds * 2 * (durationSeconds + 5) + 2 * (warmupSeconds + 5)) * 1000;
 const maxLatencySamples = 4_000_000;
-
-const sessionRequestBody = JSON.stringify({
-  game: 'stardew-valley',
-  resolution: '720p',
-  fps: 30,
-  wait: false,
-});
-const postHeaders = {
-  authorization: `Bearer ${benchCredentials.gamerToken}`,
-  'content-type': 'application/json',
-};
-const deleteHeaders = { authorization: `Bearer ${benchCredentials.gamerToken}` };
-const sessionIdPattern = /"sessionId":"([^"]+)"/;
 
 type TargetName = 'baseline' | 'gateway';
 
@@ -94,7 +86,7 @@ interface Target {
 }
 
 /** Per-target counters the request hooks update (one autocannon run at a time). */
-const counters = { allocations: 0, postCreated: 0, postFailed: 0, deleteFailed: 0, lastFailure: '' };
+const counters = newAllocationCounters();
 
 function autocannonOptions(target: Target, seconds: number): autocannon.Options {
   const common = {
@@ -107,49 +99,12 @@ function autocannonOptions(target: Target, seconds: number): autocannon.Options 
   if (target.name === 'baseline') {
     return {
       ...common,
-      requests: [{ method: 'POST', path: '/v1/sessions', headers: postHeaders, body: sessionRequestBody }],
+      requests: [
+        { method: 'POST', path: '/v1/sessions', headers: allocationPostHeaders, body: allocationRequestBody },
+      ],
     };
   }
-  return {
-    ...common,
-    requests: [
-      {
-        method: 'POST',
-        path: '/v1/sessions',
-        headers: postHeaders,
-        body: sessionRequestBody,
-        onResponse: (status, body, context) => {
-          const ctx = context as { sessionId?: string };
-          const match = status === 201 ? sessionIdPattern.exec(body) : null;
-          if (match) {
-            ctx.sessionId = match[1];
-            counters.postCreated += 1;
-          } else {
-            ctx.sessionId = undefined;
-            counters.postFailed += 1;
-            counters.lastFailure = `POST ${status}: ${body.slice(0, 200)}`;
-          }
-        },
-      },
-      {
-        method: 'DELETE',
-        path: '/v1/sessions/unset',
-        headers: deleteHeaders,
-        // A falsy return restarts the sequence at the POST (autocannon counts it in `resets`).
-        setupRequest: ((request: autocannon.Request, context: { sessionId?: string }) =>
-          context.sessionId
-            ? { ...request, path: `/v1/sessions/${context.sessionId}` }
-            : undefined) as unknown as autocannon.Request['setupRequest'],
-        onResponse: (status, body) => {
-          if (status === 200) counters.allocations += 1;
-          else {
-            counters.deleteFailed += 1;
-            counters.lastFailure = `DELETE ${status}: ${body.slice(0, 200)}`;
-          }
-        },
-      },
-    ],
-  };
+  return { ...common, requests: allocateReleaseRequests(counters) };
 }
 
 async function runAutocannon(
@@ -223,8 +178,8 @@ async function startBareServer(bodyFile: string): Promise<Target & { stop(): Pro
 async function probeGateway(url: string): Promise<string> {
   const response = await fetch(`${url}/v1/sessions`, {
     method: 'POST',
-    headers: postHeaders,
-    body: sessionRequestBody,
+    headers: allocationPostHeaders,
+    body: allocationRequestBody,
     signal: AbortSignal.timeout(5000),
   });
   const text = await response.text();
@@ -232,7 +187,7 @@ async function probeGateway(url: string): Promise<string> {
   const id = sessionIdPattern.exec(text)?.[1];
   const released = await fetch(`${url}/v1/sessions/${id}`, {
     method: 'DELETE',
-    headers: deleteHeaders,
+    headers: allocationDeleteHeaders,
     signal: AbortSignal.timeout(5000),
   });
   await released.arrayBuffer();
@@ -313,8 +268,8 @@ async function main(): Promise<void> {
     bare = await startBareServer(bodyFile);
     const bareProbe = await fetch(`${bare.url}/v1/sessions`, {
       method: 'POST',
-      headers: postHeaders,
-      body: sessionRequestBody,
+      headers: allocationPostHeaders,
+      body: allocationRequestBody,
       signal: AbortSignal.timeout(5000),
     });
     const bareBody = await bareProbe.text();
@@ -400,7 +355,7 @@ async function main(): Promise<void> {
         warmupSeconds,
         nodes: nodes.length,
         fleet: Object.fromEntries(mix),
-        request: JSON.parse(sessionRequestBody),
+        request: JSON.parse(allocationRequestBody),
         allocationResponseBytes: Buffer.byteLength(allocationBody),
         baselineResponseBytes: Buffer.byteLength(bareBody),
         cpuSource: '/proc/<pid>/stat utime+stime of the server child, all threads',

@@ -31,10 +31,13 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import type { Redis } from 'ioredis';
 import {
-  benchCredentials,
+  type AllocationCounters,
+  allocateReleaseRequests,
+  allocationRequestBody,
   type GatewayChild,
   machineInfo,
   machineLine,
+  newAllocationCounters,
   percentile,
   processCpuMicros,
   registerNodes,
@@ -73,25 +76,7 @@ const clientCommands = new Set(['evalsha', 'eval', 'evalsha_ro', 'eval_ro', 'pub
 /** The bench's own commands: not counted. */
 const benchCommands = new Set(['info', 'config|resetstat', 'flushall', 'config']);
 
-const sessionRequestBody = JSON.stringify({
-  game: 'stardew-valley',
-  resolution: '720p',
-  fps: 30,
-  wait: false,
-});
-const postHeaders = {
-  authorization: `Bearer ${benchCredentials.gamerToken}`,
-  'content-type': 'application/json',
-};
-const deleteHeaders = { authorization: `Bearer ${benchCredentials.gamerToken}` };
-const sessionIdPattern = /"sessionId":"([^"]+)"/;
-
-interface Counters {
-  allocations: number;
-  postFailed: number;
-  deleteFailed: number;
-  lastFailure: string;
-}
+type Counters = AllocationCounters;
 
 function runAutocannon(
   url: string,
@@ -107,39 +92,7 @@ function runAutocannon(
         pipelining: 1,
         duration: seconds,
         timeout: 10,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/sessions',
-            headers: postHeaders,
-            body: sessionRequestBody,
-            onResponse: (status, body, context) => {
-              const ctx = context as { sessionId?: string };
-              const match = status === 201 ? sessionIdPattern.exec(body) : null;
-              ctx.sessionId = match ? match[1] : undefined;
-              if (!match) {
-                counters.postFailed += 1;
-                counters.lastFailure = `POST ${status}: ${body.slice(0, 200)}`;
-              }
-            },
-          },
-          {
-            method: 'DELETE',
-            path: '/v1/sessions/unset',
-            headers: deleteHeaders,
-            setupRequest: ((request: autocannon.Request, context: { sessionId?: string }) =>
-              context.sessionId
-                ? { ...request, path: `/v1/sessions/${context.sessionId}` }
-                : undefined) as unknown as autocannon.Request['setupRequest'],
-            onResponse: (status, body) => {
-              if (status === 200) counters.allocations += 1;
-              else {
-                counters.deleteFailed += 1;
-                counters.lastFailure = `DELETE ${status}: ${body.slice(0, 200)}`;
-              }
-            },
-          },
-        ],
+        requests: allocateReleaseRequests(counters),
       },
       (error, result) => (error ? reject(error) : resolve(result)),
     );
@@ -219,12 +172,7 @@ async function runScenario(
     }
     telemetry = startTelemetryLoop(first.url, nodes, { intervalMs: 2000, concurrency: 8 });
     await telemetry.round();
-    const counters = gateways.map(() => ({
-      allocations: 0,
-      postFailed: 0,
-      deleteFailed: 0,
-      lastFailure: '',
-    }));
+    const counters = gateways.map(() => newAllocationCounters());
     if (warmupSeconds > 0) {
       await withTimeout(
         Promise.all(gateways.map((g, i) => runAutocannon(g.url, warmupSeconds, counters[i]!, undefined))),
@@ -232,8 +180,7 @@ async function runScenario(
         `${name} warmup`,
       );
     }
-    for (const c of counters)
-      Object.assign(c, { allocations: 0, postFailed: 0, deleteFailed: 0, lastFailure: '' });
+    for (const c of counters) Object.assign(c, newAllocationCounters());
     const telemetrySentBefore = telemetry.sent;
     const telemetryFailedBefore = telemetry.failed;
     const latencies: number[] = [];
@@ -472,7 +419,7 @@ async function main(): Promise<void> {
         warmupSeconds,
         nodes: nodeCount,
         fleet: Object.fromEntries(fleetMix()),
-        request: JSON.parse(sessionRequestBody),
+        request: JSON.parse(allocationRequestBody),
         redis: `${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim()}; --save '' --appendonly no`,
       },
     };

@@ -13,7 +13,13 @@ import type { CatalogIndex } from '../../cost/catalog.js';
 import { canHostStreams, fullShare, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
 import { type ErrorCode, errorCatalog, isVcaError, VcaError } from '../../errors.js';
 import type { PlacementStrategy } from '../../placement/strategy.js';
-import type { EndReason, SessionRecord, SessionSpec, SessionTransport } from '../../sessions/session.js';
+import {
+  type EndReason,
+  newSessionRecord,
+  type SessionRecord,
+  type SessionSpec,
+  type SessionTransport,
+} from '../../sessions/session.js';
 import type { EmbeddedStoreOptions } from '../embedded/embedded-store.js';
 import type {
   AuditReport,
@@ -340,19 +346,7 @@ export class RedisStore implements ClusterStore {
   }
 
   async createSession(spec: SessionSpec, options: CreateSessionOptions): Promise<CreateSessionOutcome> {
-    const session: SessionRecord = {
-      ...spec,
-      state: 'queued',
-      createdAt: options.now,
-      queuedAt: null,
-      queueDeadline: null,
-      assignedAt: null,
-      endedAt: null,
-      endReason: null,
-      placement: null,
-      leaseExpiresAt: options.leaseExpiresAt,
-      migrations: 0,
-    };
+    const session = newSessionRecord(spec, options.now, options.leaseExpiresAt);
     const reply = (await this.run(
       'create-session',
       spec.id,
