@@ -141,7 +141,7 @@ export class SessionService {
     const ended = await this.options.store.endSession(id, reason, this.options.clock.now());
     if (!ended) return undefined;
     await this.afterEnd(ended);
-    this.requestQueuePass();
+    if (ended.queueWaiting) this.requestQueuePass();
     return ended.session;
   }
 

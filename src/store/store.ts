@@ -69,6 +69,8 @@ export type CreateSessionOutcome =
 export interface SessionEnd {
   session: SessionRecord;
   drainedNode: NodeView | null;
+  /** Sessions are waiting in the queue: the capacity just freed may place one (else no pass is needed). */
+  queueWaiting: boolean;
 }
 
 export interface MigrateOutcome {

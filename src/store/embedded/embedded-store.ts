@@ -415,7 +415,11 @@ export class EmbeddedStore implements ClusterStore {
     const ended = copySession(session);
     // Kept for a while so look-ups can say how it ended; then forgotten by expireSessions.
     this.deadlines.push(now + this.retainEndedMs, session.id);
-    return { session: ended, drainedNode: nodeId ? this.drainIfEmpty(nodeId, now) : null };
+    return {
+      session: ended,
+      drainedNode: nodeId ? this.drainIfEmpty(nodeId, now) : null,
+      queueWaiting: this.queue.length > 0,
+    };
   }
 
   private drainIfEmpty(nodeId: string, now: number): NodeView | null {

@@ -425,7 +425,9 @@ export class RedisStore implements ClusterStore {
   }
 
   async endSession(id: string, reason: EndReason, now: number): Promise<SessionEnd | undefined> {
-    const reply = (await this.run('end-session', id, reason, now)) as [string[], unknown[] | null] | null;
+    const reply = (await this.run('end-session', id, reason, now)) as
+      | [string[], unknown[] | null, number]
+      | null;
     return reply ? this.sessionEnd(reply) : undefined;
   }
 
@@ -538,8 +540,13 @@ export class RedisStore implements ClusterStore {
     return this.call(() => script(...this.scriptHead, ...args));
   }
 
-  private sessionEnd(reply: [string[], unknown[] | null]): SessionEnd {
-    return { session: parseSession(reply[0]), drainedNode: reply[1] ? this.nodeView(reply[1]) : null };
+  /** `reply[2]`, the queue length, comes with end-session only; expiry (a tick) runs a queue pass anyway. */
+  private sessionEnd(reply: [string[], unknown[] | null, number?]): SessionEnd {
+    return {
+      session: parseSession(reply[0]),
+      drainedNode: reply[1] ? this.nodeView(reply[1]) : null,
+      queueWaiting: reply[2] === undefined || reply[2] > 0,
+    };
   }
 
   /** A node dump of the scripts ({node hash, gpu hash, session count, ...}) as the embedded NodeView. */

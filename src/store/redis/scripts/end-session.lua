@@ -2,9 +2,11 @@
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
 -- ARGV: [1] settings, [2] session id, [3] end reason, [4] now (ms).
 -- Returns: nil when the session is unknown or already ended; else {session reply, drained node dump or
---   false}.
+--   false, sessions left waiting in the queue}.
 local session = load_session(ARGV[2])
 if not session or session.state == 'ended' then
   return false
 end
-return end_session(session, ARGV[3], tonumber(ARGV[4]))
+local reply = end_session(session, ARGV[3], tonumber(ARGV[4]))
+reply[3] = queue_length()
+return reply
