@@ -96,6 +96,7 @@ export class Gateway {
     });
     this.play = new PlaySockets({
       sessions,
+      events,
       store,
       views,
       credentials: this.credentials,

@@ -4,10 +4,11 @@
  * A dropped socket does not end the session at once: its lease runs for the resume grace, during
  * which `resume` with the session's resume token re-attaches it, on this or any other instance.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { VcaError } from '../errors.js';
 import type { VcaMetrics } from '../metrics/vca-metrics.js';
-import type { VcaEvent } from '../sessions/events.js';
+import type { EventBus, VcaEvent } from '../sessions/events.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { ClusterStore } from '../store/store.js';
 import {
@@ -23,10 +24,13 @@ import type { WsRoute, WsSession } from './uws-server.js';
 export interface PlayClient {
   sessionId: string | null;
   lastPosition: number | null;
+  /** Set when this connection resumed its session: tells our own resume event from another's. */
+  resumeId: string | null;
 }
 
 export interface PlaySocketsOptions {
   sessions: SessionService;
+  events: EventBus;
   store: ClusterStore;
   views: SessionViews;
   credentials: Credentials;
@@ -58,7 +62,7 @@ export class PlaySockets {
     return {
       upgrade: (ctx) => {
         credentials.requireRole(ctx, 'gamer');
-        return { sessionId: null, lastPosition: null };
+        return { sessionId: null, lastPosition: null, resumeId: null };
       },
       open: () => metrics.websocketConnections.inc(),
       message: (socket, message) => this.onMessage(socket, message),
@@ -102,6 +106,15 @@ export class PlaySockets {
           reason: 'node-draining',
           from: { nodeId: event.from.nodeId, gpu: event.from.gpuIndex },
         });
+        return;
+      }
+      case 'session-resumed': {
+        // Resumed from another connection, here or on another instance: this one is stale.
+        const socket = this.bySession.get(event.session.id);
+        if (!socket || socket.data.resumeId === event.resumeId) return;
+        this.bySession.delete(event.session.id);
+        socket.data.sessionId = null;
+        socket.close(4001, 'resumed elsewhere');
         return;
       }
       case 'session-ended': {
@@ -186,13 +199,11 @@ export class PlaySockets {
     if (socket.data.sessionId && socket.data.sessionId !== session.id) {
       throw new VcaError('VCA_ERR_SESSION_EXISTS', 'This connection already holds another session');
     }
-    const previous = this.bySession.get(session.id);
-    if (previous && previous !== socket) {
-      previous.data.sessionId = null;
-      previous.close(4001, 'resumed elsewhere');
-    }
     await sessions.renewLeases([session.id], 'websocket');
     if (socket.closed) return;
+    socket.data.resumeId = randomUUID();
+    // Closes the connection that held the session before, on this instance or (relayed) another.
+    this.options.events.emit({ type: 'session-resumed', session, resumeId: socket.data.resumeId });
     this.attach(socket, session.id);
     await this.sendSession(socket, session.state === 'assigned' ? 'assigned' : 'queued', session.id);
   }

@@ -12,6 +12,8 @@ export type VcaEvent =
   | { type: 'queue-positions'; positions: ReadonlyMap<string, number> }
   | { type: 'session-migrating'; session: SessionRecord; from: SessionPlacement }
   | { type: 'session-ended'; session: SessionRecord }
+  /** A gamer re-attached its session from a new connection (`resumeId` names that connection). */
+  | { type: 'session-resumed'; session: SessionRecord; resumeId: string }
   | { type: 'node-state'; node: NodeView }
   | { type: 'node-drained'; node: NodeView }
   | { type: 'node-removed'; node: NodeView };
@@ -65,6 +67,7 @@ export function isRelayed(event: VcaEvent): boolean {
     case 'session-queued':
     case 'session-migrating':
     case 'session-ended':
+    case 'session-resumed':
       return event.session.transport === 'websocket';
     case 'queue-positions':
       return true;

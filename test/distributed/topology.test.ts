@@ -161,4 +161,35 @@ describe('distributed: several gateway processes share one Redis', () => {
       gamer.socket.terminate();
     }
   }, 30_000);
+
+  it('a resume on another instance closes the connection that still holds the session (4001), so only one socket keeps its lease', async () => {
+    // Free one slot for the WebSocket session of this test.
+    const listed = await api(b.url, 'operator', 'GET', '/v1/nodes/render-1');
+    expect((await api(b.url, 'gamer', 'DELETE', `/v1/sessions/${listed.body.sessionIds[0]}`)).status).toBe(
+      200,
+    );
+    const first = await PlayClient.connect(a.wsUrl, processCredentials.gamerToken);
+    const second = await PlayClient.connect(b.wsUrl, processCredentials.gamerToken);
+    try {
+      first.send({ type: 'request', ...halfL4, wait: true });
+      const held = await first.next('assigned', 5_000);
+      const closed = new Promise<number>((resolve) => first.socket.once('close', (code) => resolve(code)));
+      second.send({ type: 'resume', sessionId: held.sessionId, resumeToken: held.resumeToken });
+      expect(await second.next('assigned', 5_000)).toMatchObject({
+        sessionId: held.sessionId,
+        gpu: held.gpu,
+      });
+      expect(await closed).toBe(4001);
+      // The session lives on through the second connection: ending it there frees it once.
+      second.send({ type: 'end' });
+      expect(await second.next('ended', 5_000)).toMatchObject({
+        sessionId: held.sessionId,
+        reason: 'released',
+      });
+      for (const gateway of [a, b]) expect(gateway.bugs(), gateway.name).toEqual([]);
+    } finally {
+      first.socket.terminate();
+      await second.close();
+    }
+  }, 30_000);
 });
