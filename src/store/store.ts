@@ -131,7 +131,10 @@ export interface ClusterStore {
     leaseExpiresAt: number,
     queueDeadline: number,
   ): Promise<MigrateOutcome | undefined>;
-  /** Ends a live session exactly once; undefined when it is unknown or already ended. */
+  /**
+   * Ends a live session exactly once; undefined when it is unknown or already ended. A queued session
+   * ended as `released` is recorded as `cancelled` (it never held a GPU).
+   */
   endSession(id: string, reason: EndReason, now: number): Promise<SessionEnd | undefined>;
   /** Extends leases of live sessions; returns how many were live. */
   renewLeases(ids: readonly string[], leaseExpiresAt: number): Promise<number>;

@@ -69,7 +69,7 @@ describe('gamer WebSocket: request', () => {
 
     // The first in line gives up: the others move up.
     first.send({ type: 'end' });
-    expect(await first.next('ended')).toMatchObject({ reason: 'released' });
+    expect(await first.next('ended')).toMatchObject({ reason: 'cancelled' });
     expect(await second.next('queued')).toMatchObject({ position: 1 });
     expect(await third.next('queued')).toMatchObject({ position: 2 });
 

@@ -237,6 +237,16 @@ export function describeStoreContract(
     });
 
     describe('session end', () => {
+      it('records a queued session that is released as cancelled: it never held a GPU', async () => {
+        const queued = await store.createSession(sessionSpec('q1', heavyFormat), createOptions(100));
+        expect(queued.kind).toBe('queued');
+        const ended = await store.endSession('q1', 'released', 200);
+        expect(ended?.session).toMatchObject({ state: 'ended', endReason: 'cancelled', placement: null });
+        expect(ended?.queueWaiting).toBe(false);
+        expect((await store.queuePositions()).size).toBe(0);
+        await expectInvariant(store);
+      });
+
       it('releases a session exactly once', async () => {
         await readyNode(store, 'node-a');
         await store.createSession(sessionSpec('s1', heavyFormat), createOptions(100));

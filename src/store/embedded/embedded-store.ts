@@ -409,9 +409,10 @@ export class EmbeddedStore implements ClusterStore {
     const placement = session.placement;
     this.releasePlacement(session);
     session.placement = placement;
+    // Leaving the queue is a cancellation: the session never held a GPU.
+    session.endReason = session.state === 'queued' && reason === 'released' ? 'cancelled' : reason;
     session.state = 'ended';
     session.endedAt = now;
-    session.endReason = reason;
     const ended = copySession(session);
     // Kept for a while so look-ups can say how it ended; then forgotten by expireSessions.
     this.deadlines.push(now + this.retainEndedMs, session.id);

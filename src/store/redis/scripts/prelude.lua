@@ -753,6 +753,10 @@ end
 -- readable for RETAIN_ENDED_MS. Returns {session reply, drained node dump or false}.
 local function end_session(session, reason, now)
   local placement = session.placement
+  if session.state == 'queued' and reason == 'released' then
+    -- Leaving the queue: the session never held a GPU.
+    reason = 'cancelled'
+  end
   if session.state == 'queued' then
     local rank = class_rank(session.priority)
     if rank then
