@@ -12,7 +12,7 @@ import { HookService } from '../hooks/hook-service.js';
 import { OutboundCalls } from '../hooks/outbound-calls.js';
 import { VcaMetrics } from '../metrics/vca-metrics.js';
 import { AutoscalerRunner } from '../scaling/autoscaler-runner.js';
-import { type EventRelay, isRelayed, type VcaEvent } from '../sessions/events.js';
+import { type EventRelay, isRelayed } from '../sessions/events.js';
 import type { ClusterStore } from '../store/store.js';
 import { createVca, type Vca } from '../vca.js';
 import type { ApiRoute } from './api-routes.js';
@@ -130,7 +130,7 @@ export class Gateway {
     if (this.relay) {
       const relay = this.relay;
       events.subscribe((event) => {
-        if (isRelayed(event) && !this.repeatsEmptyQueue(event)) relay.publish(event);
+        if (isRelayed(event)) relay.publish(event);
       });
       relay.onRemote((event) => {
         if (isRelayed(event)) this.play.handleEvent(event);
@@ -201,17 +201,6 @@ export class Gateway {
     openApi = buildOpenApi(this.routes, options.version ?? '0.0.0');
     for (const route of this.routes) this.server.route(route.method, route.path, this.guarded(route));
     this.server.websocket('/v1/play', this.play.route());
-  }
-
-  private lastRelayedQueueEmpty = false;
-
-  /** An empty queue announced again (every queue pass emits positions) is not worth a PUBLISH. */
-  private repeatsEmptyQueue(event: VcaEvent): boolean {
-    if (event.type !== 'queue-positions') return false;
-    const empty = event.positions.size === 0;
-    const repeat = empty && this.lastRelayedQueueEmpty;
-    this.lastRelayedQueueEmpty = empty;
-    return repeat;
   }
 
   get port(): number {

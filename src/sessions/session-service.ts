@@ -48,6 +48,7 @@ export class SessionService {
   private queuePassScheduled = false;
   private queuePassRunning: Promise<void> | null = null;
   private queuePassAgain = false;
+  private lastPositionsEmpty = false;
   private readonly costCache = new Map<string, Readonly<Record<string, LoadVector>>>();
 
   constructor(options: SessionServiceOptions) {
@@ -208,7 +209,10 @@ export class SessionService {
         });
         for (const session of placed) events.emit({ type: 'session-assigned', session, via: 'queue' });
         const positions = await store.queuePositions();
-        events.emit({ type: 'queue-positions', positions });
+        // An empty queue announced again tells nobody anything (every tick runs a pass).
+        const empty = positions.size === 0;
+        if (!(empty && this.lastPositionsEmpty)) events.emit({ type: 'queue-positions', positions });
+        this.lastPositionsEmpty = empty;
       } while (this.queuePassAgain);
     };
     this.queuePassRunning = pass().finally(() => {

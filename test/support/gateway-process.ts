@@ -16,6 +16,7 @@ import { CatalogIndex } from '../../src/cost/catalog.js';
 import { signBody } from '../../src/http/credentials.js';
 import { createRedisStore, type RedisStore } from '../../src/store/redis/index.js';
 import { storeOptions } from '../../src/vca.js';
+import { type ApiAnswer, callAs, type Role } from './http-call.js';
 
 export const processCredentials = {
   gamerToken: 'distributed-gamer-token-0123456789',
@@ -305,16 +306,10 @@ export async function eventually<T>(
   }
 }
 
-export type Role = 'gamer' | 'operator' | 'none' | { token: string };
+export type { ApiAnswer, Role } from './http-call.js';
 
-export interface ApiAnswer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
-
-/** One HTTP call to a gateway with the role's credentials; objects are sent as JSON. */
-export async function api(
+/** One HTTP call to a gateway process with the role's credentials; objects are sent as JSON. */
+export function api(
   baseUrl: string,
   role: Role,
   method: string,
@@ -323,30 +318,7 @@ export async function api(
   headers: Record<string, string> = {},
   timeoutMs = 10_000,
 ): Promise<ApiAnswer> {
-  const token =
-    role === 'gamer'
-      ? processCredentials.gamerToken
-      : role === 'operator'
-        ? processCredentials.operatorToken
-        : role === 'none'
-          ? undefined
-          : role.token;
-  const response = await fetch(baseUrl + requestPath, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}),
-      ...headers,
-    },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await response.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {}
-  return { status: response.status, body: parsed, headers: response.headers };
+  return callAs(baseUrl, processCredentials, role, method, requestPath, body, headers, timeoutMs);
 }
 
 let hookEvents = 0;

@@ -10,6 +10,7 @@ import type { VcaConfig } from '../../src/config/schema.js';
 import { signBody } from '../../src/http/credentials.js';
 import { Gateway } from '../../src/http/gateway.js';
 import { FakeClock } from './domain.js';
+import { callAs } from './http-call.js';
 
 export const testCredentials = {
   gamerToken: 'gamer-token-0123456789abcdef',
@@ -82,31 +83,8 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}):
   const port = await gateway.start();
   const url = `http://127.0.0.1:${port}`;
 
-  const request: TestGateway['request'] = async (role, method, path, body, headers = {}) => {
-    const token =
-      role === 'gamer'
-        ? testCredentials.gamerToken
-        : role === 'operator'
-          ? testCredentials.operatorToken
-          : role === 'none'
-            ? undefined
-            : role.token;
-    const response = await fetch(url + path, {
-      method,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}),
-        ...headers,
-      },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {}
-    return { status: response.status, body: parsed, headers: response.headers };
-  };
+  const request: TestGateway['request'] = (role, method, path, body, headers = {}) =>
+    callAs(url, testCredentials, role, method, path, body, headers);
 
   const hook: TestGateway['hook'] = async (kind, body, query = '') => {
     const raw = JSON.stringify(body);
