@@ -1,7 +1,9 @@
 /**
  * Properties of the Redis store under random operation sequences (fast-check): committed load always
- * equals the sum of live session costs, and "nothing fits" is exact — whenever a request is queued or
- * refused for capacity, no eligible GPU could have taken it on every dimension.
+ * equals the sum of live session costs, "nothing fits" is exact — whenever a request is queued or
+ * refused for capacity, no eligible GPU could have taken it on every dimension — and a placement is
+ * the exact best fit: of all eligible GPUs that could take the session, none leaves less (packed) or
+ * more (spread) free share on the session's dominant axis than the one chosen.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,6 +99,18 @@ function fits(node: NodeView, gpu: GpuView, cost: LoadVector): boolean {
   return true;
 }
 
+/**
+ * Free share of `gpu` left on the session's dominant axis after placing `cost` (the placement score of
+ * the Redis store's pick): the axis whose need, as a share of capacity, is larger (encoder on a tie loses).
+ */
+function shareLeft(gpu: GpuView, cost: LoadVector): number {
+  const gpuNeed = cost.gpu / gpu.capacity.gpu;
+  const encoderNeed = cost.encoder / gpu.capacity.encoder;
+  return encoderNeed > gpuNeed
+    ? (gpu.capacity.encoder - gpu.effective.encoder) / gpu.capacity.encoder - encoderNeed
+    : (gpu.capacity.gpu - gpu.effective.gpu) / gpu.capacity.gpu - gpuNeed;
+}
+
 let server: RedisServer;
 
 beforeAll(async () => {
@@ -126,12 +140,30 @@ describe('redis store: properties', () => {
               case 'create': {
                 const format = formats[op.format]!;
                 const id = `s${step}`;
+                const before = await store.listNodes();
                 const outcome = await store.createSession(
                   sessionSpec(id, format, { priority: op.priority }),
                   createOptions(now, { waitMode: op.wait ? 'wait' : 'no-wait', strategy: op.strategy }),
                 );
                 if (outcome.kind !== 'refused') ids.push(id);
-                if (outcome.kind !== 'assigned') {
+                if (outcome.kind === 'assigned') {
+                  const costs = costsFor(format);
+                  const placement = outcome.session.placement!;
+                  const lefts: number[] = [];
+                  let chosen: number | undefined;
+                  for (const node of before) {
+                    for (const gpu of node.gpus) {
+                      const cost = costs[gpu.model];
+                      if (!gpu.eligible || !cost || !fits(node, gpu, cost)) continue;
+                      const left = shareLeft(gpu, cost);
+                      lefts.push(left);
+                      if (node.id === placement.nodeId && gpu.index === placement.gpuIndex) chosen = left;
+                    }
+                  }
+                  expect(chosen, 'the chosen GPU could take the session').toBeDefined();
+                  const best = op.strategy === 'packed' ? Math.min(...lefts) : Math.max(...lefts);
+                  expect(chosen).toBeCloseTo(best, 12);
+                } else {
                   const costs = costsFor(format);
                   for (const node of await store.listNodes()) {
                     for (const gpu of node.gpus) {

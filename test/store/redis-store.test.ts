@@ -195,6 +195,40 @@ describe('redis store: keys and round trips', () => {
       await store.close();
     }
   });
+
+  it('sends the commands of one event-loop turn in one write, and each still gets its own answer', async () => {
+    const store = await createTestRedisStore(server.url);
+    try {
+      await readyNode(store, 'node-a', [{ model: 'L4', count: 4 }]);
+      // Warm up: the first call of a script on a connection is an EVAL with its body.
+      await store.createSession(sessionSpec('warm-up'), createOptions(10));
+      await store.endSession('warm-up', 'released', 11);
+      const socket = (store.client as unknown as { stream: { _write: unknown; _writev: unknown } }).stream;
+      const calls = { write: 0, writev: 0 };
+      const ownWrite = socket._write as (...args: unknown[]) => unknown;
+      const ownWritev = socket._writev as (...args: unknown[]) => unknown;
+      socket._write = function (this: unknown, ...args: unknown[]) {
+        calls.write += 1;
+        return ownWrite.apply(this, args);
+      };
+      socket._writev = function (this: unknown, ...args: unknown[]) {
+        calls.writev += 1;
+        return ownWritev.apply(this, args);
+      };
+      const outcomes = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => store.createSession(sessionSpec(`s${i}`), createOptions(20))),
+      );
+      expect(calls).toEqual({ write: 0, writev: 1 });
+      expect(outcomes.map((outcome) => outcome.kind === 'assigned' && outcome.session.id)).toEqual(
+        Array.from({ length: 8 }, (_, i) => `s${i}`),
+      );
+      // The next turn's commands are written again (the socket was uncorked).
+      expect((await store.getSession('s3'))?.state).toBe('assigned');
+      await expectInvariant(store);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('redis store: configuration', () => {

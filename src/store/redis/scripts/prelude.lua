@@ -46,7 +46,7 @@ local MAX_CANDIDATES = tonumber(SETTINGS[8])
 local CLASSES = { unpack(SETTINGS, 9) }
 local BATCH = 64
 -- The first batch of a pool walk is small: a packed walk usually takes its first candidate.
-local FIRST_BATCH = 8
+local FIRST_BATCH = 2
 -- Pool scores are doubles; a GPU whose free share equals the need must never fall outside the range.
 local SCORE_EPSILON = 1e-9
 
@@ -472,11 +472,14 @@ local function candidate_fits(gid, cost, labels, exclude, nodes)
   return g, facts.node
 end
 
--- Picks a GPU for a session (its pick costs, region and labels): per pool of a model the session has
--- a cost for (and of its region, if it names one), walks the pool's sorted set of its dominant axis
--- from the need upward (packed: best fit) or from the emptiest downward (spread) in batches, and keeps
--- the first GPU that passes the exact check; then the best pool's GPU by free share left on the
--- dominant axis (packed: least, spread: most). At most MAX_CANDIDATES GPUs are checked per decision:
+-- Picks a GPU for a session (its pick costs, region and labels). Each pool of a model the session has
+-- a cost for (and of its region, if it names one) is a cursor over the pool's sorted set of its
+-- dominant axis, walked from the need upward (packed: best fit) or from the emptiest downward (spread)
+-- in batches read WITH their scores. The cursors are merged by score left after the session
+-- (free share - need): the next candidate checked is always the best one of all pools (packed: least
+-- left, spread: most; ties go to the pool first in name order), so the first candidate that passes the
+-- exact check is the answer, and a losing pool's GPUs are never loaded. The same GPU as taking each
+-- pool's first fit and then the best pool. At most MAX_CANDIDATES GPUs are checked per decision:
 -- beyond that bound a request may be queued although some GPU far down a pool would fit (only with
 -- thousands of GPUs that fail on VRAM, labels or the secondary axis).
 -- Returns the GPU (load_gpu table), the cost on its model and its node (load_node table), or nil.
@@ -489,18 +492,28 @@ local function pick(session, strategy, exclude)
   end
   local pools = redis.call('SMEMBERS', K_POOLS)
   table.sort(pools)
-  local nodes = {}
-  local budget = MAX_CANDIDATES
-  local best, best_cost, best_node, best_score
-  for _, pool in ipairs(pools) do
-    if budget <= 0 then
-      break
+  -- Reads the cursor's next batch: ids and keys (score left after the session), position reset.
+  local function fill(cursor)
+    local batch
+    if packed then
+      batch = redis.call('ZRANGEBYSCORE', cursor.key, cursor.low, '+inf', 'WITHSCORES', 'LIMIT', cursor.offset,
+        cursor.size)
+    else
+      batch = redis.call('ZREVRANGEBYSCORE', cursor.key, '+inf', cursor.low, 'WITHSCORES', 'LIMIT',
+        cursor.offset, cursor.size)
     end
+    cursor.batch = batch
+    cursor.at = 1
+    cursor.last = #batch < 2 * cursor.size
+    cursor.offset = cursor.offset + cursor.size
+    cursor.size = BATCH
+  end
+  local cursors = {}
+  for _, pool in ipairs(pools) do
     local separator = string.find(pool, '|', 1, true)
     local model = string.sub(pool, 1, separator - 1)
-    local pool_region = string.sub(pool, separator + 1)
     local cost = nil
-    if region == nil or region == pool_region then
+    if region == nil or region == string.sub(pool, separator + 1) then
       cost = cost_on(session.pick, model)
     end
     if cost ~= nil then
@@ -509,43 +522,46 @@ local function pick(session, strategy, exclude)
       if gpu_need <= 1 and enc_need <= 1 then
         local encoder_primary = enc_need > gpu_need
         local need = encoder_primary and enc_need or gpu_need
-        local key = pool_key(encoder_primary and 'enc' or 'gpu', pool)
-        local low = fmt(need - SCORE_EPSILON)
-        local offset = 0
-        local size = FIRST_BATCH
-        local found, found_node = nil, nil
-        while found == nil and budget > 0 do
-          local batch
-          if packed then
-            batch = redis.call('ZRANGEBYSCORE', key, low, '+inf', 'LIMIT', offset, size)
-          else
-            batch = redis.call('ZREVRANGEBYSCORE', key, '+inf', low, 'LIMIT', offset, size)
-          end
-          for _, gid in ipairs(batch) do
-            budget = budget - 1
-            found, found_node = candidate_fits(gid, cost, labels, exclude, nodes)
-            if found ~= nil or budget <= 0 then
-              break
-            end
-          end
-          if #batch < size then
-            break
-          end
-          offset = offset + size
-          size = BATCH
-        end
-        if found ~= nil then
-          local capacity = encoder_primary and ENC_CAP or GPU_CAP
-          local used = encoder_primary and eff_enc(found) or eff_gpu(found)
-          local score = (capacity - used) / capacity - need
-          if best == nil or (packed and score < best_score) or (not packed and score > best_score) then
-            best, best_cost, best_node, best_score = found, cost, found_node, score
-          end
+        local cursor = {
+          key = pool_key(encoder_primary and 'enc' or 'gpu', pool),
+          low = fmt(need - SCORE_EPSILON),
+          need = need,
+          cost = cost,
+          offset = 0,
+          size = FIRST_BATCH,
+        }
+        fill(cursor)
+        if #cursor.batch > 0 then
+          cursors[#cursors + 1] = cursor
         end
       end
     end
   end
-  return best, best_cost, best_node
+  local nodes = {}
+  for _ = 1, MAX_CANDIDATES do
+    local best, best_left = nil, nil
+    for _, cursor in ipairs(cursors) do
+      if cursor.at <= #cursor.batch then
+        local left = tonumber(cursor.batch[cursor.at + 1]) - cursor.need
+        if best == nil or (packed and left < best_left) or (not packed and left > best_left) then
+          best, best_left = cursor, left
+        end
+      end
+    end
+    if best == nil then
+      return nil
+    end
+    local gid = best.batch[best.at]
+    best.at = best.at + 2
+    if best.at > #best.batch and not best.last then
+      fill(best)
+    end
+    local found, found_node = candidate_fits(gid, best.cost, labels, exclude, nodes)
+    if found ~= nil then
+      return found, best.cost, found_node
+    end
+  end
+  return nil
 end
 
 -- Sessions ------------------------------------------------------------------------------------------
