@@ -20,9 +20,13 @@
  * come from bench/redis-support.ts (1,000 nodes x 4 L4 driven through RedisStore); redis-benchmark
  * measures EVALSHA of a trivial script and of the real createSession on the same machine.
  *
- * Environment: BENCH_CONNECTIONS (32, per gateway), BENCH_DURATION seconds per scenario (10),
- * BENCH_WARMUP seconds (3), BENCH_NODES (100), BENCH_GATEWAY_NODE_FLAGS (extra node flags for the
- * gateway children, e.g. --cpu-prof). Writes bench/results/redis.{json,md}.
+ * The scenarios run in alternating rounds (round 1: embedded, redis1, redis2; round 2 the other way
+ * round; ...), each with fresh gateways and a flushed Redis, so drift on a shared machine hits every
+ * scenario alike; a scenario's figures are the sums over its rounds, and each round's rate is kept.
+ *
+ * Environment: BENCH_CONNECTIONS (32, per gateway), BENCH_DURATION seconds per scenario and round (8),
+ * BENCH_ROUNDS (3), BENCH_WARMUP seconds (3), BENCH_NODES (100), BENCH_GATEWAY_NODE_FLAGS (extra node
+ * flags for the gateway children, e.g. --cpu-prof). Writes bench/results/redis.{json,md}.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -60,10 +64,11 @@ import {
 } from './redis-support.js';
 
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const durationSeconds = Number(process.env.BENCH_DURATION ?? 10);
+const durationSeconds = Number(process.env.BENCH_DURATION ?? 8);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const warmupSeconds = Number(process.env.BENCH_WARMUP ?? 3);
 const nodeCount = Number(process.env.BENCH_NODES ?? 100);
-const overallTimeoutMs = 240_000;
+const overallTimeoutMs = 150_000 + rounds * 3 * (durationSeconds + warmupSeconds + 15) * 1000;
 const keyPrefix = 'vca-bench';
 const redisCluster = 'default';
 
@@ -108,6 +113,8 @@ interface ScenarioResult {
   gateways: number;
   rps: number;
   allocationsPerSecond: number;
+  /** allocations per second of each round, in round order. */
+  roundAllocationsPerSecond: number[];
   latencyP50Ms: number;
   latencyP99Ms: number;
   errors: number;
@@ -130,6 +137,25 @@ interface ScenarioResult {
   telemetryReportsFailed: number;
 }
 
+/** One measured window of one scenario: raw sums, combined over rounds by `summarize`. */
+interface RoundMeasure {
+  seconds: number;
+  allocations: number;
+  responses: number;
+  errors: number;
+  non2xx: number;
+  /** CPU microseconds of each gateway over the window. */
+  gatewayCpuMicros: number[];
+  redisCpuMicros: number;
+  latencies: number[];
+  stats: Map<string, CommandStat> | undefined;
+  postFailures: number;
+  deleteFailures: number;
+  lastFailure: string | undefined;
+  telemetryReportsSent: number;
+  telemetryReportsFailed: number;
+}
+
 /** The mixed fleet of bench:http: most capacity on L40S, some L4 and A10G. */
 function fleetMix(): Array<[string, number]> {
   return [
@@ -139,11 +165,12 @@ function fleetMix(): Array<[string, number]> {
   ];
 }
 
-async function runScenario(
+/** One round of a scenario: fresh gateways (and a flushed Redis), nodes, warmup, one measured window. */
+async function measureRound(
   name: string,
   gatewayCount: number,
   redis: BenchRedis | undefined,
-): Promise<ScenarioResult> {
+): Promise<RoundMeasure> {
   const gateways: GatewayChild[] = [];
   let telemetry: TelemetryLoop | undefined;
   try {
@@ -197,43 +224,75 @@ async function runScenario(
     const statsAfter = redis ? await commandStats(redis.client) : undefined;
     const redisCpuAfter = redis ? processCpuMicros(redis.pid) : 0;
     const cpuAfter = gateways.map((g) => processCpuMicros(g.pid));
-    const allocations = counters.reduce((a, c) => a + c.allocations, 0);
     let responses = 0;
     for (const result of results) {
       for (const stats of Object.values(result.statusCodeStats ?? {})) {
         responses += Number((stats as { count: number | string }).count);
       }
     }
-    const cpu = cpuAfter.reduce((a, after, i) => a + after - cpuBefore[i]!, 0);
-    latencies.sort((a, b) => a - b);
-    const result: ScenarioResult = {
-      gateways: gatewayCount,
-      rps: round(responses / seconds, 0),
-      allocationsPerSecond: round(allocations / seconds, 0),
-      latencyP50Ms: round(percentile(latencies, 50), 3),
-      latencyP99Ms: round(percentile(latencies, 99), 3),
+    return {
+      seconds,
+      allocations: counters.reduce((a, c) => a + c.allocations, 0),
+      responses,
       errors: results.reduce((a, r) => a + r.errors + r.timeouts, 0),
       non2xx: results.reduce((a, r) => a + r.non2xx, 0),
-      cpuMicrosPerAllocation: round(cpu / allocations, 2),
-      seconds: round(seconds, 2),
-      allocations,
-      responses,
-      gatewayCoreUtilization: cpuAfter.map((after, i) => round((after - cpuBefore[i]!) / 1e6 / seconds, 3)),
+      gatewayCpuMicros: cpuAfter.map((after, i) => after - cpuBefore[i]!),
+      redisCpuMicros: redisCpuAfter - redisCpuBefore,
+      latencies,
+      stats: statsBefore && statsAfter ? statsDelta(statsBefore, statsAfter) : undefined,
       postFailures: counters.reduce((a, c) => a + c.postFailed, 0),
       deleteFailures: counters.reduce((a, c) => a + c.deleteFailed, 0),
+      lastFailure: counters.map((c) => c.lastFailure).find(Boolean),
       telemetryReportsSent: telemetry.sent - telemetrySentBefore,
       telemetryReportsFailed: telemetry.failed - telemetryFailedBefore,
     };
-    const lastFailure = counters.map((c) => c.lastFailure).find(Boolean);
-    if (lastFailure) result.lastFailure = lastFailure;
-    if (redis && statsBefore && statsAfter)
-      Object.assign(result, redisSummary(statsDelta(statsBefore, statsAfter), allocations));
-    if (redis) result.redisCoreUtilization = round((redisCpuAfter - redisCpuBefore) / 1e6 / seconds, 3);
-    return result;
   } finally {
     await telemetry?.stop();
     await Promise.all(gateways.map((g) => g.stop()));
   }
+}
+
+/** A scenario's figures from its rounds: sums of counts, CPU and time; percentiles over every response. */
+function summarize(gatewayCount: number, measures: RoundMeasure[], redis: boolean): ScenarioResult {
+  const sum = (pick: (m: RoundMeasure) => number) => measures.reduce((a, m) => a + pick(m), 0);
+  const seconds = sum((m) => m.seconds);
+  const allocations = sum((m) => m.allocations);
+  const responses = sum((m) => m.responses);
+  const gatewayCpu = Array.from({ length: gatewayCount }, (_, i) => sum((m) => m.gatewayCpuMicros[i]!));
+  const latencies = measures.flatMap((m) => m.latencies).sort((a, b) => a - b);
+  const result: ScenarioResult = {
+    gateways: gatewayCount,
+    rps: round(responses / seconds, 0),
+    allocationsPerSecond: round(allocations / seconds, 0),
+    roundAllocationsPerSecond: measures.map((m) => round(m.allocations / m.seconds, 0)),
+    latencyP50Ms: round(percentile(latencies, 50), 3),
+    latencyP99Ms: round(percentile(latencies, 99), 3),
+    errors: sum((m) => m.errors),
+    non2xx: sum((m) => m.non2xx),
+    cpuMicrosPerAllocation: round(gatewayCpu.reduce((a, b) => a + b, 0) / allocations, 2),
+    seconds: round(seconds, 2),
+    allocations,
+    responses,
+    gatewayCoreUtilization: gatewayCpu.map((cpu) => round(cpu / 1e6 / seconds, 3)),
+    postFailures: sum((m) => m.postFailures),
+    deleteFailures: sum((m) => m.deleteFailures),
+    telemetryReportsSent: sum((m) => m.telemetryReportsSent),
+    telemetryReportsFailed: sum((m) => m.telemetryReportsFailed),
+  };
+  const lastFailure = measures.map((m) => m.lastFailure).find(Boolean);
+  if (lastFailure) result.lastFailure = lastFailure;
+  if (redis) {
+    const stats = new Map<string, CommandStat>();
+    for (const measure of measures) {
+      for (const [command, stat] of measure.stats ?? []) {
+        const total = stats.get(command) ?? { calls: 0, usec: 0 };
+        stats.set(command, { calls: total.calls + stat.calls, usec: total.usec + stat.usec });
+      }
+    }
+    Object.assign(result, redisSummary(stats, allocations));
+    result.redisCoreUtilization = round(sum((m) => m.redisCpuMicros) / 1e6 / seconds, 3);
+  }
+  return result;
 }
 
 function redisSummary(delta: Map<string, CommandStat>, allocations: number) {
@@ -380,11 +439,28 @@ async function main(): Promise<void> {
   );
   const redis = await startBenchRedis();
   try {
-    const embedded = await runScenario('embedded', 1, undefined);
+    const scenarios = [
+      { name: 'embedded', gateways: 1, redis: undefined },
+      { name: 'redis1', gateways: 1, redis },
+      { name: 'redis2', gateways: 2, redis },
+    ] as const;
+    const measures = new Map<string, RoundMeasure[]>(scenarios.map((scenario) => [scenario.name, []]));
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? scenarios : [...scenarios].reverse();
+      for (const scenario of order) {
+        const measure = await measureRound(scenario.name, scenario.gateways, scenario.redis);
+        measures.get(scenario.name)!.push(measure);
+        console.log(
+          `round ${r + 1} ${scenario.name.padEnd(8)} ${round(measure.allocations / measure.seconds, 0)} alloc/s, ` +
+            `errors ${measure.errors}, non-2xx ${measure.non2xx}`,
+        );
+      }
+    }
+    const embedded = summarize(1, measures.get('embedded')!, false);
+    const redis1 = summarize(1, measures.get('redis1')!, true);
+    const redis2 = summarize(2, measures.get('redis2')!, true);
     console.log(`embedded: ${line(embedded)}`);
-    const redis1 = await runScenario('redis1', 1, redis);
     console.log(`redis1:   ${line(redis1)}`);
-    const redis2 = await runScenario('redis2', 2, redis);
     console.log(`redis2:   ${line(redis2)}`);
 
     await redis.client.flushall();
@@ -415,7 +491,8 @@ async function main(): Promise<void> {
       machine,
       settings: {
         connectionsPerGateway: connections,
-        secondsPerScenario: durationSeconds,
+        rounds,
+        secondsPerScenarioAndRound: durationSeconds,
         warmupSeconds,
         nodes: nodeCount,
         fleet: Object.fromEntries(fleetMix()),
@@ -461,7 +538,7 @@ function markdown(r: Report): string {
 - Date: ${r.date}
 - Machine: ${r.machine.cpuModel}, ${r.machine.cores} cores, ${r.machine.ram}, Node ${r.machine.node}, ${r.machine.os} (gateways, Redis and the load generator share these cores)
 - Redis: ${r.settings.redis}
-- Load: bench:http's allocate+release loop (POST /v1/sessions ${JSON.stringify(r.settings.request)} then DELETE), autocannon in the benchmark process, ${r.settings.connectionsPerGateway} connections per gateway, ${r.settings.secondsPerScenario} s per scenario after a ${r.settings.warmupSeconds} s warmup; ${r.settings.nodes} nodes (${Object.entries(
+- Load: bench:http's allocate+release loop (POST /v1/sessions ${JSON.stringify(r.settings.request)} then DELETE), autocannon in the benchmark process, ${r.settings.connectionsPerGateway} connections per gateway; ${r.settings.rounds} alternating rounds (embedded, redis1, redis2, then the reverse order, ...), each scenario ${r.settings.secondsPerScenarioAndRound} s per round after a ${r.settings.warmupSeconds} s warmup with fresh gateways and a flushed Redis; figures are sums over the rounds; ${r.settings.nodes} nodes (${Object.entries(
     r.settings.fleet as Record<string, number>,
   )
     .map(([m, n]) => `${n} ${m}`)
@@ -485,7 +562,7 @@ redis-benchmark on this machine (50 clients): EVALSHA of \`return 1\`: ${r.redis
 
 ## Targets
 
-- Redis throughput >= half of embedded: redis1 / embedded = ${r.redis1.allocationsPerSecond} / ${r.embedded.allocationsPerSecond} = **${r.verdicts.throughputRatio}** -> **${r.verdicts.throughputPass ? 'PASS' : 'FAIL'}**
+- Redis throughput >= half of embedded: redis1 / embedded = ${r.redis1.allocationsPerSecond} / ${r.embedded.allocationsPerSecond} = **${r.verdicts.throughputRatio}** -> **${r.verdicts.throughputPass ? 'PASS' : 'FAIL'}** (per round, alloc/s: embedded ${r.embedded.roundAllocationsPerSecond.join(', ')}; redis1 ${r.redis1.roundAllocationsPerSecond.join(', ')}; redis2 ${r.redis2.roundAllocationsPerSecond.join(', ')})
 - Redis calls per allocation <= 3: **${r.redis1.redisCallsPerAllocation}** -> **${r.verdicts.callsPass ? 'PASS' : 'FAIL'}** (the store: one EVALSHA per allocation and one per release, plus the coalesced queue passes, ticks and telemetry; the event relay adds a PUBLISH per session event. By command: ${Object.entries(
     r.redis1.redisCommandsPerAllocation ?? {},
   )

@@ -20,6 +20,7 @@ import {
   registration,
   type SessionFormat,
   sessionSpec,
+  staleAfterMs,
 } from './store-fixtures.js';
 
 const formats: SessionFormat[] = [
@@ -154,7 +155,9 @@ describe('redis store: properties', () => {
                   for (const node of before) {
                     for (const gpu of node.gpus) {
                       const cost = costs[gpu.model];
-                      if (!gpu.eligible || !cost || !fits(node, gpu, cost)) continue;
+                      // The decision first marks GPUs silent for longer than staleAfterMs as stale.
+                      const goesStale = gpu.telemetryAt !== null && gpu.telemetryAt < now - staleAfterMs;
+                      if (!gpu.eligible || goesStale || !cost || !fits(node, gpu, cost)) continue;
                       const left = shareLeft(gpu, cost);
                       lefts.push(left);
                       if (node.id === placement.nodeId && gpu.index === placement.gpuIndex) chosen = left;

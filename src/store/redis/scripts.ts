@@ -1,8 +1,8 @@
 /**
  * The Lua scripts of the Redis store: read from `scripts/<name>.lua`, each prefixed with the shared
  * definitions of `scripts/prelude.lua` it uses (the prelude runs on every call, so each script keeps
- * only the top-level `local` definitions it reaches: see `preludeFor`), and defined on an ioredis client with `defineCommand` (EVALSHA, with
- * ioredis falling back to EVAL once per connection when Redis does not know the script yet).
+ * only the top-level definitions it reaches: see `preludeFor`), and defined on an ioredis client with
+ * `defineCommand` (EVALSHA, with ioredis falling back to EVAL once per connection when Redis does not know the script yet).
  *
  * tsc does not copy .lua files to dist/, so the folder is looked up next to this module first and then
  * in `src/store/redis/scripts` of the package root (the folder holding package.json, found upward).
@@ -66,16 +66,20 @@ function codeOnly(lua: string): string {
 }
 
 /**
- * Splits the prelude into its top-level definitions: each starts with `local` at column 0 and runs up
- * to the next one (comments before a definition travel with the one above: harmless).
+ * Splits the prelude into its top-level definitions: each starts at column 0 with `F.<name> =` (or
+ * `F.<a>, F.<b> =`) or `function F.<name>(` and runs up to the next one (comments before a definition
+ * travel with the one above: harmless). The header before the first one (the settings comment and
+ * `local F = {}`) is always kept.
  */
 function preludeDefinitions(prelude: string): { header: string; definitions: Definition[] } {
-  const parts = prelude.split(/^(?=local\b)/m);
-  const header = parts[0]!.startsWith('local') ? '' : parts.shift()!;
+  const parts = prelude.split(/^(?=(?:function\s+)?F\.)/m);
+  const header = /^(?:function\s+)?F\./.test(parts[0]!) ? '' : parts.shift()!;
   const definitions = parts.map((text) => {
-    const head = /^local\s+(?:function\s+([A-Za-z_]\w*)|([A-Za-z_][\w\s,]*?)\s*=)/.exec(text);
+    const head = /^(?:function\s+F\.([A-Za-z_]\w*)|(F\.[A-Za-z_]\w*(?:\s*,\s*F\.[A-Za-z_]\w*)*)\s*=)/.exec(
+      text,
+    );
     if (!head) throw new Error(`prelude.lua: cannot read the definition starting ${text.slice(0, 60)}`);
-    const names = head[1] ? [head[1]] : head[2]!.split(',').map((name) => name.trim());
+    const names = head[1] ? [head[1]] : head[2]!.split(',').map((name) => name.trim().slice(2));
     const uses = new Set(codeOnly(text).match(identifier) ?? []);
     for (const name of names) uses.delete(name);
     return { text, names, uses };

@@ -5,24 +5,24 @@
 -- Returns: {gpus, live session count, queued session count}; gpus is an array of
 --   {node id, index, cg, ce, cv, cs, {session cost ('' when none) or false, ...}}.
 local gpus = {}
-for _, node_id in ipairs(redis.call('ZRANGE', K_NODES, 0, -1)) do
-  local node = load_node(node_id)
+for _, node_id in ipairs(redis.call('ZRANGE', F.K_NODES, 0, -1)) do
+  local node = F.load_node(node_id)
   if node then
     for i = 0, node.gpu_count - 1 do
-      local gid = gpu_id(node_id, i)
-      local h = hgetall(gpu_key(gid))
+      local gid = F.gpu_id(node_id, i)
+      local h = F.hgetall(F.gpu_key(gid))
       local costs = {}
-      for _, id in ipairs(redis.call('ZRANGE', gpu_sessions_key(gid), 0, -1)) do
-        costs[#costs + 1] = redis.call('HGET', session_key(id), 'cost')
+      for _, id in ipairs(redis.call('ZRANGE', F.gpu_sessions_key(gid), 0, -1)) do
+        costs[#costs + 1] = redis.call('HGET', F.session_key(id), 'cost')
       end
       gpus[#gpus + 1] = { node_id, tostring(i), h.cg, h.ce, h.cv, h.cs, costs }
     end
   end
 end
 local live = 0
-for _, id in ipairs(redis.call('ZRANGE', K_DEADLINES, 0, -1)) do
-  if redis.call('HGET', session_key(id), 'state') == 'assigned' then
+for _, id in ipairs(redis.call('ZRANGE', F.K_DEADLINES, 0, -1)) do
+  if redis.call('HGET', F.session_key(id), 'state') == 'assigned' then
     live = live + 1
   end
 end
-return { gpus, live, queue_length() }
+return { gpus, live, F.queue_length() }

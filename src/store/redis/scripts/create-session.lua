@@ -10,9 +10,9 @@
 -- Errors: VCA_ERR_SESSION_EXISTS, VCA_ERR_UNKNOWN_PRIORITY (nothing changed).
 local id = ARGV[2]
 local now = tonumber(ARGV[9])
-local key = session_key(id)
+local key = F.session_key(id)
 if redis.call('EXISTS', key) == 1 then
-  fail('VCA_ERR_SESSION_EXISTS', 'Session ' .. id .. ' already exists')
+  F.fail('VCA_ERR_SESSION_EXISTS', 'Session ' .. id .. ' already exists')
 end
 local session = {
   id = id,
@@ -26,14 +26,14 @@ local session = {
 if ARGV[5] ~= '' then
   session.region = string.sub(ARGV[5], 2)
 end
-sweep_stale(now)
-local gpu, cost, node = pick(session, ARGV[10], nil)
+F.sweep_stale(now)
+local gpu, cost, node = F.pick(session, ARGV[10], nil)
 if not gpu then
   if ARGV[11] == 'no-wait' then
     return { 'refused', 'no-capacity' }
   end
-  queue_key(session.priority)
-  if queue_length() >= tonumber(ARGV[12]) then
+  F.queue_key(session.priority)
+  if F.queue_length() >= tonumber(ARGV[12]) then
     return { 'refused', 'queue-full' }
   end
 end
@@ -41,14 +41,14 @@ end
 local fixed = { 'spec', ARGV[3], 'priority', ARGV[7], 'transport', ARGV[8], 'region', ARGV[5], 'labels', ARGV[6],
   'pick', ARGV[4] }
 if gpu then
-  commit(gpu, node, session, cost, now)
-  save_session(session, fixed)
-  redis.call('ZADD', K_DEADLINES, fmt(session_deadline(session)), id)
-  return { 'assigned', gpu.node, fmt(gpu.index), gpu.model }
+  F.commit(gpu, node, session, cost, now)
+  F.save_session(session, fixed)
+  redis.call('ZADD', F.K_DEADLINES, F.fmt(F.session_deadline(session)), id)
+  return { 'assigned', gpu.node, F.fmt(gpu.index), gpu.model }
 end
 session.queuedAt = now
 session.queueDeadline = tonumber(ARGV[13])
-enqueue(session, false)
-save_session(session, fixed)
-redis.call('ZADD', K_DEADLINES, fmt(session_deadline(session)), id)
-return { 'queued', queue_position(session) }
+F.enqueue(session, false)
+F.save_session(session, fixed)
+redis.call('ZADD', F.K_DEADLINES, F.fmt(F.session_deadline(session)), id)
+return { 'queued', F.queue_position(session) }

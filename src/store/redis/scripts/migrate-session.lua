@@ -6,30 +6,30 @@
 -- Returns: nil when the session is not assigned; else {session reply, old placement as {node id, GPU
 --   index, model, cost}, drained node dump or false}. Errors: VCA_ERR_UNKNOWN_PRIORITY when it must
 --   queue in an unknown class (nothing changed).
-local session = load_session(ARGV[2])
+local session = F.load_session(ARGV[2])
 if not session or session.state ~= 'assigned' or session.placement == nil then
   return false
 end
 local now = tonumber(ARGV[3])
-sweep_stale(now)
+F.sweep_stale(now)
 local from = session.placement
-local gpu, cost, node = pick(session, ARGV[4], from.nodeId)
+local gpu, cost, node = F.pick(session, ARGV[4], from.nodeId)
 if not gpu then
-  queue_key(session.priority) -- an unknown class fails here, before anything is released
+  F.queue_key(session.priority) -- an unknown class fails here, before anything is released
 end
-release(session)
+F.release(session)
 session.migrations = session.migrations + 1
 if gpu then
   -- The release may have changed the picked GPU's node (shared encoder limit): read it again.
-  commit(gpu, load_node(gpu.node), session, cost, now)
+  F.commit(gpu, F.load_node(gpu.node), session, cost, now)
   session.leaseExpiresAt = tonumber(ARGV[5])
 else
   session.state = 'queued'
   session.queuedAt = now
   session.queueDeadline = tonumber(ARGV[6])
-  enqueue(session, true)
+  F.enqueue(session, true)
 end
-save_session(session)
-redis.call('ZADD', K_DEADLINES, fmt(session_deadline(session)), session.id)
-local from_node, from_index, from_model, from_cost = placement_fields(from)
-return { session_reply(session), { from_node, from_index, from_model, from_cost }, drain_if_empty(from.nodeId, now) }
+F.save_session(session)
+redis.call('ZADD', F.K_DEADLINES, F.fmt(F.session_deadline(session)), session.id)
+local from_node, from_index, from_model, from_cost = F.placement_fields(from)
+return { F.session_reply(session), { from_node, from_index, from_model, from_cost }, F.drain_if_empty(from.nodeId, now) }

@@ -8,26 +8,26 @@ local now = tonumber(ARGV[2])
 local strategy = ARGV[3]
 local placed = {}
 local lease = { rest = tonumber(ARGV[4]), websocket = tonumber(ARGV[5]) }
-sweep_stale(now)
+F.sweep_stale(now)
 -- A shape that found no GPU in this pass will not find one later in the same pass.
 local failed_shapes = {}
-for rank = 1, #CLASSES do
-  local key = KEYS[QUEUE_KEY_OFFSET + rank]
+for rank = 1, #F.CLASSES do
+  local key = KEYS[F.QUEUE_KEY_OFFSET + rank]
   local ids = redis.call('ZRANGE', key, 0, -1)
   for _, id in ipairs(ids) do
-    local session = load_session(id)
+    local session = F.load_session(id)
     if session then
-      local shape = shape_key(session)
+      local shape = F.shape_key(session)
       if not failed_shapes[shape] then
-        local gpu, cost, node = pick(session, strategy, nil)
+        local gpu, cost, node = F.pick(session, strategy, nil)
         if gpu then
           redis.call('ZREM', key, id)
-          commit(gpu, node, session, cost, now)
+          F.commit(gpu, node, session, cost, now)
           session.leaseExpiresAt = now + lease[session.transport]
           session.queueDeadline = nil
-          save_session(session)
-          redis.call('ZADD', K_DEADLINES, fmt(session_deadline(session)), id)
-          placed[#placed + 1] = session_reply(session)
+          F.save_session(session)
+          redis.call('ZADD', F.K_DEADLINES, F.fmt(F.session_deadline(session)), id)
+          placed[#placed + 1] = F.session_reply(session)
         else
           failed_shapes[shape] = true
         end

@@ -3,8 +3,8 @@
 -- ARGV: [1] settings JSON.
 -- Returns: an array of session ids; position = array index (1-based).
 local out = {}
-for rank = 1, #CLASSES do
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[QUEUE_KEY_OFFSET + rank], 0, -1)) do
+for rank = 1, #F.CLASSES do
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[F.QUEUE_KEY_OFFSET + rank], 0, -1)) do
     out[#out + 1] = id
   end
 end

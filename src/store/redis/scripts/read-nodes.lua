@@ -7,12 +7,12 @@ local ids
 if mode == 'one' then
   ids = { ARGV[3] }
 else
-  ids = redis.call('ZRANGE', K_NODES, 0, -1)
+  ids = redis.call('ZRANGE', F.K_NODES, 0, -1)
 end
 local out = {}
 for _, id in ipairs(ids) do
-  if mode ~= 'state' or redis.call('HGET', node_key(id), 'state') == ARGV[3] then
-    local dump = node_dump(id)
+  if mode ~= 'state' or redis.call('HGET', F.node_key(id), 'state') == ARGV[3] then
+    local dump = F.node_dump(id)
     if dump then
       out[#out + 1] = dump
     end

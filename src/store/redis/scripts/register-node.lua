@@ -8,17 +8,17 @@
 -- Returns: {created (1 or 0), node dump}. Errors: VCA_ERR_NODE_CONFLICT, VCA_ERR_UNKNOWN_GPU_MODEL.
 local node_id = ARGV[2]
 local now = tonumber(ARGV[3])
-local key = node_key(node_id)
+local key = F.node_key(node_id)
 local identity = redis.call('HGET', key, 'identity')
 if identity then
   if identity ~= ARGV[4] then
-    fail('VCA_ERR_NODE_CONFLICT', 'Node "' .. node_id
+    F.fail('VCA_ERR_NODE_CONFLICT', 'Node "' .. node_id
       .. '" is already registered with another host, port, protocol or GPU set; drain and remove it first')
   end
-  return { 0, node_dump(node_id) }
+  return { 0, F.node_dump(node_id) }
 end
 if ARGV[10] ~= '' then
-  fail('VCA_ERR_UNKNOWN_GPU_MODEL', ARGV[10])
+  F.fail('VCA_ERR_UNKNOWN_GPU_MODEL', ARGV[10])
 end
 local gpus = cjson.decode(ARGV[9])
 redis.call('HSET', key,
@@ -35,9 +35,9 @@ redis.call('HSET', key,
   'gpuCount', #gpus)
 for i, gpu in ipairs(gpus) do
   local index = i - 1
-  local gid = gpu_id(node_id, index)
-  redis.call('DEL', gpu_sessions_key(gid))
-  redis.call('HSET', gpu_key(gid),
+  local gid = F.gpu_id(node_id, index)
+  redis.call('DEL', F.gpu_sessions_key(gid))
+  redis.call('HSET', F.gpu_key(gid),
     'node', node_id, 'index', index, 'model', gpu.model,
     'hostable', gpu.hostable, 'encoderLimit', gpu.encoderLimit, 'encoderScope', gpu.encoderScope,
     'throttleTemperature', gpu.throttleTemperature, 'memoryTotal', gpu.memoryTotal,
@@ -46,11 +46,11 @@ for i, gpu in ipairs(gpus) do
     'temperature', '', 'throttle', '0', 'uuid', '', 'name', '', 'telemetryAt', '', 'stale', '0',
     'eligible', '0', 'pool', '')
 end
-redis.call('ZADD', K_NODES, redis.call('INCR', K_SEQ), node_id)
-local node = load_node(node_id)
-if not REQUIRE_TELEMETRY then
-  transition(node, 'ready', now)
+redis.call('ZADD', F.K_NODES, redis.call('INCR', F.K_SEQ), node_id)
+local node = F.load_node(node_id)
+if not F.REQUIRE_TELEMETRY then
+  F.transition(node, 'ready', now)
 else
-  refresh_node(node)
+  F.refresh_node(node)
 end
-return { 1, node_dump(node_id) }
+return { 1, F.node_dump(node_id) }

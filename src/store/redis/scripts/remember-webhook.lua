@@ -3,7 +3,7 @@
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
 -- ARGV: [1] settings JSON, [2] delivery key, [3] result JSON, [4] ttl (ms), [5] now (ms).
 -- Returns: {1} when claimed now; {0, remembered result JSON} for a replay.
-local key = BASE .. ':webhook:' .. ARGV[2]
+local key = F.BASE .. ':webhook:' .. ARGV[2]
 local now = tonumber(ARGV[5])
 local ttl = tonumber(ARGV[4])
 local known = redis.call('GET', key)

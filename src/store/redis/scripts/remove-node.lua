@@ -4,15 +4,15 @@
 -- Returns: the node dump as it was before removal, or nil when the node is unknown.
 -- Errors: VCA_ERR_NODE_STATE while sessions live on it (nothing changed).
 local node_id = ARGV[2]
-local node = load_node(node_id)
+local node = F.load_node(node_id)
 if not node then
   return false
 end
-local sessions = node_session_count(node)
+local sessions = F.node_session_count(node)
 if sessions > 0 then
-  fail('VCA_ERR_NODE_STATE', 'Node "' .. node_id .. '" still hosts ' .. sessions .. ' session(s)')
+  F.fail('VCA_ERR_NODE_STATE', 'Node "' .. node_id .. '" still hosts ' .. sessions .. ' session(s)')
 end
-check_transition(node, 'removed')
-local dump = node_dump(node_id)
-transition(node, 'removed', tonumber(ARGV[3]))
+F.check_transition(node, 'removed')
+local dump = F.node_dump(node_id)
+F.transition(node, 'removed', tonumber(ARGV[3]))
 return dump

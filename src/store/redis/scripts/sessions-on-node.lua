@@ -2,13 +2,13 @@
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
 -- ARGV: [1] settings, [2] node id.
 -- Returns: an array of session replies. Errors: VCA_ERR_NODE_NOT_FOUND.
-local node = require_node(ARGV[2])
+local node = F.require_node(ARGV[2])
 local out = {}
 for i = 0, node.gpu_count - 1 do
-  for _, id in ipairs(redis.call('ZRANGE', gpu_sessions_key(gpu_id(node.id, i)), 0, -1)) do
-    local session = load_session(id)
+  for _, id in ipairs(redis.call('ZRANGE', F.gpu_sessions_key(F.gpu_id(node.id, i)), 0, -1)) do
+    local session = F.load_session(id)
     if session then
-      out[#out + 1] = session_reply(session)
+      out[#out + 1] = F.session_reply(session)
     end
   end
 end

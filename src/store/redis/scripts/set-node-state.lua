@@ -5,20 +5,20 @@
 local node_id = ARGV[2]
 local to = ARGV[3]
 local now = tonumber(ARGV[4])
-local node = require_node(node_id)
+local node = F.require_node(node_id)
 if to == 'removed' then
-  fail('VCA_ERR_NODE_STATE', 'Use removeNode to remove a node')
+  F.fail('VCA_ERR_NODE_STATE', 'Use removeNode to remove a node')
 end
-local sessions = node_session_count(node)
+local sessions = F.node_session_count(node)
 if to == 'drained' and sessions > 0 then
-  fail('VCA_ERR_NODE_STATE', 'Node "' .. node_id .. '" still hosts ' .. sessions .. ' session(s)')
+  F.fail('VCA_ERR_NODE_STATE', 'Node "' .. node_id .. '" still hosts ' .. sessions .. ' session(s)')
 end
-check_transition(node, to)
-transition(node, to, now)
+F.check_transition(node, to)
+F.transition(node, to, now)
 if to == 'draining' then
-  redis.call('HSET', node_key(node_id), 'drainDeadline', ARGV[5])
+  redis.call('HSET', F.node_key(node_id), 'drainDeadline', ARGV[5])
   if sessions == 0 then
-    transition(node, 'drained', now)
+    F.transition(node, 'drained', now)
   end
 end
-return node_dump(node_id)
+return F.node_dump(node_id)

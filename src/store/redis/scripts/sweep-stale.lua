@@ -3,5 +3,5 @@
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
 -- ARGV: [1] settings JSON, [2] now (ms).
 -- Returns: 1.
-sweep_stale(tonumber(ARGV[2]))
+F.sweep_stale(tonumber(ARGV[2]))
 return 1
