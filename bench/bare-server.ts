@@ -2,8 +2,11 @@
  * The HTTP benchmark's baseline: a bare uWebSockets.js JSON endpoint. `POST /v1/sessions` buffers the
  * body, parses it as JSON and answers `201` with a JSON body of the same size as the gateway's
  * allocation response (`BARE_BODY_FILE`, serialized per request), corked: status, content-type, end.
- * Run as a child of bench/http.bench.ts: `BARE_PORT`, `BARE_BODY_FILE`; tells the parent over IPC
- * when it listens.
+ * `DELETE /v1/sessions/:id` answers `200` with the gateway's release response (`BARE_RELEASE_BODY_FILE`)
+ * the same way: with both, the allocate+release loop runs against a server that does no work of its
+ * own (the benchmark's floor).
+ * Run as a child of bench/http.bench.ts: `BARE_PORT`, `BARE_BODY_FILE`, `BARE_RELEASE_BODY_FILE`;
+ * tells the parent over IPC when it listens.
  */
 
 import uws from 'uWebSockets.js';
@@ -13,6 +16,9 @@ const port = Number(process.env.BARE_PORT ?? 0);
 const template: unknown = process.env.BARE_BODY_FILE
   ? JSON.parse(readFileSync(process.env.BARE_BODY_FILE, 'utf8'))
   : { sessionId: 'baseline', state: 'assigned' };
+const releaseTemplate: unknown = process.env.BARE_RELEASE_BODY_FILE
+  ? JSON.parse(readFileSync(process.env.BARE_RELEASE_BODY_FILE, 'utf8'))
+  : { sessionId: 'baseline', state: 'ended' };
 
 const app = uws.App();
 
@@ -44,6 +50,13 @@ app.post('/v1/sessions', (res, req) => {
     res.cork(() => {
       res.writeStatus(status).writeHeader('content-type', 'application/json').end(payload);
     });
+  });
+});
+
+app.del('/v1/sessions/:id', (res) => {
+  const payload = JSON.stringify(releaseTemplate);
+  res.cork(() => {
+    res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(payload);
   });
 });
 

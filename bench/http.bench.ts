@@ -4,14 +4,18 @@
  * autocannon from this process in the same run, each server in its own child process.
  *
  * - baseline: bench/bare-server.ts, `POST /v1/sessions` -> 201 with a JSON body of the gateway's size.
+ * - floor: the same bare server driven by the gateway's allocate+release loop (its DELETE answers 200
+ *   with the gateway's release body): what an allocation costs a server that does no work of its own.
+ *   Its cpuRatio (floor CPU per allocation / baseline CPU per request) is the lowest any gateway can
+ *   score, since one allocation is two requests.
  * - gateway: src/main.ts (embedded store) with nodes registered through the signed contextualize
  *   webhook and telemetry PUT for every node every 2 s throughout; each autocannon connection loops
  *   POST /v1/sessions (720p30 light title, wait:false) then DELETE /v1/sessions/<id>. One allocation
  *   is one POST+DELETE pair.
  *
  * Server CPU is utime+stime of the child (all its threads) from /proc/<pid>/stat, read right before
- * and after each measured window. Targets are measured in alternating rounds (baseline first in odd
- * rounds, gateway first in even ones) so drift on a shared machine hits both; the sums are reported.
+ * and after each measured window. Targets are measured in alternating rounds (baseline, floor, gateway
+ * in odd rounds, the reverse in even ones) so drift on a shared machine hits all; sums are reported.
  * Latency percentiles come from every response's own timing (autocannon's histogram is whole-ms).
  *
  * Environment: BENCH_CONNECTIONS (32), BENCH_PIPELINING (1), BENCH_DURATION seconds per round and
@@ -61,10 +65,10 @@ const cpuProfDir = process.env.BENCH_CPU_PROF;
 /** Extra node flags for the gateway child only (e.g. "--max-semi-space-size=32"), space-separated. */
 const gatewayNodeFlags = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 /** Hard ceiling for the whole run: it aborts rather than hang. */
-const overallTimeoutMs = 60_000 + (rounds * 2 * (durationSeconds + 5) + 2 * (warmupSeconds + 5)) * 1000;
+const overallTimeoutMs = 60_000 + (rounds * 3 * (durationSeconds + 5) + 3 * (warmupSeconds + 5)) * 1000;
 const maxLatencySamples = 4_000_000;
 
-type TargetName = 'baseline' | 'gateway';
+type TargetName = 'baseline' | 'floor' | 'gateway';
 
 interface Window {
   target: TargetName;
@@ -161,11 +165,19 @@ async function measure(
   };
 }
 
-async function startBareServer(bodyFile: string): Promise<Target & { stop(): Promise<void> }> {
+async function startBareServer(
+  bodyFile: string,
+  releaseBodyFile: string,
+): Promise<Target & { stop(): Promise<void> }> {
   const port = await freePort();
   const child = spawnTracked(['--import', 'tsx', path.join(repoRoot, 'bench/bare-server.ts')], {
     ipc: true,
-    env: { ...process.env, BARE_PORT: String(port), BARE_BODY_FILE: bodyFile },
+    env: {
+      ...process.env,
+      BARE_PORT: String(port),
+      BARE_BODY_FILE: bodyFile,
+      BARE_RELEASE_BODY_FILE: releaseBodyFile,
+    },
   });
   const [message] = (await withTimeout(once(child, 'message'), 20_000, 'bare server start')) as [
     { ready?: boolean },
@@ -174,8 +186,8 @@ async function startBareServer(bodyFile: string): Promise<Target & { stop(): Pro
   return { name: 'baseline', url: `http://${host}:${port}`, pid: child.pid, stop: () => stopChild(child) };
 }
 
-/** One allocation through fetch: checks the workload works and returns the 201 body. */
-async function probeGateway(url: string): Promise<string> {
+/** One allocation through fetch: checks the workload works and returns the 201 and 200 bodies. */
+async function probeGateway(url: string): Promise<{ allocation: string; release: string }> {
   const response = await fetch(`${url}/v1/sessions`, {
     method: 'POST',
     headers: allocationPostHeaders,
@@ -190,9 +202,9 @@ async function probeGateway(url: string): Promise<string> {
     headers: allocationDeleteHeaders,
     signal: AbortSignal.timeout(5000),
   });
-  await released.arrayBuffer();
+  const release = await released.text();
   if (released.status !== 200) throw new Error(`probe release failed (${released.status})`);
-  return text;
+  return { allocation: text, release };
 }
 
 interface Summary {
@@ -262,10 +274,13 @@ async function main(): Promise<void> {
     await telemetry.round();
     console.log(`registered ${nodes.length} nodes (${mix.map(([m, c]) => `${c} ${m}`).join(', ')})`);
 
-    const allocationBody = await probeGateway(gateway.url);
+    const probe = await probeGateway(gateway.url);
+    const allocationBody = probe.allocation;
     const bodyFile = path.join(path.dirname(writeTempConfig({})), 'allocation.json');
     writeFileSync(bodyFile, allocationBody);
-    bare = await startBareServer(bodyFile);
+    const releaseBodyFile = path.join(path.dirname(bodyFile), 'release.json');
+    writeFileSync(releaseBodyFile, probe.release);
+    bare = await startBareServer(bodyFile, releaseBodyFile);
     const bareProbe = await fetch(`${bare.url}/v1/sessions`, {
       method: 'POST',
       headers: allocationPostHeaders,
@@ -279,10 +294,15 @@ async function main(): Promise<void> {
     );
 
     const gatewayTarget: Target = { name: 'gateway', url: gateway.url, pid: gateway.pid };
-    const targets: Record<TargetName, Target> = { baseline: bare, gateway: gatewayTarget };
+    const floorTarget: Target = { name: 'floor', url: bare.url, pid: bare.pid };
+    const targets: Record<TargetName, Target> = {
+      baseline: bare,
+      floor: floorTarget,
+      gateway: gatewayTarget,
+    };
 
     if (warmupSeconds > 0) {
-      for (const target of [bare, gatewayTarget]) {
+      for (const target of [bare, floorTarget, gatewayTarget]) {
         await withTimeout(
           runAutocannon(target, warmupSeconds, undefined, { n: 0 }),
           (warmupSeconds + 30) * 1000,
@@ -295,18 +315,24 @@ async function main(): Promise<void> {
     const windows: Window[] = [];
     const latencies: Record<TargetName, Float64Array> = {
       baseline: new Float64Array(maxLatencySamples),
+      floor: new Float64Array(maxLatencySamples),
       gateway: new Float64Array(maxLatencySamples),
     };
-    const latencyCounts: Record<TargetName, { n: number }> = { baseline: { n: 0 }, gateway: { n: 0 } };
+    const latencyCounts: Record<TargetName, { n: number }> = {
+      baseline: { n: 0 },
+      floor: { n: 0 },
+      gateway: { n: 0 },
+    };
     for (let r = 0; r < rounds; r++) {
-      const order: TargetName[] = r % 2 === 0 ? ['baseline', 'gateway'] : ['gateway', 'baseline'];
+      const order: TargetName[] =
+        r % 2 === 0 ? ['baseline', 'floor', 'gateway'] : ['gateway', 'floor', 'baseline'];
       for (const name of order) {
         const window = await measure(targets[name], durationSeconds, latencies[name], latencyCounts[name]);
         windows.push(window);
         console.log(
           `round ${r + 1} ${name.padEnd(8)} ${round(window.responses / window.seconds, 0)} req/s, ` +
             `${round(window.cpuMicros / window.responses, 1)} us CPU/req, errors ${window.errors + window.timeouts}, ` +
-            `non-2xx ${window.non2xx}${name === 'gateway' ? `, ${round(window.allocations / window.seconds, 0)} alloc/s` : ''}`,
+            `non-2xx ${window.non2xx}${name !== 'baseline' ? `, ${round(window.allocations / window.seconds, 0)} alloc/s` : ''}`,
         );
       }
     }
@@ -325,6 +351,12 @@ async function main(): Promise<void> {
       latencies.gateway,
       latencyCounts.gateway.n,
     );
+    const fl = summarize(
+      windows.filter((w) => w.target === 'floor'),
+      latencies.floor,
+      latencyCounts.floor.n,
+    );
+    const floorCpuPerAllocation = fl.cpuMicros / fl.allocations;
     const allocationsPerSecond = gw.allocations / gw.seconds;
     const cpuMicrosPerAllocation = gw.cpuMicros / gw.allocations;
     const cpuRatio = cpuMicrosPerAllocation / base.summary.cpuMicrosPerRequest;
@@ -343,6 +375,21 @@ async function main(): Promise<void> {
         cpuMicrosPerAllocation: round(cpuMicrosPerAllocation, 2),
       },
       cpuRatio: round(cpuRatio, 3),
+      floor: {
+        rps: fl.summary.rps,
+        allocationsPerSecond: round(fl.allocations / fl.seconds, 0),
+        latencyP50Ms: fl.summary.latencyP50Ms,
+        latencyP99Ms: fl.summary.latencyP99Ms,
+        errors: fl.summary.errors,
+        non2xx: fl.summary.non2xx,
+        cpuMicrosPerRequest: fl.summary.cpuMicrosPerRequest,
+        cpuMicrosPerAllocation: round(floorCpuPerAllocation, 2),
+        /** The lowest cpuRatio any server can score: a bare server's allocate+release pair. */
+        cpuRatio: round(floorCpuPerAllocation / base.summary.cpuMicrosPerRequest, 3),
+        serverCoreUtilization: round(fl.cpuMicros / 1e6 / fl.seconds, 3),
+      },
+      /** The gateway's own cost over that floor, per request: (gateway - floor) CPU / 2. */
+      gatewayOverFloorMicrosPerRequest: round((cpuMicrosPerAllocation - floorCpuPerAllocation) / 2, 2),
       target: { cpuRatioMax: 2, errors: 0, non2xx: 0 },
       pass,
       date: new Date().toISOString(),
@@ -412,6 +459,14 @@ async function main(): Promise<void> {
     console.log(row('baseline', base.summary, '-', '-'));
     console.log(
       row(
+        'floor',
+        fl.summary,
+        String(result.floor.allocationsPerSecond),
+        String(result.floor.cpuMicrosPerAllocation),
+      ),
+    );
+    console.log(
+      row(
         'gateway',
         gw.summary,
         String(result.gateway.allocationsPerSecond),
@@ -419,7 +474,8 @@ async function main(): Promise<void> {
       ),
     );
     console.log(
-      `\ncpuRatio ${result.cpuRatio} (target <= 2, 0 errors, 0 non-2xx): ${pass ? 'PASS' : 'FAIL'}` +
+      `\ncpuRatio ${result.cpuRatio} (target <= 2, 0 errors, 0 non-2xx): ${pass ? 'PASS' : 'FAIL'}; ` +
+        `floor (bare allocate+release) ${result.floor.cpuRatio}` +
         (cpuProfDir ? ` [profiling run: CPU profile in ${cpuProfDir}, results not written]` : ''),
     );
   } finally {
@@ -432,6 +488,13 @@ async function main(): Promise<void> {
 function markdown(result: {
   baseline: Summary;
   gateway: Summary & { allocationsPerSecond: number; cpuMicrosPerAllocation: number };
+  floor: Summary & {
+    allocationsPerSecond: number;
+    cpuMicrosPerAllocation: number;
+    cpuRatio: number;
+    serverCoreUtilization: number;
+  };
+  gatewayOverFloorMicrosPerRequest: number;
   cpuRatio: number;
   pass: boolean;
   date: string;
@@ -441,6 +504,7 @@ function markdown(result: {
 }): string {
   const b = result.baseline;
   const g = result.gateway;
+  const f = result.floor;
   const s = result.settings;
   return `# HTTP allocate+release benchmark
 
@@ -448,6 +512,7 @@ function markdown(result: {
 - Machine: ${result.machine.cpuModel}, ${result.machine.cores} cores, ${result.machine.ram}, Node ${result.machine.node}, ${result.machine.os} (shared machine: compare ratios, not absolute numbers)
 - Load: autocannon in the benchmark process, ${s.connections} connections, pipelining ${s.pipelining}; ${s.rounds} alternating rounds x ${s.secondsPerRoundAndTarget} s per target after a ${s.warmupSeconds} s warmup each
 - Baseline: bare uWebSockets.js \`POST /v1/sessions\` (bench/bare-server.ts): reads the body, parses it, answers 201 with a ${s.baselineResponseBytes} B JSON body (the gateway's allocation answer is ${s.allocationResponseBytes} B)
+- Floor: the same bare server driven by the gateway's allocate+release loop (its \`DELETE /v1/sessions/:id\` answers 200 with the gateway's release body): an allocation on a server that does no work of its own
 - Gateway: \`src/main.ts\`, embedded store, ${s.nodes} nodes (${Object.entries(
     s.fleet as Record<string, number>,
   )
@@ -460,11 +525,14 @@ function markdown(result: {
 | target | req/s | alloc/s | p50 ms | p99 ms | errors | non-2xx | CPU us/request | CPU us/allocation |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|
 | baseline (bare uWS) | ${b.rps} | - | ${b.latencyP50Ms} | ${b.latencyP99Ms} | ${b.errors} | ${b.non2xx} | ${b.cpuMicrosPerRequest} | - |
+| floor (bare uWS, allocate+release) | ${f.rps} | ${f.allocationsPerSecond} | ${f.latencyP50Ms} | ${f.latencyP99Ms} | ${f.errors} | ${f.non2xx} | ${f.cpuMicrosPerRequest} | ${f.cpuMicrosPerAllocation} |
 | gateway | ${g.rps} | ${g.allocationsPerSecond} | ${g.latencyP50Ms} | ${g.latencyP99Ms} | ${g.errors} | ${g.non2xx} | ${g.cpuMicrosPerRequest} | ${g.cpuMicrosPerAllocation} |
 
-Server core utilization during the windows: baseline ${result.details.baseline.serverCoreUtilization}, gateway ${result.details.gateway.serverCoreUtilization} (1 = one core busy).
+Server core utilization during the windows: baseline ${result.details.baseline.serverCoreUtilization}, floor ${f.serverCoreUtilization}, gateway ${result.details.gateway.serverCoreUtilization} (1 = one core busy).
 
 **cpuRatio** = gateway CPU per allocation / baseline CPU per request = **${result.cpuRatio}** (budget <= 2, 0 errors, 0 non-2xx).
+
+The floor's cpuRatio, the same quotient for a server that answers both requests without doing anything, is **${f.cpuRatio}**: an allocation is two requests, so a budget of 2 leaves the gateway no CPU of its own for authentication, validation, placement, ticket signing or metrics. Over that floor the gateway spends **${result.gatewayOverFloorMicrosPerRequest} us per request** (gateway minus floor CPU per allocation, halved).
 
 **Verdict: ${result.pass ? 'PASS' : 'FAIL'}.**
 `;
