@@ -16,7 +16,7 @@
  * | `gpu:<node>#<index>`              | hash   | catalog facts, committed, measured, eligibility, pool   |
  * | `gpu-sessions:<node>#<index>`     | zset   | session ids committed on the GPU, by commit sequence    |
  * | `pool-gpu:<pool>`, `pool-enc:...` | zset   | eligible GPU ids by free render / encoder share (0..1)  |
- * | `session:<id>`                    | string | the SessionRecord as JSON                               |
+ * | `session:<id>`                    | hash   | a session's fields; `spec` is its immutable part as JSON |
  * | `webhook:<key>`                   | string | `<expiresAt>:<result JSON>`, with a PX time to live      |
  */
 

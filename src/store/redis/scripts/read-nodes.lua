@@ -1,6 +1,6 @@
 -- read-nodes: a consistent snapshot of nodes for their views.
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON, [2] mode: 'all', 'one' (ARGV[3] = node id) or 'state' (ARGV[3] = state).
+-- ARGV: [1] settings, [2] mode: 'all', 'one' (ARGV[3] = node id) or 'state' (ARGV[3] = state).
 -- Returns: an array of node dumps in registration order (empty when none matches).
 local mode = ARGV[2]
 local ids

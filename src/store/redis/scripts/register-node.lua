@@ -1,6 +1,6 @@
 -- register-node: registers a node and its GPUs, or answers the existing node for a replay.
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings JSON, [2] node id, [3] now (ms), [4] identity (JSON of host, port, protocol and
+-- ARGV: [1] settings, [2] node id, [3] now (ms), [4] identity (JSON of host, port, protocol and
 --   GPU set, compared on re-registration), [5] registration JSON, [6] labels JSON, [7] region label
 --   ('' when none), [8] system encoder session limit ('' when none), [9] GPUs JSON: an array of
 --   {model, hostable, encoderLimit, encoderScope, throttleTemperature, memoryTotal} with '' for null,
