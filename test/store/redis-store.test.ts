@@ -196,6 +196,64 @@ describe('redis store: keys and round trips', () => {
     }
   });
 
+  it('reads draining nodes from their own index, not by reading every node', async () => {
+    const store = await createTestRedisStore(server.url);
+    try {
+      for (let i = 0; i < 30; i++) {
+        const id = `node-${String(i).padStart(2, '0')}`;
+        await readyNode(store, id, undefined, 0, { host: id });
+      }
+      // A node drains only while it holds sessions: one on each node that will drain.
+      for (const id of ['node-20', 'node-03', 'node-07']) {
+        const created = await store.createSession(
+          sessionSpec(`on-${id}`, undefined, { labels: { host: id } }),
+          createOptions(5),
+        );
+        expect(created.kind === 'assigned' && created.session.placement?.nodeId).toBe(id);
+      }
+      await store.setNodeState('node-20', 'draining', 10, 5_000);
+      await store.setNodeState('node-03', 'draining', 11, 5_000);
+      await store.setNodeState('node-07', 'draining', 12, 5_000);
+      await store.setNodeState('node-07', 'ready', 13);
+      const before = await commandStats(inspector);
+      const draining = await store.drainingNodes();
+      const after = await commandStats(inspector);
+      // Registration order, only the nodes still draining.
+      expect(draining.map((node) => node.id)).toEqual(['node-03', 'node-20']);
+      // One state check per indexed node (2), not one per registered node (30).
+      expect((after.get('hget') ?? 0) - (before.get('hget') ?? 0)).toBe(2);
+      // A node that drains empty leaves the index.
+      const ended = await store.endSession('on-node-03', 'released', 14);
+      expect(ended?.drainedNode?.state).toBe('drained');
+      expect((await store.drainingNodes()).map((node) => node.id)).toEqual(['node-20']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rebuilds the index of draining nodes when a store connects', async () => {
+    const keyPrefix = freshKeyPrefix();
+    const first = await createTestRedisStore(server.url, { keyPrefix });
+    try {
+      await readyNode(first, 'node-a');
+      await readyNode(first, 'node-b', undefined, 0, { host: 'b' });
+      await first.createSession(sessionSpec('on-b', undefined, { labels: { host: 'b' } }), createOptions(5));
+      await first.setNodeState('node-b', 'draining', 10, 5_000);
+      // Data written by a version without the index: the node hash says draining, the index is empty.
+      await inspector.del(`${first.keys.base}:draining`);
+      expect(await first.drainingNodes()).toEqual([]);
+      const second = await createTestRedisStore(server.url, { keyPrefix });
+      try {
+        expect((await second.drainingNodes()).map((node) => node.id)).toEqual(['node-b']);
+        expect((await first.drainingNodes()).map((node) => node.id)).toEqual(['node-b']);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await first.close();
+    }
+  });
+
   it('sends the commands of one event-loop turn in one write, and each still gets its own answer', async () => {
     const store = await createTestRedisStore(server.url);
     try {

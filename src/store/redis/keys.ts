@@ -11,6 +11,7 @@
  * | `fresh`                           | zset   | GPU ids (`node#index`) with live telemetry, by arrival  |
  * | `deadlines`                       | zset   | session ids by sessionDeadline (ended: forget-at time)  |
  * | `pools`                           | set    | pool names `<model>|<region>` that ever held a GPU      |
+ * | `draining`                        | zset   | draining node ids, by registration sequence             |
  * | `queue:<class>`                   | zset   | queued session ids of a priority class, by sequence     |
  * | `node:<id>`                       | hash   | registration, labels, state, system encoder limit       |
  * | `gpu:<node>#<index>`              | hash   | catalog facts, committed, measured, eligibility, pool   |

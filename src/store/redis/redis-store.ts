@@ -241,11 +241,15 @@ export class RedisStore implements ClusterStore {
     this.scriptHead = [this.keys.scriptKeys.length, ...this.keys.scriptKeys, settings];
   }
 
-  /** Connects a client the store created (a given one is used as it is) and loads the scripts. */
+  /**
+   * Connects a client the store created (a given one is used as it is), loads the scripts and rebuilds
+   * the index of draining nodes (data written before it existed is then read right).
+   */
   async connect(): Promise<void> {
     try {
       if (this.ownsClient && this.client.status === 'wait') await this.client.connect();
       await loadScripts(this.client);
+      await this.run('index-nodes');
     } catch (error) {
       if (this.ownsClient) this.client.disconnect();
       throw toStoreError(error);

@@ -28,6 +28,7 @@ export const scriptNames = [
   'queue-positions',
   'remember-webhook',
   'audit',
+  'index-nodes',
 ] as const;
 
 export type ScriptName = (typeof scriptNames)[number];

@@ -31,6 +31,9 @@ F.K_SEQ = KEYS[2]
 F.K_FRESH = KEYS[3]
 F.K_DEADLINES = KEYS[4]
 F.K_POOLS = KEYS[5]
+-- Draining node ids by registration sequence: read every tick by every instance, so it must not
+-- cost a read of every node.
+F.K_DRAINING = F.BASE .. ':draining'
 F.QUEUE_KEY_OFFSET = 5
 
 F.SETTINGS = (function()
@@ -325,6 +328,7 @@ function F.delete_node(node)
     redis.call('DEL', F.gpu_key(gid), F.gpu_sessions_key(gid))
   end
   redis.call('DEL', F.node_key(node.id))
+  redis.call('ZREM', F.K_DRAINING, node.id)
   redis.call('ZREM', F.K_NODES, node.id)
 end
 
@@ -341,8 +345,10 @@ function F.transition(node, to, now)
   end
   if to ~= 'draining' then
     redis.call('HSET', F.node_key(node.id), 'state', to, 'stateChangedAt', now, 'drainDeadline', '')
+    redis.call('ZREM', F.K_DRAINING, node.id)
   else
     redis.call('HSET', F.node_key(node.id), 'state', to, 'stateChangedAt', now)
+    redis.call('ZADD', F.K_DRAINING, redis.call('ZSCORE', F.K_NODES, node.id), node.id)
   end
   F.refresh_node(node)
 end

@@ -1,11 +1,14 @@
 -- read-nodes: a consistent snapshot of nodes for their views.
 -- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
 -- ARGV: [1] settings, [2] mode: 'all', 'one' (ARGV[3] = node id) or 'state' (ARGV[3] = state).
--- Returns: an array of node dumps in registration order (empty when none matches).
+-- Returns: an array of node dumps in registration order (empty when none matches). Draining nodes come
+-- from their own index (every instance asks each tick), any other state from a read of every node.
 local mode = ARGV[2]
 local ids
 if mode == 'one' then
   ids = { ARGV[3] }
+elseif mode == 'state' and ARGV[3] == 'draining' then
+  ids = redis.call('ZRANGE', F.K_DRAINING, 0, -1)
 else
   ids = redis.call('ZRANGE', F.K_NODES, 0, -1)
 end
