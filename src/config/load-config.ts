@@ -20,7 +20,34 @@ export const environmentVariables: ReadonlyArray<{
   { name: 'PORT', path: 'server.port', description: 'TCP port the gateway listens on (0 = any free port)' },
   { name: 'HOST', path: 'server.host', description: 'Address the gateway binds to' },
   { name: 'VCA_STORE', path: 'store.kind', description: '`embedded` (default) or `redis`' },
-  { name: 'VCA_REDIS_URL', path: 'store.redis.url', description: 'Redis URL for the redis store' },
+  {
+    name: 'VCA_REDIS_MODE',
+    path: 'store.redis.mode',
+    description: '`single` (default), `sentinel` or `cluster`',
+  },
+  { name: 'VCA_REDIS_URL', path: 'store.redis.url', description: 'Redis URL (mode `single`)' },
+  {
+    name: 'VCA_REDIS_SENTINELS',
+    path: 'store.redis.sentinels',
+    description: 'Comma-separated `host:port` of the sentinels (mode `sentinel`)',
+    list: true,
+  },
+  {
+    name: 'VCA_REDIS_SENTINEL_MASTER',
+    path: 'store.redis.sentinelMasterName',
+    description: 'Master name the sentinels watch (mode `sentinel`)',
+  },
+  {
+    name: 'VCA_REDIS_CLUSTER_NODES',
+    path: 'store.redis.clusterNodes',
+    description: 'Comma-separated `host:port` seed nodes (mode `cluster`)',
+    list: true,
+  },
+  {
+    name: 'VCA_REDIS_PASSWORD',
+    path: 'store.redis.password',
+    description: 'Redis password (modes `sentinel` and `cluster`)',
+  },
   { name: 'VCA_REDIS_KEY_PREFIX', path: 'store.redis.keyPrefix', description: 'Prefix of every Redis key' },
   {
     name: 'VCA_CLUSTER_NAME',
@@ -191,6 +218,17 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<VcaConfig>
   if (config.auth.masterSecret !== '' && Buffer.byteLength(config.auth.masterSecret) < 32) {
     throw new ConfigError(
       'invalid configuration at auth.masterSecret: use at least 32 bytes (openssl rand -hex 32)',
+    );
+  }
+  const redis = config.store.redis;
+  if (redis.mode === 'sentinel' && (redis.sentinels.length === 0 || redis.sentinelMasterName === '')) {
+    throw new ConfigError(
+      'invalid configuration at store.redis.sentinels: mode sentinel needs sentinels (host:port, ...) and sentinelMasterName',
+    );
+  }
+  if (redis.mode === 'cluster' && redis.clusterNodes.length === 0) {
+    throw new ConfigError(
+      'invalid configuration at store.redis.clusterNodes: mode cluster needs at least one host:port seed node',
     );
   }
   if (config.autoscaler.minNodes > config.autoscaler.maxNodes) {

@@ -10,6 +10,8 @@ const Share = (defaultValue: number) =>
   Type.Number({ exclusiveMinimum: 0, maximum: 1, default: defaultValue });
 const Count = (defaultValue: number, minimum = 0, maximum = 1_000_000) =>
   Type.Integer({ minimum, maximum, default: defaultValue });
+/** `host:port`, an IPv6 host in brackets (`[::1]:26379`). */
+const HostPort = Type.String({ pattern: '^(?:\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$' });
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -32,7 +34,16 @@ export const StoreConfigSchema = Type.Object(
     kind: Type.Union([Type.Literal('embedded'), Type.Literal('redis')], { default: 'embedded' }),
     redis: Type.Object(
       {
+        /** `single`: one server at `url`; `sentinel`: the master `sentinelMasterName` that `sentinels` watch; `cluster`: Redis Cluster from `clusterNodes`. */
+        mode: Type.Union([Type.Literal('single'), Type.Literal('sentinel'), Type.Literal('cluster')], {
+          default: 'single',
+        }),
         url: Type.String({ default: 'redis://127.0.0.1:6379' }),
+        sentinels: Type.Array(HostPort, { default: [] }),
+        sentinelMasterName: Type.String({ default: '' }),
+        clusterNodes: Type.Array(HostPort, { default: [] }),
+        /** For `sentinel` and `cluster` (a `single` server takes it in its URL). */
+        password: Type.String({ default: '' }),
         keyPrefix: Type.String({ default: 'vca' }),
         cluster: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'default' }),
       },

@@ -11,6 +11,7 @@ import type { EventRelay } from '../sessions/events.js';
 import { createEmbeddedStore, storeOptions } from '../vca.js';
 import { createRedisStore } from './redis/index.js';
 import { RedisEventRelay } from './redis/redis-event-relay.js';
+import type { RedisAddress, RedisConnection } from './redis/redis-store.js';
 import type { ClusterStore } from './store.js';
 
 export interface StoreSetup {
@@ -18,13 +19,28 @@ export interface StoreSetup {
   relay?: EventRelay;
 }
 
+/** `host:port` (an IPv6 host in brackets) as ioredis takes it. */
+function address(hostPort: string): RedisAddress {
+  const at = hostPort.lastIndexOf(':');
+  return { host: hostPort.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(hostPort.slice(at + 1)) };
+}
+
+export function redisConnection(redis: VcaConfig['store']['redis']): RedisConnection {
+  const password = redis.password === '' ? {} : { password: redis.password };
+  if (redis.mode === 'sentinel') {
+    return { sentinels: redis.sentinels.map(address), masterName: redis.sentinelMasterName, ...password };
+  }
+  if (redis.mode === 'cluster') return { clusterNodes: redis.clusterNodes.map(address), ...password };
+  return redis.url;
+}
+
 export async function createStore(config: Readonly<VcaConfig>, logger: Logger): Promise<StoreSetup> {
   const catalog = new CatalogIndex(loadCatalog(config));
   if (config.store.kind !== 'redis') return { store: createEmbeddedStore(config, catalog) };
-  const { url, keyPrefix, cluster } = config.store.redis;
+  const { keyPrefix, cluster } = config.store.redis;
   const store = await createRedisStore({
     ...storeOptions(config, catalog),
-    redis: url,
+    redis: redisConnection(config.store.redis),
     keyPrefix,
     cluster,
     logger: logger.child({ component: 'redis-store' }),

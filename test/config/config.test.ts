@@ -7,6 +7,7 @@ import { buildCatalog } from '../../src/config/load-catalog.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
 import { parseResolution } from '../../src/cost/resolution.js';
 import { sessionCost } from '../../src/cost/session-cost.js';
+import { redisConnection } from '../../src/store/create-store.js';
 
 function yamlFile(text: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'vca-config-'));
@@ -60,6 +61,49 @@ describe('config: loading', () => {
       /queue\.defaultPriority/,
     );
     expect(() => loadConfig({ env: {}, file: yamlFile('server: [1, 2\n') })).toThrow(/not valid YAML/);
+  });
+
+  it('reads Redis Sentinel and Cluster settings from the environment into store connections', () => {
+    const sentinel = loadConfig({
+      env: {
+        VCA_STORE: 'redis',
+        VCA_REDIS_MODE: 'sentinel',
+        VCA_REDIS_SENTINELS: 'sentinel-a:26379, [fd00::7]:26380',
+        VCA_REDIS_SENTINEL_MASTER: 'vca-master',
+        VCA_REDIS_PASSWORD: 's3cret',
+      },
+    });
+    expect(redisConnection(sentinel.store.redis)).toEqual({
+      sentinels: [
+        { host: 'sentinel-a', port: 26379 },
+        { host: 'fd00::7', port: 26380 },
+      ],
+      masterName: 'vca-master',
+      password: 's3cret',
+    });
+    const cluster = loadConfig({
+      env: { VCA_REDIS_MODE: 'cluster', VCA_REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7000' },
+    });
+    expect(redisConnection(cluster.store.redis)).toEqual({
+      clusterNodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7000 },
+      ],
+    });
+    expect(redisConnection(loadConfig({ env: { VCA_REDIS_URL: 'redis://r:6380/2' } }).store.redis)).toBe(
+      'redis://r:6380/2',
+    );
+  });
+
+  it('stops start-up on an incomplete or malformed Redis Sentinel or Cluster setting', () => {
+    expect(() => loadConfig({ env: { VCA_REDIS_MODE: 'sentinel', VCA_REDIS_SENTINELS: 'a:1' } })).toThrow(
+      /store\.redis\.sentinels: mode sentinel needs/,
+    );
+    expect(() => loadConfig({ env: { VCA_REDIS_MODE: 'cluster' } })).toThrow(/store\.redis\.clusterNodes/);
+    expect(() =>
+      loadConfig({ env: { VCA_REDIS_MODE: 'cluster', VCA_REDIS_CLUSTER_NODES: 'no-port' } }),
+    ).toThrow(/store\.redis\.clusterNodes/);
+    expect(() => loadConfig({ env: { VCA_REDIS_MODE: 'primary' } })).toThrow(/store\.redis\.mode/);
   });
 });
 

@@ -4,7 +4,7 @@
  * turn travel in one PUBLISH (under load many share it). Delivery is best effort (pub/sub): a socket
  * that missed a message still reads the truth from the store on `resume`.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { EventRelay, VcaEvent, VcaEventListener } from '../../sessions/events.js';
 
 interface Envelope {
@@ -23,16 +23,16 @@ function decode(event: { type: string; positions?: Array<[string, number]> }): V
 }
 
 export class RedisEventRelay implements EventRelay {
-  private readonly publisher: Redis;
-  private readonly subscriber: Redis;
+  private readonly publisher: Redis | Cluster;
+  private readonly subscriber: Redis | Cluster;
   private readonly channel: string;
   private readonly instanceId: string;
   private readonly listeners = new Set<VcaEventListener>();
   private readonly onError: (error: unknown) => void;
 
   private constructor(
-    publisher: Redis,
-    subscriber: Redis,
+    publisher: Redis | Cluster,
+    subscriber: Redis | Cluster,
     channel: string,
     instanceId: string,
     onError: (error: unknown) => void,
@@ -66,7 +66,7 @@ export class RedisEventRelay implements EventRelay {
 
   /** Subscribes a duplicate of `client` to `channel`; `client` itself publishes. */
   static async start(
-    client: Redis,
+    client: Redis | Cluster,
     channel: string,
     instanceId: string,
     onError: (error: unknown) => void = () => {},

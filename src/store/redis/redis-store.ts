@@ -6,7 +6,7 @@
  */
 
 import type { Writable } from 'node:stream';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { NodeRegistration } from '../../cluster/cluster-node.js';
 import type { NodeState } from '../../cluster/node-state.js';
@@ -37,13 +37,30 @@ import type {
 import { type RedisKeys, redisKeys } from './keys.js';
 import { defineScripts, loadScripts, type ScriptCall, type ScriptName } from './scripts.js';
 
+/** Where a store connects when it creates its own client. */
+export type RedisConnection =
+  /** One server: a `redis://` (or `rediss://`) URL. */
+  | string
+  /** A master watched by Sentinel: the client asks the sentinels for the master and follows failovers. */
+  | { sentinels: RedisAddress[]; masterName: string; password?: string }
+  /** Redis Cluster: seed nodes; every key of one gaming cluster lives in one slot (one hash tag). */
+  | { clusterNodes: RedisAddress[]; password?: string };
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
+
+/** Either kind of ioredis client: a connection to one server (possibly via Sentinel) or to a Cluster. */
+export type RedisClient = Redis | Cluster;
+
 export interface RedisStoreOptions extends EmbeddedStoreOptions {
   /**
-   * A URL (the store creates, owns and closes its client: no offline queue, one retry, so calls fail
-   * fast while Redis is down and ioredis reconnects by itself), or a client the caller owns: the store
-   * uses it as configured and never closes it.
+   * Where to connect (the store creates, owns and closes its client: no offline queue, one retry, so
+   * calls fail fast while Redis is down and ioredis reconnects by itself), or a client the caller owns:
+   * the store uses it as configured and never closes it.
    */
-  redis: Redis | string;
+  redis: RedisClient | RedisConnection;
   keyPrefix: string;
   /** The gaming cluster: the Redis hash tag of every key, so one cluster lives in one slot. */
   cluster: string;
@@ -187,7 +204,7 @@ function finiteOrEmpty(value: number | null | undefined): number | '' {
 
 export class RedisStore implements ClusterStore {
   readonly kind = 'redis' as const;
-  readonly client: Redis;
+  readonly client: RedisClient;
   readonly keys: RedisKeys;
   private readonly ownsClient: boolean;
   private readonly options: RedisStoreOptions;
@@ -208,20 +225,13 @@ export class RedisStore implements ClusterStore {
     this.keys = redisKeys(options.keyPrefix, options.cluster, options.priorityClasses);
     this.gpuCapacity = Math.floor(options.headroom.gpu * fullShare);
     this.encoderCapacity = Math.floor(options.headroom.encoder * fullShare);
-    if (typeof options.redis === 'string') {
-      this.ownsClient = true;
-      this.client = new Redis(options.redis, {
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        connectTimeout: Math.min(this.commandTimeoutMs, pingTimeoutMs),
-        commandTimeout: this.commandTimeoutMs,
-        retryStrategy: (attempt) => Math.min(50 * attempt, 500),
-      });
-      this.watchConnection(options.logger);
-    } else {
+    if (options.redis instanceof Redis || options.redis instanceof Cluster) {
       this.ownsClient = false;
       this.client = options.redis;
+    } else {
+      this.ownsClient = true;
+      this.client = createClient(options.redis, this.commandTimeoutMs);
+      this.watchConnection(options.logger);
     }
     this.scripts = defineScripts(this.client);
     // Read by the prelude: each value followed by '\n', the priority classes last.
@@ -662,6 +672,40 @@ export class RedisStore implements ClusterStore {
       lost = false;
     });
   }
+}
+
+/**
+ * A client that fails fast: no offline queue and one retry, so calls fail at once while Redis is down
+ * (VCA_ERR_STORE_UNAVAILABLE) and ioredis reconnects by itself.
+ */
+function createClient(connection: RedisConnection, commandTimeoutMs: number): RedisClient {
+  const failFast = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: Math.min(commandTimeoutMs, pingTimeoutMs),
+    commandTimeout: commandTimeoutMs,
+    retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
+  };
+  if (typeof connection === 'string') return new Redis(connection, failFast);
+  if ('sentinels' in connection) {
+    return new Redis({
+      ...failFast,
+      sentinels: connection.sentinels,
+      name: connection.masterName,
+      ...(connection.password ? { password: connection.password } : {}),
+      sentinelRetryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
+    });
+  }
+  return new Cluster(connection.clusterNodes, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    clusterRetryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
+    redisOptions: {
+      ...failFast,
+      ...(connection.password ? { password: connection.password } : {}),
+    },
+  });
 }
 
 /** Builds a Redis store, connects it and loads its scripts; rejects with VCA_ERR_STORE_UNAVAILABLE. */

@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 
 export const scriptNames = [
   'register-node',
@@ -131,7 +131,7 @@ function commandName(name: ScriptName): string {
 }
 
 /** Defines every script on `client` (idempotent) and returns callers by script name. */
-export function defineScripts(client: Redis): ReadonlyMap<ScriptName, ScriptCall> {
+export function defineScripts(client: Redis | Cluster): ReadonlyMap<ScriptName, ScriptCall> {
   const calls = new Map<ScriptName, ScriptCall>();
   const commands = client as unknown as Record<string, ScriptCall | undefined>;
   for (const [name, lua] of scriptSources()) {
@@ -143,7 +143,13 @@ export function defineScripts(client: Redis): ReadonlyMap<ScriptName, ScriptCall
   return calls;
 }
 
-/** Loads every script into Redis's script cache: a syntax error fails start-up, not the first call. */
-export async function loadScripts(client: Redis): Promise<void> {
-  await Promise.all([...scriptSources().values()].map((lua) => client.script('LOAD', lua)));
+/**
+ * Loads every script into Redis's script cache (on every master of a Cluster): a syntax error fails
+ * start-up, not the first call.
+ */
+export async function loadScripts(client: Redis | Cluster): Promise<void> {
+  const servers = client instanceof Cluster ? client.nodes('master') : [client];
+  await Promise.all(
+    servers.flatMap((server) => [...scriptSources().values()].map((lua) => server.script('LOAD', lua))),
+  );
 }
