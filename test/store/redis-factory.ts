@@ -1,6 +1,11 @@
 /** Builds Redis stores the way the gateway does, over the real catalog, each under its own key prefix. */
-import type { Redis } from 'ioredis';
-import { createRedisStore, type RedisStore, type RedisStoreOptions } from '../../src/store/redis/index.js';
+import {
+  createRedisStore,
+  type RedisClient,
+  type RedisConnection,
+  type RedisStore,
+  type RedisStoreOptions,
+} from '../../src/store/redis/index.js';
 import {
   catalog,
   headroom,
@@ -18,7 +23,7 @@ export function freshKeyPrefix(): string {
 }
 
 export function createTestRedisStore(
-  redis: Redis | string,
+  redis: RedisClient | RedisConnection,
   overrides: Partial<RedisStoreOptions> = {},
 ): Promise<RedisStore> {
   return createRedisStore({

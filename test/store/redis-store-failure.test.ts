@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VcaError } from '../../src/errors.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
+import { startRedisCluster } from '../support/redis-cluster.js';
+import { startRedisSentinel } from '../support/redis-sentinel.js';
 import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import { createTestRedisStore } from './redis-factory.js';
 import { createOptions, readyNode, sessionSpec } from './store-fixtures.js';
@@ -23,9 +25,10 @@ describe('redis test harness', () => {
     const path = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {
-      await expect(startRedisServer()).rejects.toThrow(
-        /redis-server is not installed: run `apt-get install redis-server`/,
-      );
+      const install = /redis-server is not installed: run `apt-get install redis-server redis-tools`/;
+      await expect(startRedisServer()).rejects.toThrow(install);
+      await expect(startRedisSentinel()).rejects.toThrow(install);
+      await expect(startRedisCluster()).rejects.toThrow(install);
     } finally {
       process.env.PATH = path;
     }

@@ -2,8 +2,9 @@
  * A real, throw-away redis-server for tests: a free port on 127.0.0.1, no persistence, stopped by the
  * test that started it. There is no fake Redis: when redis-server is missing the suite fails loudly.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
+import { freePort, requireRedisBinaries } from './redis-process.js';
 
 export interface RedisServer {
   readonly url: string;
@@ -12,26 +13,6 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Stops it and starts an empty one on the same port. */
   restart(): Promise<void>;
-}
-
-function requireRedisServer(): void {
-  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    throw new Error(
-      'redis-server is not installed: run `apt-get install redis-server` (Debian) — .ci/run installs it',
-    );
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Resolves once the server answers PING with PONG on a raw socket. */
@@ -93,7 +74,7 @@ function kill(child: ChildProcess): Promise<void> {
 }
 
 export async function startRedisServer(): Promise<RedisServer> {
-  requireRedisServer();
+  requireRedisBinaries();
   const port = await freePort();
   let current = launch(port);
   await waitUntilAnswering(port, current.child, current.output);
