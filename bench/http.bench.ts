@@ -457,22 +457,19 @@ async function main(): Promise<void> {
     const row = (name: string, s: Summary, alloc: string, perAlloc: string) =>
       `${name.padEnd(9)} ${String(s.rps).padStart(6)}  ${alloc.padStart(8)}  ${String(s.latencyP50Ms).padStart(7)}  ${String(s.latencyP99Ms).padStart(7)}  ${String(s.errors).padStart(6)}  ${String(s.non2xx).padStart(7)}  ${String(s.cpuMicrosPerRequest).padStart(10)}  ${perAlloc.padStart(12)}`;
     console.log(row('baseline', base.summary, '-', '-'));
-    console.log(
-      row(
-        'floor',
-        fl.summary,
-        String(result.floor.allocationsPerSecond),
-        String(result.floor.cpuMicrosPerAllocation),
-      ),
-    );
-    console.log(
-      row(
-        'gateway',
-        gw.summary,
-        String(result.gateway.allocationsPerSecond),
-        String(result.gateway.cpuMicrosPerAllocation),
-      ),
-    );
+    for (const [name, summary, perAllocation] of [
+      ['floor', fl.summary, result.floor],
+      ['gateway', gw.summary, result.gateway],
+    ] as const) {
+      console.log(
+        row(
+          name,
+          summary,
+          String(perAllocation.allocationsPerSecond),
+          String(perAllocation.cpuMicrosPerAllocation),
+        ),
+      );
+    }
     console.log(
       `\ncpuRatio ${result.cpuRatio} (target <= 2, 0 errors, 0 non-2xx): ${pass ? 'PASS' : 'FAIL'}; ` +
         `floor (bare allocate+release) ${result.floor.cpuRatio}` +

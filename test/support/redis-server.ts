@@ -2,9 +2,9 @@
  * A real, throw-away redis-server for tests: a free port on 127.0.0.1, no persistence, stopped by the
  * test that started it. There is no fake Redis: when redis-server is missing the suite fails loudly.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { freePort, requireRedisBinaries } from './redis-process.js';
+import { freePort, host, kill, type Launched, launch, requireRedisBinaries } from './redis-process.js';
 
 export interface RedisServer {
   readonly url: string;
@@ -18,7 +18,7 @@ export interface RedisServer {
 /** Resolves once the server answers PING with PONG on a raw socket. */
 function pingOnce(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
+    const socket = net.connect({ port, host });
     let answer = '';
     const done = (ok: boolean) => {
       socket.destroy();
@@ -46,45 +46,23 @@ async function waitUntilAnswering(port: number, child: ChildProcess, output: () 
   throw new Error(`redis-server on port ${port} did not answer PING within 10 s: ${output()}`);
 }
 
-function launch(port: number): { child: ChildProcess; output: () => string } {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  // A test process that dies without stop() must not leave its server behind.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.removeListener('exit', killOnExit));
-  let log = '';
-  const keep = (chunk: Buffer) => {
-    log = (log + chunk.toString('utf8')).slice(-4_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return { child, output: () => log };
-}
-
-function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
+/** One server on `port`, nothing saved. */
+function launchServer(port: number): Launched {
+  return launch('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', host]);
 }
 
 export async function startRedisServer(): Promise<RedisServer> {
   requireRedisBinaries();
   const port = await freePort();
-  let current = launch(port);
+  let current = launchServer(port);
   await waitUntilAnswering(port, current.child, current.output);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${host}:${port}`,
     port,
     stop: () => kill(current.child),
     async restart() {
       await kill(current.child);
-      current = launch(port);
+      current = launchServer(port);
       await waitUntilAnswering(port, current.child, current.output);
     },
   };
