@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/config/load-config.js';
 import type { VcaConfig } from '../../src/config/schema.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
 import { signBody } from '../../src/http/credentials.js';
+import { redisConnection } from '../../src/store/create-store.js';
 import { createRedisStore, type RedisStore } from '../../src/store/redis/index.js';
 import { storeOptions } from '../../src/vca.js';
 import { type ApiAnswer, callAs, type Role } from './http-call.js';
@@ -59,6 +60,8 @@ function merged(base: Record<string, unknown>, over: Record<string, unknown>): R
 /** One gaming cluster on one Redis: the key prefix, cluster name and YAML every gateway of it shares. */
 export interface DistributedCluster {
   redisUrl: string;
+  /** Extra VCA_REDIS_* variables (e.g. VCA_REDIS_MODE=cluster with VCA_REDIS_CLUSTER_NODES). */
+  redisEnv: Record<string, string>;
   keyPrefix: string;
   cluster: string;
   /** The VCA_CONFIG file. */
@@ -71,16 +74,21 @@ export interface DistributedCluster {
 
 let clusters = 0;
 
-export function defineCluster(redisUrl: string, overrides: Record<string, unknown> = {}): DistributedCluster {
+export function defineCluster(
+  redisUrl: string,
+  overrides: Record<string, unknown> = {},
+  redisEnv: Record<string, string> = {},
+): DistributedCluster {
   clusters++;
   const dir = mkdtempSync(path.join(tmpdir(), 'vca-distributed-'));
   const configFile = path.join(dir, 'vca.yaml');
   writeFileSync(configFile, stringify(merged(distributedDefaults, overrides)));
   const keyPrefix = `vca-dist-${process.pid}-${clusters}`;
   const cluster = `cluster-${clusters}`;
-  const env = gatewayEnv({ redisUrl, keyPrefix, cluster, configFile });
+  const env = gatewayEnv({ redisUrl, redisEnv, keyPrefix, cluster, configFile });
   return {
     redisUrl,
+    redisEnv,
     keyPrefix,
     cluster,
     configFile,
@@ -94,7 +102,7 @@ export async function openClusterStore(cluster: DistributedCluster): Promise<Red
   const catalog = new CatalogIndex(loadCatalog(cluster.config));
   return createRedisStore({
     ...storeOptions(cluster.config, catalog),
-    redis: cluster.redisUrl,
+    redis: redisConnection(cluster.config.store.redis),
     keyPrefix: cluster.keyPrefix,
     cluster: cluster.cluster,
   });
@@ -102,6 +110,7 @@ export async function openClusterStore(cluster: DistributedCluster): Promise<Red
 
 function gatewayEnv(options: {
   redisUrl: string;
+  redisEnv: Record<string, string>;
   keyPrefix: string;
   cluster: string;
   configFile: string;
@@ -121,6 +130,7 @@ function gatewayEnv(options: {
     VCA_OPERATOR_TOKENS: processCredentials.operatorToken,
     VCA_ORCHESTRATOR_SECRET: processCredentials.orchestratorSecret,
     VCA_MASTER_SECRET: processCredentials.masterSecret,
+    ...options.redisEnv,
   };
 }
 

@@ -1,0 +1,79 @@
+/**
+ * Gateway processes on Redis Cluster, configured the way operators do it (VCA_REDIS_MODE=cluster with
+ * seed nodes): they share nodes and sessions, and a queued gamer on one instance is promoted when the
+ * other frees capacity (that instance's decision, which the socket hears over the Cluster's pub/sub).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PlayClient } from '../support/gateway.js';
+import {
+  api,
+  type DistributedCluster,
+  defineCluster,
+  processCredentials,
+  registerNode,
+  reportIdle,
+  startGatewayProcess,
+  stopAllGatewayProcesses,
+} from '../support/gateway-process.js';
+import { type RedisClusterSetup, startRedisCluster } from '../support/redis-cluster.js';
+
+/** 0.4 of an L4 (two per L4 under the 0.9 GPU headroom). */
+const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
+
+let redisCluster: RedisClusterSetup;
+let cluster: DistributedCluster;
+
+beforeAll(async () => {
+  redisCluster = await startRedisCluster();
+  cluster = defineCluster(
+    'redis://unused:6379',
+    {},
+    {
+      VCA_REDIS_MODE: 'cluster',
+      VCA_REDIS_CLUSTER_NODES: redisCluster.nodes.map(({ host, port }) => `${host}:${port}`).join(','),
+    },
+  );
+}, 30_000);
+
+afterAll(async () => {
+  await stopAllGatewayProcesses();
+  cluster?.dispose();
+  await redisCluster?.stop();
+});
+
+describe('distributed: gateway processes on Redis Cluster', () => {
+  it('share nodes and sessions, and relay a promotion decided on one instance to the socket on the other', async () => {
+    const [a, b] = await Promise.all([startGatewayProcess(cluster, 'A'), startGatewayProcess(cluster, 'B')]);
+    for (const gateway of [a, b])
+      expect((await api(gateway.url, 'operator', 'GET', '/readyz')).status).toBe(200);
+
+    const node = await registerNode(a.url, 'render-1', 'L4', 1);
+    await reportIdle(b.url, node);
+    const held = [];
+    for (const gateway of [a, b]) {
+      const answer = await api(gateway.url, 'gamer', 'POST', '/v1/sessions', { ...halfL4, wait: false });
+      expect(answer.status).toBe(201);
+      held.push(answer.body.sessionId as string);
+    }
+
+    // The GPU is full: a WebSocket gamer on A waits in the queue.
+    const gamer = await PlayClient.connect(a.wsUrl, processCredentials.gamerToken);
+    try {
+      gamer.send({ type: 'request', ...halfL4, wait: true });
+      expect(await gamer.next('queued', 5_000)).toMatchObject({ position: 1 });
+      // B frees a slot and runs a queue pass at once, so the promotion is (almost always) B's decision,
+      // which A's socket hears only through the relay.
+      expect((await api(b.url, 'gamer', 'DELETE', `/v1/sessions/${held[0]}`)).status).toBe(200);
+      const assigned = await gamer.next('assigned', 10_000);
+      expect(assigned.node.id).toBe('render-1');
+      const read = await api(b.url, 'gamer', 'GET', `/v1/sessions/${assigned.sessionId}`);
+      expect(read.body.state).toBe('assigned');
+    } finally {
+      await gamer.close();
+    }
+    for (const gateway of [a, b]) {
+      expect(gateway.alive()).toBe(true);
+      expect(gateway.bugs(), gateway.name).toEqual([]);
+    }
+  }, 45_000);
+});
