@@ -24,15 +24,16 @@
  * round; ...), each with fresh gateways and a flushed Redis, so drift on a shared machine hits every
  * scenario alike; a scenario's figures are the sums over its rounds, and each round's rate is kept.
  *
- * Then, unless BENCH_OWN_CORE_ROUNDS is 0, the same embedded/redis1 comparison with Redis on a core of its
- * own, as it runs in production on its own host: the gateway and this process (autocannon, telemetry)
+ * Then, unless BENCH_OWN_CORE_ROUNDS is 0, the same embedded/redis1 comparison with Redis on a core of
+ * its own, as it runs in production on its own host: the gateway and this process (autocannon, telemetry)
  * pinned to CPU 0, redis-server to CPU 1 (taskset -a), so in both scenarios the gateway and its load
  * generator have the same one core and only the Redis scenario adds Redis, elsewhere. Reported as
  * `ownCore`, beside (not instead of) the shared-core figures the budget is judged on.
  *
  * Environment: BENCH_CONNECTIONS (32, per gateway), BENCH_DURATION seconds per scenario and round (8),
- * BENCH_ROUNDS (3), BENCH_OWN_CORE_ROUNDS (2), BENCH_WARMUP seconds (3), BENCH_NODES (100), BENCH_GATEWAY_NODE_FLAGS (extra node
- * flags for the gateway children, e.g. --cpu-prof). Writes bench/results/redis.{json,md}.
+ * BENCH_ROUNDS (3), BENCH_OWN_CORE_ROUNDS (3), BENCH_WARMUP seconds (3), BENCH_NODES (100),
+ * BENCH_GATEWAY_NODE_FLAGS (extra node flags for the gateway children, e.g. --cpu-prof).
+ * Writes bench/results/redis.{json,md}.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -72,7 +73,7 @@ import {
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const durationSeconds = Number(process.env.BENCH_DURATION ?? 8);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const ownCoreRounds = Number(process.env.BENCH_OWN_CORE_ROUNDS ?? 2);
+const ownCoreRounds = Number(process.env.BENCH_OWN_CORE_ROUNDS ?? 3);
 const warmupSeconds = Number(process.env.BENCH_WARMUP ?? 3);
 const nodeCount = Number(process.env.BENCH_NODES ?? 100);
 const overallTimeoutMs =
