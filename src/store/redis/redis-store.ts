@@ -39,7 +39,7 @@ import { defineScripts, loadScripts, type ScriptCall, type ScriptName } from './
 
 /** Where a store connects when it creates its own client. */
 export type RedisConnection =
-  /** One server: a `redis://` (or `rediss://`) URL. */
+  /** One server: a `redis://` URL. */
   | string
   /** A master watched by Sentinel: the client asks the sentinels for the master and follows failovers. */
   | { sentinels: RedisAddress[]; masterName: string; password?: string }
