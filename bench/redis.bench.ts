@@ -38,6 +38,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import type { Redis } from 'ioredis';
@@ -82,6 +83,23 @@ const overallTimeoutMs =
 /** Sets the CPU affinity of every thread of `pid` (taskset -a -p -c). */
 function pinToCpus(pid: number, cpus: string): void {
   execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+/** The CPU list `pid` may run on now (`taskset -p -c`), to restore it afterwards. */
+function cpusOf(pid: number): string {
+  const output = execFileSync('taskset', ['-p', '-c', String(pid)], { encoding: 'utf8' });
+  return output.slice(output.lastIndexOf(':') + 1).trim();
+}
+
+/** Why the own-core comparison cannot run here, or undefined when it can. */
+function ownCoreUnavailable(): string | undefined {
+  if (os.availableParallelism() < 2) return 'fewer than 2 CPUs';
+  try {
+    cpusOf(process.pid);
+  } catch {
+    return 'taskset (util-linux) is not installed';
+  }
+  return undefined;
 }
 const keyPrefix = 'vca-bench';
 const redisCluster = 'default';
@@ -482,8 +500,12 @@ async function main(): Promise<void> {
     console.log(`redis2:   ${line(redis2)}`);
 
     let ownCore: Report['ownCore'];
-    if (ownCoreRounds > 0) {
+    const ownCoreSkipped = ownCoreRounds > 0 ? ownCoreUnavailable() : undefined;
+    if (ownCoreSkipped) console.log(`own-core comparison skipped: ${ownCoreSkipped}`);
+    if (ownCoreRounds > 0 && !ownCoreSkipped) {
       const pinned = { embedded: [] as RoundMeasure[], redis1: [] as RoundMeasure[] };
+      const benchCpus = cpusOf(process.pid);
+      const redisCpus = cpusOf(redis.pid);
       pinToCpus(process.pid, '0');
       pinToCpus(redis.pid, '1');
       try {
@@ -503,8 +525,8 @@ async function main(): Promise<void> {
           }
         }
       } finally {
-        pinToCpus(process.pid, '0-1');
-        pinToCpus(redis.pid, '0-1');
+        pinToCpus(process.pid, benchCpus);
+        pinToCpus(redis.pid, redisCpus);
       }
       const pinnedEmbedded = summarize(1, pinned.embedded, false);
       const pinnedRedis1 = summarize(1, pinned.redis1, true);

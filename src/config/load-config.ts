@@ -46,7 +46,12 @@ export const environmentVariables: ReadonlyArray<{
   {
     name: 'VCA_REDIS_PASSWORD',
     path: 'store.redis.password',
-    description: 'Redis password (modes `sentinel` and `cluster`)',
+    description: 'Redis password (modes `sentinel` and `cluster`; `single` takes it in the URL)',
+  },
+  {
+    name: 'VCA_REDIS_SENTINEL_PASSWORD',
+    path: 'store.redis.sentinelPassword',
+    description: "The sentinels' own password (mode `sentinel`)",
   },
   { name: 'VCA_REDIS_KEY_PREFIX', path: 'store.redis.keyPrefix', description: 'Prefix of every Redis key' },
   {
@@ -221,9 +226,19 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<VcaConfig>
     );
   }
   const redis = config.store.redis;
-  if (redis.mode === 'sentinel' && (redis.sentinels.length === 0 || redis.sentinelMasterName === '')) {
+  if (redis.mode === 'sentinel' && redis.sentinels.length === 0) {
     throw new ConfigError(
-      'invalid configuration at store.redis.sentinels: mode sentinel needs sentinels (host:port, ...) and sentinelMasterName',
+      'invalid configuration at store.redis.sentinels: mode sentinel needs the sentinels (host:port, ...)',
+    );
+  }
+  if (redis.mode === 'sentinel' && redis.sentinelMasterName === '') {
+    throw new ConfigError(
+      'invalid configuration at store.redis.sentinelMasterName: mode sentinel needs the master name the sentinels watch',
+    );
+  }
+  if (redis.mode === 'single' && (redis.password !== '' || redis.sentinelPassword !== '')) {
+    throw new ConfigError(
+      'invalid configuration at store.redis.password: mode single takes the password in store.redis.url (redis://:password@host:port)',
     );
   }
   if (redis.mode === 'cluster' && redis.clusterNodes.length === 0) {

@@ -42,8 +42,10 @@ export const StoreConfigSchema = Type.Object(
         sentinels: Type.Array(HostPort, { default: [] }),
         sentinelMasterName: Type.String({ default: '' }),
         clusterNodes: Type.Array(HostPort, { default: [] }),
-        /** For `sentinel` and `cluster` (a `single` server takes it in its URL). */
+        /** The data nodes' password for `sentinel` and `cluster` (a `single` server takes it in its URL). */
         password: Type.String({ default: '' }),
+        /** The sentinels' own password (`sentinel`), when they require one. */
+        sentinelPassword: Type.String({ default: '' }),
         keyPrefix: Type.String({ default: 'vca' }),
         cluster: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'default' }),
       },

@@ -28,7 +28,12 @@ function address(hostPort: string): RedisAddress {
 export function redisConnection(redis: VcaConfig['store']['redis']): RedisConnection {
   const password = redis.password === '' ? {} : { password: redis.password };
   if (redis.mode === 'sentinel') {
-    return { sentinels: redis.sentinels.map(address), masterName: redis.sentinelMasterName, ...password };
+    return {
+      sentinels: redis.sentinels.map(address),
+      masterName: redis.sentinelMasterName,
+      ...password,
+      ...(redis.sentinelPassword === '' ? {} : { sentinelPassword: redis.sentinelPassword }),
+    };
   }
   if (redis.mode === 'cluster') return { clusterNodes: redis.clusterNodes.map(address), ...password };
   return redis.url;

@@ -71,6 +71,7 @@ describe('config: loading', () => {
         VCA_REDIS_SENTINELS: 'sentinel-a:26379, [fd00::7]:26380',
         VCA_REDIS_SENTINEL_MASTER: 'vca-master',
         VCA_REDIS_PASSWORD: 's3cret',
+        VCA_REDIS_SENTINEL_PASSWORD: 'sentinel-s3cret',
       },
     });
     expect(redisConnection(sentinel.store.redis)).toEqual({
@@ -80,6 +81,7 @@ describe('config: loading', () => {
       ],
       masterName: 'vca-master',
       password: 's3cret',
+      sentinelPassword: 'sentinel-s3cret',
     });
     const cluster = loadConfig({
       env: { VCA_REDIS_MODE: 'cluster', VCA_REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7000' },
@@ -97,7 +99,14 @@ describe('config: loading', () => {
 
   it('stops start-up on an incomplete or malformed Redis Sentinel or Cluster setting', () => {
     expect(() => loadConfig({ env: { VCA_REDIS_MODE: 'sentinel', VCA_REDIS_SENTINELS: 'a:1' } })).toThrow(
+      /store\.redis\.sentinelMasterName: mode sentinel needs/,
+    );
+    expect(() => loadConfig({ env: { VCA_REDIS_MODE: 'sentinel', VCA_REDIS_SENTINEL_MASTER: 'm' } })).toThrow(
       /store\.redis\.sentinels: mode sentinel needs/,
+    );
+    // A single server takes its password in the URL: a separate one would be ignored, so it is refused.
+    expect(() => loadConfig({ env: { VCA_REDIS_PASSWORD: 'p' } })).toThrow(
+      /store\.redis\.password: mode single/,
     );
     expect(() => loadConfig({ env: { VCA_REDIS_MODE: 'cluster' } })).toThrow(/store\.redis\.clusterNodes/);
     expect(() =>

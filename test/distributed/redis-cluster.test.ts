@@ -1,7 +1,8 @@
 /**
  * Gateway processes on Redis Cluster, configured the way operators do it (VCA_REDIS_MODE=cluster with
  * seed nodes): they share nodes and sessions, and a queued gamer on one instance is promoted when the
- * other frees capacity (that instance's decision, which the socket hears over the Cluster's pub/sub).
+ * other frees capacity. (The relay itself, on Cluster pub/sub, is tested in
+ * test/store/redis-topologies.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlayClient } from '../support/gateway.js';
@@ -26,7 +27,7 @@ let cluster: DistributedCluster;
 beforeAll(async () => {
   redisCluster = await startRedisCluster();
   cluster = defineCluster(
-    'redis://unused:6379',
+    undefined,
     {},
     {
       VCA_REDIS_MODE: 'cluster',
@@ -42,7 +43,7 @@ afterAll(async () => {
 });
 
 describe('distributed: gateway processes on Redis Cluster', () => {
-  it('share nodes and sessions, and relay a promotion decided on one instance to the socket on the other', async () => {
+  it('share nodes and sessions, and a gamer queued on one is promoted when the other frees capacity', async () => {
     const [a, b] = await Promise.all([startGatewayProcess(cluster, 'A'), startGatewayProcess(cluster, 'B')]);
     for (const gateway of [a, b])
       expect((await api(gateway.url, 'operator', 'GET', '/readyz')).status).toBe(200);
@@ -61,8 +62,8 @@ describe('distributed: gateway processes on Redis Cluster', () => {
     try {
       gamer.send({ type: 'request', ...halfL4, wait: true });
       expect(await gamer.next('queued', 5_000)).toMatchObject({ position: 1 });
-      // B frees a slot and runs a queue pass at once, so the promotion is (almost always) B's decision,
-      // which A's socket hears only through the relay.
+      // B frees a slot and runs a queue pass at once; whichever instance places the gamer, A's socket
+      // hears it (through the relay when it is B).
       expect((await api(b.url, 'gamer', 'DELETE', `/v1/sessions/${held[0]}`)).status).toBe(200);
       const assigned = await gamer.next('assigned', 10_000);
       expect(assigned.node.id).toBe('render-1');

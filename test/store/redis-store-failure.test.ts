@@ -2,6 +2,10 @@
  * The Redis store when Redis goes away: calls fail fast with VCA_ERR_STORE_UNAVAILABLE (no offline
  * queue, no hanging request), and the store answers again on its own once Redis is back.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VcaError } from '../../src/errors.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
@@ -31,6 +35,24 @@ describe('redis test harness', () => {
       await expect(startRedisCluster()).rejects.toThrow(install);
     } finally {
       process.env.PATH = path;
+    }
+  });
+
+  it('fails, rather than skips, when only redis-cli (which creates the Cluster) is missing', async () => {
+    const path = process.env.PATH;
+    const onlyServer = mkdtempSync(join(tmpdir(), 'vca-path-'));
+    symlinkSync(
+      execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim(),
+      join(onlyServer, 'redis-server'),
+    );
+    process.env.PATH = onlyServer;
+    try {
+      await expect(startRedisCluster()).rejects.toThrow(
+        /redis-cli is not installed: run `apt-get install redis-server redis-tools`/,
+      );
+    } finally {
+      process.env.PATH = path;
+      rmSync(onlyServer, { recursive: true, force: true });
     }
   });
 });

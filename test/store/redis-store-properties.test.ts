@@ -30,10 +30,13 @@ const formats: SessionFormat[] = [
   { game: 'cyberpunk-2077', resolution: '1080p', fps: 60 },
 ];
 
+// The L4 pool holds 8 GPUs, more than a pick's first read of a pool (2), so walks past it, refills
+// and candidates that fail the exact check (the GeForce host's 8-session limit) all happen.
 const nodes = [
   { id: 'node-l4', gpus: [{ model: 'L4', count: 2 }] },
   { id: 'node-geforce', gpus: [{ model: 'RTX 4080 SUPER', count: 2 }] },
   { id: 'node-l40s', gpus: [{ model: 'L40S', count: 1 }] },
+  { id: 'node-l4-big', gpus: [{ model: 'L4', count: 6 }] },
 ];
 
 type Operation =
@@ -123,7 +126,7 @@ afterAll(async () => {
 });
 
 describe('redis store: properties', () => {
-  it('keeps committed == sum of live costs, and refuses or queues only when no eligible GPU fits', async () => {
+  it('keeps committed == sum of live costs, places on the exact best fit, refuses or queues only when no eligible GPU fits, and indexes exactly the draining nodes', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(operation, { minLength: 5, maxLength: 40 }), async (operations) => {
         const store = await createTestRedisStore(server.url);
@@ -223,6 +226,10 @@ describe('redis store: properties', () => {
               }
             }
             await expectInvariant(store);
+            const draining = (await store.listNodes()).filter((node) => node.state === 'draining');
+            expect((await store.drainingNodes()).map((node) => node.id)).toEqual(
+              draining.map((node) => node.id),
+            );
           }
         } finally {
           await store.close();

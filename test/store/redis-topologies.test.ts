@@ -15,22 +15,36 @@ import { createTestRedisStore } from './redis-factory.js';
 import { describeStoreContract } from './store-contract.js';
 import { createOptions, expectInvariant, readyNode, sessionSpec } from './store-fixtures.js';
 
-/** Two instances' relays on one channel: what A publishes reaches B, and A does not hear itself. */
+/** Two instances' relays on one channel: what one publishes reaches the other, never itself. */
 async function expectRelayBetween(a: RedisClient, b: RedisClient): Promise<void> {
   const channel = `relay-test-${Date.now()}`;
   const relayA = await RedisEventRelay.start(a, channel, 'instance-a');
   const relayB = await RedisEventRelay.start(b, channel, 'instance-b');
   try {
     const heardByA: VcaEvent[] = [];
+    const heardByB: VcaEvent[] = [];
     relayA.onRemote((event) => heardByA.push(event));
-    const heardByB = new Promise<VcaEvent>((resolve) => relayB.onRemote(resolve));
-    relayA.publish({ type: 'queue-positions', positions: new Map([['s1', 3]]) });
-    const event = await heardByB;
-    expect(event).toEqual({ type: 'queue-positions', positions: new Map([['s1', 3]]) });
-    expect(heardByA).toEqual([]);
+    relayB.onRemote((event) => heardByB.push(event));
+    const fromA = { type: 'queue-positions', positions: new Map([['s1', 3]]) } as const;
+    const fromB = { type: 'queue-positions', positions: new Map([['s2', 1]]) } as const;
+    relayA.publish(fromA);
+    await waitUntil(() => heardByB.length > 0);
+    // Messages on one channel arrive in order: once A hears B's, an echo of its own would be in too.
+    relayB.publish(fromB);
+    await waitUntil(() => heardByA.length > 0);
+    expect(heardByB).toEqual([fromA]);
+    expect(heardByA).toEqual([fromB]);
   } finally {
     await relayA.close();
     await relayB.close();
+  }
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('the relayed event did not arrive');
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

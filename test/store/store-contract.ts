@@ -655,6 +655,28 @@ export function describeStoreContract(
         expect(missing).toEqual({ kind: 'refused', reason: 'no-capacity' });
         await expectInvariant(store);
       });
+
+      it('finds the one labelled GPU behind many busier ones of the same model that lack the label', async () => {
+        // Packed walks the pool from the fullest GPU that could take the session: the six half-busy
+        // GPUs come first and fail the label check; the empty labelled one is the seventh candidate.
+        for (let i = 0; i < 6; i++) {
+          await readyNode(store, `node-a${i}`, [{ model: 'L4', count: 1 }], 0, { rack: 'a' });
+          await store.recordTelemetry(
+            `node-a${i}`,
+            healthyReport(1, { utilizationGpu: 50, utilizationEncoder: 50 }),
+            0,
+          );
+        }
+        await readyNode(store, 'node-b', [{ model: 'L4', count: 1 }], 0, { rack: 'b' });
+        for (const strategy of ['packed', 'spread'] as const) {
+          const outcome = await store.createSession(
+            sessionSpec(`s-${strategy}`, lightFormat, { labels: { rack: 'b' } }),
+            createOptions(10, { strategy, waitMode: 'no-wait' }),
+          );
+          expect(outcome.kind === 'assigned' && outcome.session.placement!.nodeId, strategy).toBe('node-b');
+        }
+        await expectInvariant(store);
+      });
     });
 
     describe('draining', () => {

@@ -59,7 +59,8 @@ function merged(base: Record<string, unknown>, over: Record<string, unknown>): R
 
 /** One gaming cluster on one Redis: the key prefix, cluster name and YAML every gateway of it shares. */
 export interface DistributedCluster {
-  redisUrl: string;
+  /** The single Redis server's URL; undefined when `redisEnv` names another deployment. */
+  redisUrl: string | undefined;
   /** Extra VCA_REDIS_* variables (e.g. VCA_REDIS_MODE=cluster with VCA_REDIS_CLUSTER_NODES). */
   redisEnv: Record<string, string>;
   keyPrefix: string;
@@ -75,7 +76,7 @@ export interface DistributedCluster {
 let clusters = 0;
 
 export function defineCluster(
-  redisUrl: string,
+  redisUrl: string | undefined,
   overrides: Record<string, unknown> = {},
   redisEnv: Record<string, string> = {},
 ): DistributedCluster {
@@ -109,7 +110,7 @@ export async function openClusterStore(cluster: DistributedCluster): Promise<Red
 }
 
 function gatewayEnv(options: {
-  redisUrl: string;
+  redisUrl: string | undefined;
   redisEnv: Record<string, string>;
   keyPrefix: string;
   cluster: string;
@@ -122,7 +123,7 @@ function gatewayEnv(options: {
     PORT: '0',
     VCA_CONFIG: options.configFile,
     VCA_STORE: 'redis',
-    VCA_REDIS_URL: options.redisUrl,
+    ...(options.redisUrl === undefined ? {} : { VCA_REDIS_URL: options.redisUrl }),
     VCA_REDIS_KEY_PREFIX: options.keyPrefix,
     VCA_CLUSTER_NAME: options.cluster,
     VCA_LOG_LEVEL: 'info',

@@ -37,13 +37,15 @@ import type {
 import { type RedisKeys, redisKeys } from './keys.js';
 import { defineScripts, loadScripts, type ScriptCall, type ScriptName } from './scripts.js';
 
-/** Where a store connects when it creates its own client. */
+/**
+ * Where a store connects when it creates its own client: one server (a `redis://` URL); a master
+ * watched by Sentinel (the client asks the sentinels for the master and follows failovers; `password`
+ * is the data nodes', `sentinelPassword` the sentinels'); or Redis Cluster from seed nodes (every key
+ * of one gaming cluster lives in one slot: one hash tag).
+ */
 export type RedisConnection =
-  /** One server: a `redis://` URL. */
   | string
-  /** A master watched by Sentinel: the client asks the sentinels for the master and follows failovers. */
-  | { sentinels: RedisAddress[]; masterName: string; password?: string }
-  /** Redis Cluster: seed nodes; every key of one gaming cluster lives in one slot (one hash tag). */
+  | { sentinels: RedisAddress[]; masterName: string; password?: string; sentinelPassword?: string }
   | { clusterNodes: RedisAddress[]; password?: string };
 
 export interface RedisAddress {
@@ -225,13 +227,13 @@ export class RedisStore implements ClusterStore {
     this.keys = redisKeys(options.keyPrefix, options.cluster, options.priorityClasses);
     this.gpuCapacity = Math.floor(options.headroom.gpu * fullShare);
     this.encoderCapacity = Math.floor(options.headroom.encoder * fullShare);
-    if (options.redis instanceof Redis || options.redis instanceof Cluster) {
-      this.ownsClient = false;
-      this.client = options.redis;
-    } else {
+    if (isConnection(options.redis)) {
       this.ownsClient = true;
       this.client = createClient(options.redis, this.commandTimeoutMs);
       this.watchConnection(options.logger);
+    } else {
+      this.ownsClient = false;
+      this.client = options.redis;
     }
     this.scripts = defineScripts(this.client);
     // Read by the prelude: each value followed by '\n', the priority classes last.
@@ -674,17 +676,27 @@ export class RedisStore implements ClusterStore {
   }
 }
 
+/** A connection to make, as opposed to a client the caller made (whichever copy of ioredis made it). */
+function isConnection(redis: RedisClient | RedisConnection): redis is RedisConnection {
+  return typeof redis === 'string' || 'sentinels' in redis || 'clusterNodes' in redis;
+}
+
 /**
  * A client that fails fast: no offline queue and one retry, so calls fail at once while Redis is down
- * (VCA_ERR_STORE_UNAVAILABLE) and ioredis reconnects by itself.
+ * (VCA_ERR_STORE_UNAVAILABLE) and ioredis reconnects by itself. On Cluster, ioredis builds each node's
+ * client itself (with an offline queue and no retry strategy of ours): there a command to a failed
+ * master follows the Cluster's redirections, bounded to 3 tries 50 ms apart, then fails the same way.
  */
 function createClient(connection: RedisConnection, commandTimeoutMs: number): RedisClient {
-  const failFast = {
-    lazyConnect: true,
-    enableOfflineQueue: false,
+  const timeouts = {
     maxRetriesPerRequest: 1,
     connectTimeout: Math.min(commandTimeoutMs, pingTimeoutMs),
     commandTimeout: commandTimeoutMs,
+  };
+  const failFast = {
+    ...timeouts,
+    lazyConnect: true,
+    enableOfflineQueue: false,
     retryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
   };
   if (typeof connection === 'string') return new Redis(connection, failFast);
@@ -694,6 +706,7 @@ function createClient(connection: RedisConnection, commandTimeoutMs: number): Re
       sentinels: connection.sentinels,
       name: connection.masterName,
       ...(connection.password ? { password: connection.password } : {}),
+      ...(connection.sentinelPassword ? { sentinelPassword: connection.sentinelPassword } : {}),
       sentinelRetryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
     });
   }
@@ -701,10 +714,11 @@ function createClient(connection: RedisConnection, commandTimeoutMs: number): Re
     lazyConnect: true,
     enableOfflineQueue: false,
     clusterRetryStrategy: (attempt: number) => Math.min(50 * attempt, 500),
-    redisOptions: {
-      ...failFast,
-      ...(connection.password ? { password: connection.password } : {}),
-    },
+    maxRedirections: 3,
+    retryDelayOnFailover: 50,
+    retryDelayOnClusterDown: 50,
+    retryDelayOnTryAgain: 50,
+    redisOptions: { ...timeouts, ...(connection.password ? { password: connection.password } : {}) },
   });
 }
 

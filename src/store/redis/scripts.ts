@@ -2,7 +2,8 @@
  * The Lua scripts of the Redis store: read from `scripts/<name>.lua`, each prefixed with the shared
  * definitions of `scripts/prelude.lua` it uses (the prelude runs on every call, so each script keeps
  * only the top-level definitions it reaches: see `preludeFor`), and defined on an ioredis client with
- * `defineCommand` (EVALSHA, with ioredis falling back to EVAL once per connection when Redis does not know the script yet).
+ * `defineCommand` (EVALSHA, with ioredis falling back to EVAL once per connection when Redis does not
+ * know the script yet).
  *
  * tsc does not copy .lua files to dist/, so the folder is looked up next to this module first and then
  * in `src/store/redis/scripts` of the package root (the folder holding package.json, found upward).

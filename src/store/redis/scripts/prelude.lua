@@ -503,7 +503,7 @@ function F.pick(session, strategy, exclude)
   end
   local pools = redis.call('SMEMBERS', F.K_POOLS)
   table.sort(pools)
-  -- Reads the cursor's next batch: ids and keys (score left after the session), position reset.
+  -- Reads the cursor's next batch of ids with their free share on the cursor's axis, position reset.
   local function fill(cursor)
     local batch
     if packed then
@@ -552,6 +552,10 @@ function F.pick(session, strategy, exclude)
   for _ = 1, F.MAX_CANDIDATES do
     local best, best_left = nil, nil
     for _, cursor in ipairs(cursors) do
+      -- Refilled only when needed: an accepted candidate never costs a read of the batch after it.
+      if cursor.at > #cursor.batch and not cursor.last then
+        fill(cursor)
+      end
       if cursor.at <= #cursor.batch then
         local left = tonumber(cursor.batch[cursor.at + 1]) - cursor.need
         if best == nil or (packed and left < best_left) or (not packed and left > best_left) then
@@ -564,9 +568,6 @@ function F.pick(session, strategy, exclude)
     end
     local gid = best.batch[best.at]
     best.at = best.at + 2
-    if best.at > #best.batch and not best.last then
-      fill(best)
-    end
     local found, found_node = F.candidate_fits(gid, best.cost, labels, exclude, nodes)
     if found ~= nil then
       return found, best.cost, found_node
