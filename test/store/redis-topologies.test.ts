@@ -96,6 +96,31 @@ describe('redis store on Redis Cluster', () => {
   });
 });
 
+describe('redis store on Redis Cluster: outage', () => {
+  it('answers VCA_ERR_STORE_UNAVAILABLE, not a hang or a crash, when the Cluster is gone', async () => {
+    const doomed = await startRedisCluster();
+    const store = await createTestRedisStore({ clusterNodes: doomed.nodes }, { commandTimeoutMs: 1_000 });
+    try {
+      await readyNode(store, 'node-a', [{ model: 'L4', count: 2 }]);
+      await doomed.stop();
+      for (const call of [
+        () => store.createSession(sessionSpec('s1'), createOptions(10)),
+        () => store.getSession('s1'),
+        () => store.ping(),
+      ]) {
+        const error = await call().then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
+        expect(isVcaError(error) && error.code).toBe('VCA_ERR_STORE_UNAVAILABLE');
+      }
+    } finally {
+      await store.close();
+      await doomed.stop();
+    }
+  }, 30_000);
+});
+
 describe('redis store behind Redis Sentinel', () => {
   let setup: RedisSentinelSetup;
   let store: RedisStore;
