@@ -367,8 +367,9 @@ export async function registerNodes(
   return nodes;
 }
 
-function idleReport(gpus: number): string {
-  return JSON.stringify({
+/** The telemetry the benchmarks report for a node of `gpus` nearly idle GPUs. */
+export function idleReport(gpus: number) {
+  return {
     gpus: Array.from({ length: gpus }, (_, index) => ({
       index,
       utilizationGpu: 3,
@@ -377,7 +378,7 @@ function idleReport(gpus: number): string {
       temperatureGpu: 41,
       encoderSessions: 0,
     })),
-  });
+  };
 }
 
 export interface TelemetryLoop {
@@ -412,7 +413,7 @@ export function startTelemetryLoop(
       const response = await fetch(`${url}/v1/nodes/${encodeURIComponent(node.id)}/telemetry`, {
         method: 'PUT',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${node.token}` },
-        body: idleReport(node.gpus),
+        body: JSON.stringify(idleReport(node.gpus)),
         signal: AbortSignal.timeout(5000),
       });
       await response.arrayBuffer();

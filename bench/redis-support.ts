@@ -12,8 +12,8 @@ import { CatalogIndex } from '../src/cost/catalog.js';
 import { parseResolution } from '../src/cost/resolution.js';
 import { type LoadVector, sessionCost } from '../src/cost/session-cost.js';
 import type { SessionSpec } from '../src/sessions/session.js';
-import { createRedisStore } from '../src/store/redis/index.js';
-import { freePort, host, round, sleep } from './gateway-harness.js';
+import { createRedisStore, type RedisStore } from '../src/store/redis/index.js';
+import { freePort, host, idleReport, round, sleep } from './gateway-harness.js';
 
 export interface BenchRedis {
   url: string;
@@ -135,6 +135,22 @@ export function lightSpec(id: string): SessionSpec {
   };
 }
 
+/** A Redis store as the gateway builds it (default headroom, two priority classes) on the real catalog. */
+export function benchRedisStore(
+  redis: string,
+  options: { staleAfterMs: number; keyPrefix: string; cluster: string },
+): Promise<RedisStore> {
+  return createRedisStore({
+    catalog: catalogIndex,
+    headroom: { gpu: 0.9, encoder: 0.9, vram: 0.95 },
+    temperatureMarginCelsius: 5,
+    requireTelemetry: true,
+    priorityClasses: ['premium', 'standard'],
+    redis,
+    ...options,
+  });
+}
+
 export interface ScriptCosts {
   fleet: string;
   createSession: number;
@@ -158,27 +174,12 @@ export async function measureScriptCosts(
   const gpusPerNode = options.gpusPerNode ?? 4;
   const sessions = options.sessions ?? 4000;
   const stats = new Redis(url);
-  const store = await createRedisStore({
-    catalog: catalogIndex,
-    headroom: { gpu: 0.9, encoder: 0.9, vram: 0.95 },
-    temperatureMarginCelsius: 5,
+  const store = await benchRedisStore(url, {
     staleAfterMs: 6000,
-    requireTelemetry: true,
-    priorityClasses: ['premium', 'standard'],
-    redis: url,
     keyPrefix: `vca-script-costs-${process.pid}`,
     cluster: 'bench',
   });
-  const report = {
-    gpus: Array.from({ length: gpusPerNode }, (_, index) => ({
-      index,
-      utilizationGpu: 3,
-      utilizationEncoder: 0,
-      memoryUsed: 512,
-      temperatureGpu: 41,
-      encoderSessions: 0,
-    })),
-  };
+  const report = idleReport(gpusPerNode);
   const usecPerCall = async (calls: () => Promise<number>): Promise<number> => {
     await stats.config('RESETSTAT');
     const made = await calls();

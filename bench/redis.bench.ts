@@ -62,6 +62,7 @@ import {
 } from './gateway-harness.js';
 import {
   type BenchRedis,
+  benchRedisStore,
   type CommandStat,
   commandStats,
   lightSpec,
@@ -377,16 +378,8 @@ async function ceilingBenchmarks(redis: BenchRedis): Promise<{ trivial: number; 
   const trivialSha = (await client.script('LOAD', 'return 1')) as string;
   const trivial = redisBenchmark(redis.port, ['EVALSHA', trivialSha, '0'], 200_000);
   // A fleet, through the store (as the gateway builds it), then createSession through redis-benchmark.
-  const { createRedisStore } = await import('../src/store/redis/index.js');
-  const { catalogIndex } = await import('./redis-support.js');
-  const store = await createRedisStore({
-    catalog: catalogIndex,
-    headroom: { gpu: 0.9, encoder: 0.9, vram: 0.95 },
-    temperatureMarginCelsius: 5,
+  const store = await benchRedisStore(redis.url, {
     staleAfterMs: 3_600_000,
-    requireTelemetry: true,
-    priorityClasses: ['premium', 'standard'],
-    redis: redis.url,
     keyPrefix: 'vca-ceiling',
     cluster: redisCluster,
   });

@@ -72,6 +72,11 @@ export function idleGpu(index: number, extra: Partial<GpuTelemetry> = {}): GpuTe
   };
 }
 
+/** Idle telemetry for GPUs 0..count-1, as a probe reports an unloaded node. */
+export function idleGpus(count: number): GpuTelemetry[] {
+  return Array.from({ length: count }, (_, index) => idleGpu(index));
+}
+
 /** Registers a node and reports it idle so it becomes ready. */
 export async function addReadyNode(
   vca: Vca,
@@ -81,7 +86,7 @@ export async function addReadyNode(
   labels: Record<string, string> = {},
 ) {
   await vca.fleet.registerNodes([nodeRegistration(id, model, count, labels)]);
-  return vca.fleet.recordTelemetry(id, { gpus: Array.from({ length: count }, (_, index) => idleGpu(index)) });
+  return vca.fleet.recordTelemetry(id, { gpus: idleGpus(count) });
 }
 
 export async function expectInvariant(vca: Vca): Promise<void> {

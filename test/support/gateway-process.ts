@@ -17,6 +17,7 @@ import { signBody } from '../../src/http/credentials.js';
 import { redisConnection } from '../../src/store/create-store.js';
 import { createRedisStore, type RedisStore } from '../../src/store/redis/index.js';
 import { storeOptions } from '../../src/vca.js';
+import { idleGpus } from './domain.js';
 import { type ApiAnswer, callAs, type Role } from './http-call.js';
 
 export const processCredentials = {
@@ -364,17 +365,6 @@ export async function registerNode(
   }
   const node = answer.body.registered[0];
   return { id, token: node.token, ticketKey: node.ticketKey, gpuCount };
-}
-
-export function idleGpus(count: number): Array<Record<string, unknown>> {
-  return Array.from({ length: count }, (_, index) => ({
-    index,
-    utilizationGpu: 0,
-    utilizationEncoder: 0,
-    memoryUsed: 0,
-    temperatureGpu: 40,
-    encoderSessions: 0,
-  }));
 }
 
 /** Idle telemetry for `node`, as its probe sends it, to `baseUrl`. */

@@ -10,6 +10,10 @@ import type { VcaConfig } from '../../src/config/schema.js';
 import { signBody } from '../../src/http/credentials.js';
 import { Gateway } from '../../src/http/gateway.js';
 import { FakeClock } from './domain.js';
+
+/** Idle telemetry for GPUs 0..count-1 (the domain helper, under the name the gateway tests use). */
+export { idleGpus as idleTelemetry } from './domain.js';
+
 import { callAs } from './http-call.js';
 
 export const testCredentials = {
@@ -46,11 +50,7 @@ export interface TestGateway {
     labels?: Record<string, string>,
   ): Promise<{ token: string; ticketKey: string }>;
   /** Sends telemetry for a node as its probe would. */
-  telemetry(
-    id: string,
-    token: string,
-    gpus: Array<Record<string, unknown>>,
-  ): Promise<{ status: number; body: any }>;
+  telemetry(id: string, token: string, gpus: readonly object[]): Promise<{ status: number; body: any }>;
   /** Runs the periodic work now (after moving the fake clock). */
   tick(): Promise<void>;
   close(): Promise<void>;
@@ -191,15 +191,4 @@ export class PlayClient {
       this.socket.close();
     });
   }
-}
-
-export function idleTelemetry(count: number): Array<Record<string, unknown>> {
-  return Array.from({ length: count }, (_, index) => ({
-    index,
-    utilizationGpu: 0,
-    utilizationEncoder: 0,
-    memoryUsed: 0,
-    temperatureGpu: 40,
-    encoderSessions: 0,
-  }));
 }
