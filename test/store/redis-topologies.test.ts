@@ -9,6 +9,7 @@ import { isVcaError } from '../../src/errors.js';
 import type { VcaEvent } from '../../src/sessions/events.js';
 import type { RedisClient, RedisStore } from '../../src/store/redis/index.js';
 import { RedisEventRelay } from '../../src/store/redis/redis-event-relay.js';
+import { eventually } from '../support/gateway-process.js';
 import { type RedisClusterSetup, startRedisCluster } from '../support/redis-cluster.js';
 import { type RedisSentinelSetup, startRedisSentinel } from '../support/redis-sentinel.js';
 import { createTestRedisStore } from './redis-factory.js';
@@ -28,23 +29,15 @@ async function expectRelayBetween(a: RedisClient, b: RedisClient): Promise<void>
     const fromA = { type: 'queue-positions', positions: new Map([['s1', 3]]) } as const;
     const fromB = { type: 'queue-positions', positions: new Map([['s2', 1]]) } as const;
     relayA.publish(fromA);
-    await waitUntil(() => heardByB.length > 0);
+    await eventually(async () => expect(heardByB.length).toBeGreaterThan(0), { what: "A's event at B" });
     // Messages on one channel arrive in order: once A hears B's, an echo of its own would be in too.
     relayB.publish(fromB);
-    await waitUntil(() => heardByA.length > 0);
+    await eventually(async () => expect(heardByA.length).toBeGreaterThan(0), { what: "B's event at A" });
     expect(heardByB).toEqual([fromA]);
     expect(heardByA).toEqual([fromB]);
   } finally {
     await relayA.close();
     await relayB.close();
-  }
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('the relayed event did not arrive');
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
