@@ -1,5 +1,5 @@
 /**
- * A synthetic but realistic fleet for benchmarks, simulations and the demo: a `ClusterState` wired to
+ * A synthetic but realistic fleet for the placement benchmark: a `ClusterState` wired to
  * a `PlacementIndex` and built from the real catalog, nodes of mixed GPU models spread over a few
  * regions, every GPU made ready by one telemetry report, a background load committed per GPU, a pool of
  * request shapes (title, resolution, fps, cost on every model) and helpers for steady-state churn
@@ -7,35 +7,17 @@
  * Everything random comes from a seeded generator, so two runs build the same fleet.
  */
 
+import { gaussian, seededRandom } from '../kit/seeded-random.js';
 import type { ClusterNode, NodeRegistration } from '../src/cluster/cluster-node.js';
 import { ClusterState, type ClusterStateOptions } from '../src/cluster/cluster-state.js';
 import type { GpuSlot, Headroom } from '../src/cluster/gpu-slot.js';
-import type { GpuTelemetry } from '../src/cluster/telemetry.js';
 import { loadCatalog } from '../src/config/load-catalog.js';
 import { CatalogIndex, type GameEntry } from '../src/cost/catalog.js';
 import type { FrameSize } from '../src/cost/resolution.js';
 import { fullShare, type LoadVector, sessionCost } from '../src/cost/session-cost.js';
 import { PlacementIndex, type PlacementRequest } from '../src/placement/placement-index.js';
 import type { PlacementStrategy } from '../src/placement/strategy.js';
-
-/** Deterministic PRNG (mulberry32): uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Standard normal sample (Box-Muller). */
-function gaussian(random: () => number): number {
-  const u = 1 - random();
-  const v = random();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
+import type { GpuTelemetry } from '../src/wire/index.js';
 
 /** One kind of rendering node: its GPUs and how often it appears in the fleet. */
 export interface NodeKind {
@@ -45,7 +27,7 @@ export interface NodeKind {
 }
 
 /** A mix of what clouds and on-premises racks actually hold, old GRID boards included. */
-export const defaultNodeMix: readonly NodeKind[] = [
+const defaultNodeMix: readonly NodeKind[] = [
   { model: 'L4', count: 1, weight: 4 },
   { model: 'L40S', count: 1, weight: 2 },
   { model: 'A10G', count: 1, weight: 3 },
@@ -55,10 +37,10 @@ export const defaultNodeMix: readonly NodeKind[] = [
   { model: 'GRID K2', count: 2, weight: 1 },
 ];
 
-export const defaultRegions: readonly string[] = ['eu-west', 'eu-central', 'us-east', 'ap-northeast'];
+const defaultRegions: readonly string[] = ['eu-west', 'eu-central', 'us-east', 'ap-northeast'];
 
 /** The placement settings of config/default.yaml. */
-export const defaultHeadroom: Headroom = { gpu: 0.9, encoder: 0.9, vram: 0.95 };
+const defaultHeadroom: Headroom = { gpu: 0.9, encoder: 0.9, vram: 0.95 };
 
 /** One playable format with what it costs on every model that can stream it. */
 export interface RequestShape {
@@ -196,7 +178,7 @@ function weightedPick<T>(items: readonly T[], weight: (item: T) => number, rando
  * Builds the pool of request shapes: a title at random, one of its resolutions and frame rates weighted
  * by popularity.
  */
-export function buildRequestShapes(
+function buildRequestShapes(
   catalog: CatalogIndex,
   count: number,
   random: () => number,
@@ -388,7 +370,7 @@ function costShare(cost: LoadVector, gpu: GpuSlot, headroom: Headroom): number {
  * noise, a small driver/desktop baseline of VRAM, and a temperature that follows the render load
  * (kept below every model's throttle margin so the fleet stays eligible).
  */
-export function telemetryFor(gpu: GpuSlot, random: () => number): GpuTelemetry {
+function telemetryFor(gpu: GpuSlot, random: () => number): GpuTelemetry {
   const c = gpu.committed;
   const noise = () => 1 + 0.04 * gaussian(random);
   const percent = (ppm: number) => Math.min(100, Math.max(0, (ppm / 10_000) * noise()));

@@ -1,147 +1,67 @@
 /**
- * Shared plumbing of the HTTP and WebSocket benchmarks: a real gateway (built `dist/src/main.js`) in a child
- * process with a temporary configuration, node registration through the signed contextualize webhook,
- * a telemetry loop pushing reports with each node's token, per-process CPU and RSS from /proc, and
- * cleanup of every child on exit, error or signal. All traffic goes to 127.0.0.1.
+ * Plumbing of the HTTP, WebSocket and Redis benchmarks on top of the kit: a production-build gateway
+ * (kit/gateway-process.ts) with the benchmarks' settings, clean-up of every child on Ctrl-C or a crash,
+ * a telemetry loop reporting every node idle, per-process CPU and RSS from /proc, and the allocate +
+ * release workload. All traffic goes to 127.0.0.1.
  */
-import { type ChildProcess, execFileSync, execSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { type ChildProcess, execSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type autocannon from 'autocannon';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { signBody } from '../src/http/credentials.js';
-
-export const repoRoot = path.resolve(import.meta.dirname, '..');
-export const host = '127.0.0.1';
-
-export const benchCredentials = {
-  gamerToken: 'bench-gamer-token-0123456789abcdef',
-  operatorToken: 'bench-operator-token-0123456789abcdef',
-  orchestratorSecret: 'bench-orchestrator-secret-0123456789',
-  masterSecret: 'bench-master-secret-0123456789abcdef-0123456789abcdef',
-};
+import { parse as parseYaml } from 'yaml';
+import { killOnExit, killTrackedChildren } from '../kit/child-processes.js';
+import { freePort, host } from '../kit/free-port.js';
+import {
+  type GatewayProcess,
+  gatewayCredentials,
+  gatewayCredentialsEnv,
+  mergeSettings,
+  type NodeToRegister,
+  type RegisteredNode,
+  repoRoot,
+  reportIdle,
+  startGatewayProcess,
+  writeGatewayConfig,
+} from '../kit/gateway-process.js';
 
 // ---------------------------------------------------------------------------------------------------
-// Child processes: tracked and killed whatever way the benchmark ends.
+// Child processes: killed whatever way the benchmark ends.
 
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
 let cleanupInstalled = false;
 
-function killAll(signal: NodeJS.Signals): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, signal);
-      } catch {}
-    }
-  }
-}
-
-function removeTempDirs(): void {
-  for (const dir of tempDirs) {
-    try {
-      rmSync(dir, { recursive: true, force: true });
-    } catch {}
-  }
-  tempDirs.clear();
-}
-
+/** A standalone script ends on a signal or a crash without 'exit' hooks: kill the children first. */
 function installCleanup(): void {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
-  process.on('exit', () => {
-    killAll('SIGKILL');
-    removeTempDirs();
-  });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
       process.stderr.write(`\nbench: ${signal}, stopping children\n`);
-      killAll('SIGKILL');
+      killTrackedChildren('SIGKILL');
       process.exit(130);
     });
   }
   process.on('uncaughtException', (error) => {
     process.stderr.write(`bench: uncaught ${error.stack ?? error}\n`);
-    killAll('SIGKILL');
+    killTrackedChildren('SIGKILL');
     process.exit(1);
   });
   process.on('unhandledRejection', (error) => {
     process.stderr.write(`bench: unhandled rejection ${(error as Error)?.stack ?? error}\n`);
-    killAll('SIGKILL');
+    killTrackedChildren('SIGKILL');
     process.exit(1);
   });
 }
 
-/** Stops a child: SIGTERM, then SIGKILL after `graceMs`. Resolves once it exited. */
-export function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    children.delete(child);
-    return Promise.resolve();
-  }
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-/** Spawns a tracked child; `raiseFileLimit` runs it through bash with `ulimit -n` raised as far as allowed. */
+/** Spawns a node child (in the repository root) that is killed with the benchmark. */
 export function spawnTracked(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; raiseFileLimit?: number; ipc?: boolean } = {},
+  options: { env?: NodeJS.ProcessEnv; ipc?: boolean } = {},
 ): ChildProcess {
   installCleanup();
-  const stdio: ('ignore' | 'inherit' | 'pipe' | 'ipc')[] = ['ignore', 'inherit', 'inherit'];
+  const stdio: ('ignore' | 'inherit' | 'ipc')[] = ['ignore', 'inherit', 'inherit'];
   if (options.ipc) stdio.push('ipc');
-  let command = process.execPath;
-  let argv = args;
-  if (options.raiseFileLimit) {
-    // exec keeps the pid: /proc/<pid> is the node process itself.
-    const limit = options.raiseFileLimit;
-    command = 'bash';
-    argv = [
-      '-c',
-      `ulimit -n ${limit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`,
-      process.execPath,
-      ...args,
-    ];
-  }
-  const child = spawn(command, argv, { cwd: repoRoot, env: options.env ?? process.env, stdio });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Rejects after `ms` with `what` in the message. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return killOnExit(spawn(process.execPath, args, { cwd: repoRoot, env: options.env ?? process.env, stdio }));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -202,183 +122,51 @@ export const round = (value: number, digits = 2) => {
 };
 
 // ---------------------------------------------------------------------------------------------------
-// The gateway child.
+// The gateway child and its nodes.
 
-let built = false;
-/** Compiles the gateway to dist/ once per bench run, so the measured server is the production build. */
-function buildGatewayOnce(): void {
-  if (built) return;
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });
-  built = true;
-}
-
-export interface GatewayChild {
-  child: ChildProcess;
-  pid: number;
-  port: number;
-  url: string;
-  configFile: string;
-  stop(): Promise<void>;
-}
-
-export interface GatewayChildOptions {
+export interface BenchGatewayOptions {
   /** Merged over config/default.yaml's `server` section. */
   server?: Record<string, unknown>;
-  /** Extra top-level sections merged over the defaults (shallow per section). */
-  sections?: Record<string, Record<string, unknown>>;
   raiseFileLimit?: number;
   /** Extra node flags (e.g. --cpu-prof). */
   nodeFlags?: string[];
-  startTimeoutMs?: number;
   /**
-   * Environment overrides for the gateway child, applied over the bench defaults (embedded store, no
-   * autoscaler, bench credentials), e.g. `{ VCA_STORE: 'redis', VCA_REDIS_URL, VCA_REDIS_KEY_PREFIX }`.
+   * Environment over the bench defaults (embedded store, no autoscaler, the kit's credentials), e.g.
+   * `{ VCA_STORE: 'redis', VCA_REDIS_URL, VCA_REDIS_KEY_PREFIX }`.
    */
   env?: Record<string, string>;
 }
 
-/** Writes a temporary VCA_CONFIG based on config/default.yaml; removed when the benchmark exits. */
-export function writeTempConfig(options: GatewayChildOptions): string {
-  const base = parseYaml(readFileSync(path.join(repoRoot, 'config/default.yaml'), 'utf8')) as Record<
+/** The production build (`npm start`'s dist/src/main.js) with config/default.yaml, on a free port. */
+export async function startGateway(options: BenchGatewayOptions = {}): Promise<GatewayProcess> {
+  installCleanup();
+  const defaults = parseYaml(readFileSync(path.join(repoRoot, 'config/default.yaml'), 'utf8')) as Record<
     string,
-    Record<string, unknown>
+    unknown
   >;
-  base.server = { ...base.server, host, ...options.server };
-  base.catalog = {
-    ...base.catalog,
-    gamesFile: path.join(repoRoot, 'config/games.yaml'),
-    gpusFile: path.join(repoRoot, 'config/gpus.yaml'),
-  };
-  for (const [section, values] of Object.entries(options.sections ?? {})) {
-    base[section] = { ...base[section], ...values };
-  }
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'vca-bench-'));
-  tempDirs.add(dir);
-  const file = path.join(dir, 'vca.yaml');
-  writeFileSync(file, stringifyYaml(base));
-  return file;
-}
-
-export async function startGateway(options: GatewayChildOptions = {}): Promise<GatewayChild> {
-  const port = await freePort();
-  const configFile = writeTempConfig(options);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NODE_ENV: 'production',
-    VCA_CONFIG: configFile,
-    PORT: String(port),
-    HOST: host,
-    VCA_LOG_LEVEL: 'warn',
-    VCA_STORE: 'embedded',
-    VCA_AUTOSCALER_ENABLED: 'false',
-    VCA_GAMER_TOKENS: benchCredentials.gamerToken,
-    VCA_OPERATOR_TOKENS: benchCredentials.operatorToken,
-    VCA_ORCHESTRATOR_SECRET: benchCredentials.orchestratorSecret,
-    VCA_MASTER_SECRET: benchCredentials.masterSecret,
-    ...options.env,
-  };
-  buildGatewayOnce();
-  const child = spawnTracked(
-    [
-      ...(options.nodeFlags ?? []),
-      '--import',
-      'tsx',
-      '--import',
-      path.join(repoRoot, 'bench/parent-watch.ts'),
-      // The built gateway, as `npm start` runs it (tsx stays loaded only for the watch preload).
-      path.join(repoRoot, 'dist/src/main.js'),
-    ],
-    { env, ...(options.raiseFileLimit ? { raiseFileLimit: options.raiseFileLimit } : {}) },
-  );
-  const url = `http://${host}:${port}`;
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
-  let exited: string | undefined;
-  child.once('exit', (code, signal) => {
-    exited = `gateway exited (code ${code}, signal ${signal})`;
+  const config = writeGatewayConfig(mergeSettings(defaults, { server: { host, ...options.server } }));
+  return startGatewayProcess({
+    name: 'gateway',
+    build: true,
+    echo: true,
+    env: {
+      NODE_ENV: 'production',
+      VCA_CONFIG: config.file,
+      PORT: String(await freePort()),
+      VCA_LOG_LEVEL: 'warn',
+      VCA_STORE: 'embedded',
+      VCA_AUTOSCALER_ENABLED: 'false',
+      ...gatewayCredentialsEnv,
+      ...options.env,
+    },
+    ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
+    ...(options.raiseFileLimit ? { raiseFileLimit: options.raiseFileLimit } : {}),
   });
-  for (;;) {
-    if (exited) throw new Error(exited);
-    if (Date.now() > deadline) {
-      await stopChild(child);
-      throw new Error('gateway did not answer /healthz in time');
-    }
-    try {
-      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      await response.arrayBuffer();
-      if (response.ok) break;
-    } catch {}
-    await sleep(100);
-  }
-  if (child.pid === undefined) throw new Error('gateway has no pid');
-  return { child, pid: child.pid, port, url, configFile, stop: () => stopChild(child) };
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Nodes: registration and telemetry.
-
-export interface BenchNode {
-  id: string;
-  token: string;
-  gpus: number;
-}
-
-let eventCounter = 0;
-
-/** Registers `count` nodes of `model` (`gpusPerNode` GPUs each) in signed contextualize calls of ≤100. */
-export async function registerNodes(
-  url: string,
-  count: number,
-  model: string,
-  gpusPerNode = 1,
-  prefix = 'bench-node',
-): Promise<BenchNode[]> {
-  const nodes: BenchNode[] = [];
-  for (let start = 0; start < count; start += 100) {
-    const batch = Array.from({ length: Math.min(100, count - start) }, (_, i) => ({
-      id: `${prefix}-${String(start + i).padStart(5, '0')}`,
-      host: '10.0.0.1',
-      port: 5900,
-      protocol: 'webrtc',
-      gpus: [{ model, count: gpusPerNode }],
-      labels: {},
-    }));
-    const raw = JSON.stringify({
-      eventId: `bench-up-${process.pid}-${Date.now()}-${++eventCounter}`,
-      event: 'scale-up',
-      group: 'bench-group',
-      nodes: batch,
-    });
-    const t = Math.floor(Date.now() / 1000);
-    const response = await fetch(`${url}/v1/hooks/contextualize`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-vca-signature': `t=${t},v1=${signBody(benchCredentials.orchestratorSecret, t, raw)}`,
-      },
-      body: raw,
-      signal: AbortSignal.timeout(10_000),
-    });
-    const body = (await response.json()) as { registered?: Array<{ id: string; token: string }> };
-    if (response.status !== 200 || !body.registered) {
-      throw new Error(`contextualize failed (${response.status}): ${JSON.stringify(body).slice(0, 500)}`);
-    }
-    for (const node of body.registered) nodes.push({ id: node.id, token: node.token, gpus: gpusPerNode });
-  }
-  return nodes;
-}
-
-/** The telemetry the benchmarks report for a node of `gpus` nearly idle GPUs. */
-export function idleReport(gpus: number) {
-  return {
-    gpus: Array.from({ length: gpus }, (_, index) => ({
-      index,
-      utilizationGpu: 3,
-      utilizationEncoder: 0,
-      memoryUsed: 512,
-      temperatureGpu: 41,
-      encoderSessions: 0,
-    })),
-  };
+/** `count` nodes of one GPU of `model`, named `<prefix>-00000` on. */
+export function benchNodes(count: number, model: string, prefix: string): NodeToRegister[] {
+  return Array.from({ length: count }, (_, i) => ({ id: `${prefix}-${String(i).padStart(5, '0')}`, model }));
 }
 
 export interface TelemetryLoop {
@@ -396,7 +184,7 @@ export interface TelemetryLoop {
  */
 export function startTelemetryLoop(
   url: string,
-  nodes: readonly BenchNode[],
+  nodes: readonly RegisteredNode[],
   options: { intervalMs?: number; concurrency?: number; maxDurationMs?: number } = {},
 ): TelemetryLoop {
   const intervalMs = options.intervalMs ?? 2000;
@@ -408,20 +196,10 @@ export function startTelemetryLoop(
   let running: Promise<void> | undefined;
   let stopped = false;
 
-  const sendOne = async (node: BenchNode) => {
+  const sendOne = async (node: RegisteredNode) => {
     try {
-      const response = await fetch(`${url}/v1/nodes/${encodeURIComponent(node.id)}/telemetry`, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${node.token}` },
-        body: JSON.stringify(idleReport(node.gpus)),
-        signal: AbortSignal.timeout(5000),
-      });
-      await response.arrayBuffer();
-      if (response.ok) sent += 1;
-      else {
-        failed += 1;
-        lastError = `HTTP ${response.status}`;
-      }
+      await reportIdle(url, node, 5000);
+      sent += 1;
     } catch (error) {
       failed += 1;
       lastError = (error as Error).message;
@@ -483,10 +261,10 @@ export const allocationRequestBody = JSON.stringify({
   wait: false,
 });
 export const allocationPostHeaders = {
-  authorization: `Bearer ${benchCredentials.gamerToken}`,
+  authorization: `Bearer ${gatewayCredentials.gamerToken}`,
   'content-type': 'application/json',
 };
-export const allocationDeleteHeaders = { authorization: `Bearer ${benchCredentials.gamerToken}` };
+export const allocationDeleteHeaders = { authorization: `Bearer ${gatewayCredentials.gamerToken}` };
 export const sessionIdPattern = /"sessionId":"([^"]+)"/;
 
 export interface AllocationCounters {

@@ -28,31 +28,29 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { stopChild } from '../kit/child-processes.js';
+import { freePort, host } from '../kit/free-port.js';
+import { type GatewayProcess, registerNodes, repoRoot } from '../kit/gateway-process.js';
+import { withTimeout } from '../kit/polling.js';
+import { tempDir } from '../kit/temp-dir.js';
 import {
   allocateReleaseRequests,
   allocationDeleteHeaders,
   allocationPostHeaders,
   allocationRequestBody,
+  benchNodes,
   clockTicksPerSecond,
-  freePort,
-  type GatewayChild,
-  host,
   machineInfo,
   machineLine,
   newAllocationCounters,
   percentile,
   processCpuMicros,
-  registerNodes,
-  repoRoot,
   round,
   sessionIdPattern,
   spawnTracked,
   startGateway,
   startTelemetryLoop,
-  stopChild,
   type TelemetryLoop,
-  withTimeout,
-  writeTempConfig,
 } from './gateway-harness.js';
 
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -183,7 +181,12 @@ async function startBareServer(
     { ready?: boolean },
   ];
   if (!message?.ready || child.pid === undefined) throw new Error('bare server did not start');
-  return { name: 'baseline', url: `http://${host}:${port}`, pid: child.pid, stop: () => stopChild(child) };
+  return {
+    name: 'baseline',
+    url: `http://${host}:${port}`,
+    pid: child.pid,
+    stop: () => stopChild(child, 3000),
+  };
 }
 
 /** One allocation through fetch: checks the workload works and returns the 201 and 200 bodies. */
@@ -249,7 +252,7 @@ async function main(): Promise<void> {
     `connections ${connections}, pipelining ${pipelining}, ${rounds} round(s) x ${durationSeconds} s per target, warmup ${warmupSeconds} s, ${nodeCount} nodes`,
   );
 
-  let gateway: GatewayChild | undefined;
+  let gateway: GatewayProcess | undefined;
   let bare: (Target & { stop(): Promise<void> }) | undefined;
   let telemetry: TelemetryLoop | undefined;
   try {
@@ -268,7 +271,8 @@ async function main(): Promise<void> {
     ];
     const nodes = [];
     for (const [model, count] of mix) {
-      if (count > 0) nodes.push(...(await registerNodes(gateway.url, count, model, 1, `bench-${model}`)));
+      if (count > 0)
+        nodes.push(...(await registerNodes(gateway.url, benchNodes(count, model, `bench-${model}`))));
     }
     telemetry = startTelemetryLoop(gateway.url, nodes, { intervalMs: 2000, concurrency: 8 });
     await telemetry.round();
@@ -276,7 +280,7 @@ async function main(): Promise<void> {
 
     const probe = await probeGateway(gateway.url);
     const allocationBody = probe.allocation;
-    const bodyFile = path.join(path.dirname(writeTempConfig({})), 'allocation.json');
+    const bodyFile = path.join(tempDir('vca-bench-').dir, 'allocation.json');
     writeFileSync(bodyFile, allocationBody);
     const releaseBodyFile = path.join(path.dirname(bodyFile), 'release.json');
     writeFileSync(releaseBodyFile, probe.release);

@@ -1,82 +1,46 @@
 /**
- * Redis plumbing of the Redis benchmark: a throw-away redis-server (free port, no persistence, killed
- * with the benchmark), INFO commandstats readings, and the Redis time each store script takes per call
- * under a realistic fleet (RedisStore driven directly, `usec_per_call` of EVALSHA per operation kind).
+ * Redis plumbing of the Redis benchmark: a throw-away redis-server (kit/redis-server.ts) with a client
+ * for the benchmark's own commands, INFO commandstats readings, and the Redis time each store script
+ * takes per call under a realistic fleet (RedisStore driven directly, `usec_per_call` of EVALSHA per
+ * operation kind).
  *
  * Runnable on its own: `tsx bench/redis-support.ts [nodes] [gpusPerNode]` prints the per-call costs.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { idleGpus } from '../kit/idle-telemetry.js';
+import { startRedisServer } from '../kit/redis-server.js';
 import { loadCatalog } from '../src/config/load-catalog.js';
 import { CatalogIndex } from '../src/cost/catalog.js';
 import { parseResolution } from '../src/cost/resolution.js';
 import { type LoadVector, sessionCost } from '../src/cost/session-cost.js';
 import type { SessionSpec } from '../src/sessions/session.js';
 import { createRedisStore, type RedisStore } from '../src/store/redis/index.js';
-import { freePort, host, idleReport, round, sleep } from './gateway-harness.js';
+import { round } from './gateway-harness.js';
 
 export interface BenchRedis {
   url: string;
   port: number;
+  /** redis-server's pid, for CPU readings and pinning. */
   pid: number;
+  /** The benchmark's own connection (FLUSHALL, CONFIG RESETSTAT, INFO). */
   client: Redis;
   stop(): Promise<void>;
 }
 
-const servers = new Set<ChildProcess>();
-let exitHook = false;
-
-/** Starts `redis-server` on a free port with `--save '' --appendonly no`; killed on process exit too. */
+/** Starts `redis-server` on a free port, nothing saved, with a connected client; killed on exit too. */
 export async function startBenchRedis(): Promise<BenchRedis> {
-  const port = await freePort();
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  servers.add(child);
-  child.once('exit', () => servers.delete(child));
-  if (!exitHook) {
-    exitHook = true;
-    process.on('exit', () => {
-      for (const server of servers) server.kill('SIGKILL');
-    });
-  }
-  const url = `redis://${host}:${port}`;
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const server = await startRedisServer();
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 });
   client.on('error', () => {});
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await client.connect();
-      await client.ping();
-      break;
-    } catch (error) {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`redis-server did not start: ${(error as Error).message}`);
-      }
-      client.disconnect();
-      await sleep(50);
-    }
-  }
-  if (child.pid === undefined) throw new Error('redis-server has no pid');
+  await client.ping();
   return {
-    url,
-    port,
-    pid: child.pid,
+    url: server.url,
+    port: server.port,
+    pid: server.pid,
     client,
     stop: async () => {
       client.disconnect();
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
-        child.once('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      });
+      await server.stop();
     },
   };
 }
@@ -110,7 +74,7 @@ export function statsDelta(
   return delta;
 }
 
-export const catalogIndex = new CatalogIndex(
+const catalogIndex = new CatalogIndex(
   loadCatalog({ catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } }),
 );
 
@@ -179,7 +143,7 @@ export async function measureScriptCosts(
     keyPrefix: `vca-script-costs-${process.pid}`,
     cluster: 'bench',
   });
-  const report = idleReport(gpusPerNode);
+  const report = { gpus: idleGpus(gpusPerNode) };
   const usecPerCall = async (calls: () => Promise<number>): Promise<number> => {
     await stats.config('RESETSTAT');
     const made = await calls();

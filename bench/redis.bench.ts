@@ -42,23 +42,22 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import type { Redis } from 'ioredis';
+import { type GatewayProcess, registerNodes, repoRoot } from '../kit/gateway-process.js';
+import { withTimeout } from '../kit/polling.js';
 import {
   type AllocationCounters,
   allocateReleaseRequests,
   allocationRequestBody,
-  type GatewayChild,
+  benchNodes,
   machineInfo,
   machineLine,
   newAllocationCounters,
   percentile,
   processCpuMicros,
-  registerNodes,
-  repoRoot,
   round,
   startGateway,
   startTelemetryLoop,
   type TelemetryLoop,
-  withTimeout,
 } from './gateway-harness.js';
 import {
   type BenchRedis,
@@ -205,7 +204,7 @@ async function measureRound(
   redis: BenchRedis | undefined,
   gatewayCpus?: string,
 ): Promise<RoundMeasure> {
-  const gateways: GatewayChild[] = [];
+  const gateways: GatewayProcess[] = [];
   let telemetry: TelemetryLoop | undefined;
   try {
     if (redis) {
@@ -230,7 +229,8 @@ async function measureRound(
     const first = gateways[0]!;
     const nodes = [];
     for (const [model, count] of fleetMix()) {
-      if (count > 0) nodes.push(...(await registerNodes(first.url, count, model, 1, `bench-${model}`)));
+      if (count > 0)
+        nodes.push(...(await registerNodes(first.url, benchNodes(count, model, `bench-${model}`))));
     }
     telemetry = startTelemetryLoop(first.url, nodes, { intervalMs: 2000, concurrency: 8 });
     await telemetry.round();

@@ -17,27 +17,24 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
+import { host } from '../kit/free-port.js';
+import { type GatewayProcess, gatewayCredentials, registerNodes, repoRoot } from '../kit/gateway-process.js';
+import { sleep, withTimeout } from '../kit/polling.js';
 import { loadCatalog } from '../src/config/load-catalog.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { CatalogIndex } from '../src/cost/catalog.js';
 import { parseResolution } from '../src/cost/resolution.js';
 import { fullShare, sessionCost } from '../src/cost/session-cost.js';
 import {
-  benchCredentials,
-  type GatewayChild,
-  host,
+  benchNodes,
   machineInfo,
   machineLine,
   percentile,
   processRssBytes,
-  registerNodes,
-  repoRoot,
   round,
-  sleep,
   startGateway,
   startTelemetryLoop,
   type TelemetryLoop,
-  withTimeout,
 } from './gateway-harness.js';
 
 const connectionCount = Number(process.env.BENCH_WS_CONNECTIONS ?? 10_000);
@@ -115,7 +112,7 @@ const mib = (bytes: number) => round(bytes / 2 ** 20, 1);
 async function clusterSessions(url: string): Promise<{ assigned: number; queued: number } | undefined> {
   try {
     const response = await fetch(`${url}/v1/cluster`, {
-      headers: { authorization: `Bearer ${benchCredentials.operatorToken}` },
+      headers: { authorization: `Bearer ${gatewayCredentials.operatorToken}` },
       signal: AbortSignal.timeout(10_000),
     });
     const body = (await response.json()) as { sessions?: { assigned: number; queued: number } };
@@ -144,7 +141,7 @@ async function main(): Promise<void> {
         .join(', ')}): registering ${nodeCount} ${model} nodes`,
   );
 
-  let gateway: GatewayChild | undefined;
+  let gateway: GatewayProcess | undefined;
   let telemetry: TelemetryLoop | undefined;
   const clients: Client[] = [];
   const errors: Record<string, number> = {};
@@ -166,7 +163,7 @@ async function main(): Promise<void> {
     )?.[1];
     console.log(`gateway pid ${gateway.pid} on ${gateway.url} (open files limit ${gatewayFdLimit})`);
     const setupStarted = performance.now();
-    const nodes = await registerNodes(gateway.url, nodeCount, model, 1, 'ws-bench');
+    const nodes = await registerNodes(gateway.url, benchNodes(nodeCount, model, 'ws-bench'));
     telemetry = startTelemetryLoop(gateway.url, nodes, { intervalMs: 2000, concurrency: 16 });
     await telemetry.round();
     console.log(
@@ -177,7 +174,7 @@ async function main(): Promise<void> {
     console.log(`gateway RSS idle: ${mib(rssIdle)} MiB`);
 
     // Phase 1: connect.
-    const wsUrl = `ws://${host}:${gateway.port}/v1/play?token=${encodeURIComponent(benchCredentials.gamerToken)}`;
+    const wsUrl = `ws://${host}:${gateway.port}/v1/play?token=${encodeURIComponent(gatewayCredentials.gamerToken)}`;
     const connectStarted = performance.now();
     const connectDeadline = Date.now() + connectPhaseTimeoutMs;
     await withTimeout(

@@ -10,6 +10,18 @@ function sourceFiles(folder: string): string[] {
     .map((file) => path.join(folder, file));
 }
 
+/** Every module a file imports or re-exports: `from '…'`, `import '…'` and `import('…')`. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/(?:\bfrom|^import|\bimport\()\s*'([^']+)'/gm)].map((match) => match[1]!);
+}
+
+/** The repository-relative path a relative specifier names (posix separators), or undefined for a package. */
+function resolvedPath(file: string, specifier: string): string | undefined {
+  if (!specifier.startsWith('.')) return undefined;
+  return path.posix.normalize(path.posix.join(path.posix.dirname(file.split(path.sep).join('/')), specifier));
+}
+
 describe('architecture: the domain core', () => {
   const files = coreFolders.flatMap((folder) => sourceFiles(path.join('src', folder)));
 
@@ -18,8 +30,7 @@ describe('architecture: the domain core', () => {
   });
 
   it.each(files)('%s imports neither the HTTP layer nor ioredis nor uWebSockets.js', (file) => {
-    const imports = [...readFileSync(file, 'utf8').matchAll(/from '([^']+)'/g)].map((match) => match[1]);
-    for (const specifier of imports) {
+    for (const specifier of importsOf(file)) {
       expect(specifier).not.toMatch(/uWebSockets|ioredis|\/http\/|\/store\/redis\//);
     }
   });
@@ -27,5 +38,48 @@ describe('architecture: the domain core', () => {
   it.each(files)('%s reads no clock or random source of its own', (file) => {
     const text = readFileSync(file, 'utf8');
     expect(text).not.toMatch(/Date\.now\(|new Date\(\)|Math\.random\(|randomUUID\(/);
+  });
+});
+
+describe('architecture: the wire contract', () => {
+  const files = sourceFiles('src/wire');
+
+  it.each(files)('%s imports only Node built-ins and src/wire, so a node can vendor it alone', (file) => {
+    for (const specifier of importsOf(file)) {
+      const target = resolvedPath(file, specifier);
+      if (target === undefined) expect(specifier).toMatch(/^node:/);
+      else expect(target).toMatch(/^src\/wire\//);
+    }
+  });
+});
+
+describe('architecture: the gpu-probe', () => {
+  const files = sourceFiles('gpu-probe');
+
+  it('has files to check', () => {
+    expect(files.length).toBeGreaterThan(10);
+  });
+
+  // One exception: --simulate reads games.yaml and gpus.yaml with the gateway's own validating catalog
+  // loader (src/config, imported lazily), so the simulation and the gateway cannot read them apart.
+  const allowedFor = (file: string) =>
+    file === path.join('gpu-probe', 'src', 'cli.ts') ? /^src\/(wire|cost|config)\// : /^src\/(wire|cost)\//;
+
+  it.each(files)('%s imports from the gateway only the wire contract and the cost model', (file) => {
+    for (const specifier of importsOf(file)) {
+      const target = resolvedPath(file, specifier);
+      if (target === undefined || target.startsWith('gpu-probe/')) continue;
+      expect(target).toMatch(allowedFor(file));
+    }
+  });
+});
+
+describe('architecture: product code', () => {
+  const files = [...sourceFiles('src'), ...sourceFiles('gpu-probe')];
+
+  it.each(files)('%s imports nothing from the test kit, tests, benchmarks or the demo', (file) => {
+    for (const specifier of importsOf(file)) {
+      expect(resolvedPath(file, specifier) ?? '').not.toMatch(/^(kit|test|bench|demo)\//);
+    }
   });
 });

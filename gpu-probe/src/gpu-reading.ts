@@ -3,7 +3,7 @@
  * every value a number, boolean or null. A value nvidia-smi could not give (`[N/A]`, `[Not Supported]`,
  * empty, garbled) is null — unknown — never 0, because the gateway reads 0 as "idle".
  */
-import type { GpuTelemetry } from '../../src/cluster/index.js';
+import { type GpuTelemetry, maxGpuIndex } from '../../src/wire/index.js';
 import type { SmiRecord } from './csv-parser.js';
 import { clockEventField, legacyClockEventField } from './query-fields.js';
 
@@ -26,9 +26,6 @@ export interface GpuReading extends GpuTelemetry {
   throttleActive: boolean | null;
 }
 
-/** Highest GPU index the gateway accepts (its schema: 0..63). */
-export const maxGpuIndex = 63;
-
 /**
  * Clock-event reasons that mean the GPU is slowed by heat or power and so has less capacity than its
  * model says (NVML `nvmlClocksEventReason*`):
@@ -42,7 +39,7 @@ export const maxGpuIndex = 63;
  * - 0x02 applications clocks setting (an operator pinned clocks), 0x10 sync boost (clocks matched to a
  *   peer GPU), 0x100 display clock setting, and any bit NVML may add later.
  */
-export const capacityLosingClockEvents = 0x04n | 0x08n | 0x20n | 0x40n | 0x80n;
+const capacityLosingClockEvents = 0x04n | 0x08n | 0x20n | 0x40n | 0x80n;
 
 /** Text nvidia-smi prints instead of a value: `[N/A]`, `N/A`, `[Not Supported]`, `[Unknown Error]`, ... */
 function isUnknown(text: string | undefined): boolean {
@@ -83,7 +80,7 @@ export function parseThrottleActive(text: string | undefined): boolean | null {
 }
 
 /** The GPU index of a record, or undefined when it is not a plain integer (MIG rows, garbage). */
-export function recordIndex(record: SmiRecord): number | undefined {
+function recordIndex(record: SmiRecord): number | undefined {
   const text = record.get('index')?.trim();
   if (text === undefined || !/^\d+$/.test(text)) return undefined;
   const index = Number(text);

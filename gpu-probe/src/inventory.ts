@@ -96,7 +96,7 @@ export function takeInventory(timeoutMs = 10_000, signal?: AbortSignal): Promise
 }
 
 /** The NVIDIA controllers, in listed order. Zero/absent values are unknown (systeminformation drops zeros). */
-export function nvidiaControllers(controllers: readonly RawController[]): GpuInventoryEntry[] {
+function nvidiaControllers(controllers: readonly RawController[]): GpuInventoryEntry[] {
   return controllers
     .filter((controller) => /nvidia/i.test(`${controller.vendor ?? ''} ${controller.model ?? ''}`))
     .map((controller, index) => {

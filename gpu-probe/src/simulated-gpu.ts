@@ -35,9 +35,9 @@ export interface SimulatedGpuOptions {
 }
 
 /** Thermal time constant: how fast the die follows a load change (seconds to ~63 % of the step). */
-export const thermalTimeConstantSeconds = 30;
+const thermalTimeConstantSeconds = 30;
 /** VRAM the driver and a headless compositor hold on a GPU with no sessions. */
-export const driverFootprintMiB = 250;
+const driverFootprintMiB = 250;
 const idleTemperatureCelsius = 35;
 /** Board power at idle as a share of the power limit. */
 const idlePowerShare = 0.15;
@@ -72,7 +72,7 @@ export function trueCostFactor(gameId: string): number {
 }
 
 /** Keeps only well-formed entries of an untrusted `sessions` array. */
-export function readPlacedSessions(value: unknown): PlacedSession[] | undefined {
+function readPlacedSessions(value: unknown): PlacedSession[] | undefined {
   if (!Array.isArray(value)) return undefined;
   return value.filter(
     (entry): entry is PlacedSession =>
@@ -203,7 +203,7 @@ function clampPercent(value: number): number {
 }
 
 /** The name nvidia-smi would print: the first alias that starts with NVIDIA, else "NVIDIA <name>". */
-export function simulatedName(model: GpuModel): string {
+function simulatedName(model: GpuModel): string {
   return model.aliases.find((alias) => alias.startsWith('NVIDIA ')) ?? `NVIDIA ${model.name}`;
 }
 

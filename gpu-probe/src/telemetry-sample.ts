@@ -1,5 +1,5 @@
 /** A sample of every GPU at one moment, and the telemetry document (`PUT /v1/nodes/:id/telemetry` body) made from it. */
-import type { TelemetryReport } from '../../src/cluster/index.js';
+import type { TelemetryReport } from '../../src/wire/index.js';
 import { SmiCsvParser } from './csv-parser.js';
 import { type GpuReading, toGpuReading } from './gpu-reading.js';
 

@@ -3,7 +3,7 @@
  * telemetry last measured, and whether it may take new sessions now.
  */
 import type { GpuModel } from '../cost/catalog.js';
-import { fullShare, type LoadVector, zeroLoad } from '../cost/session-cost.js';
+import { capacityShare, type LoadVector, percentToShare, zeroLoad } from '../cost/session-cost.js';
 import type { ClusterNode } from './cluster-node.js';
 import type { GpuTelemetry } from './telemetry.js';
 
@@ -84,8 +84,8 @@ export class GpuSlot {
   /** Capacity under headroom, per dimension, in the units of LoadVector. */
   capacity(headroom: Headroom): LoadVector {
     return {
-      gpu: Math.floor(headroom.gpu * fullShare),
-      encoder: Math.floor(headroom.encoder * fullShare),
+      gpu: capacityShare(headroom.gpu),
+      encoder: capacityShare(headroom.encoder),
       vramMiB: Math.floor(headroom.vram * this.memoryTotalMiB),
       encoderSessions:
         this.model.encoderSessionScope === 'gpu' ? (this.model.encoderSessionLimit ?? Infinity) : Infinity,
@@ -94,7 +94,7 @@ export class GpuSlot {
 
   applyTelemetry(sample: GpuTelemetry, arrivedAt: number): void {
     const ppm = (percent: number | null | undefined) =>
-      typeof percent === 'number' ? Math.round(Math.min(100, Math.max(0, percent)) * 10_000) : null;
+      typeof percent === 'number' ? percentToShare(percent) : null;
     this.measured = {
       gpu: ppm(sample.utilizationGpu),
       encoder: ppm(sample.utilizationEncoder),

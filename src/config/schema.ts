@@ -13,7 +13,7 @@ const Count = (defaultValue: number, minimum = 0, maximum = 1_000_000) =>
 /** `host:port`, an IPv6 host in brackets (`[::1]:26379`). */
 const HostPort = Type.String({ pattern: '^(?:\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\]]+):[0-9]{1,5}$' });
 
-export const ServerConfigSchema = Type.Object(
+const ServerConfigSchema = Type.Object(
   {
     host: Type.String({ minLength: 1, default: '0.0.0.0' }),
     port: Type.Integer({ minimum: 0, maximum: 65_535, default: 8080 }),
@@ -29,7 +29,7 @@ export const ServerConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const StoreConfigSchema = Type.Object(
+const StoreConfigSchema = Type.Object(
   {
     kind: Type.Union([Type.Literal('embedded'), Type.Literal('redis')], { default: 'embedded' }),
     redis: Type.Object(
@@ -55,7 +55,7 @@ export const StoreConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const PlacementConfigSchema = Type.Object(
+const PlacementConfigSchema = Type.Object(
   {
     strategy: Type.Union([Type.Literal('packed'), Type.Literal('spread')], { default: 'packed' }),
     headroom: Type.Object(
@@ -69,7 +69,7 @@ export const PlacementConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const TelemetryConfigSchema = Type.Object(
+const TelemetryConfigSchema = Type.Object(
   {
     reportIntervalSeconds: Seconds(2, 0.1, 300),
     staleAfterIntervals: Type.Number({ minimum: 1, maximum: 100, default: 3 }),
@@ -77,7 +77,7 @@ export const TelemetryConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const QueueConfigSchema = Type.Object(
+const QueueConfigSchema = Type.Object(
   {
     maxLength: Count(10_000, 0),
     timeoutSeconds: Seconds(300, 1),
@@ -92,7 +92,7 @@ export const QueueConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const LeaseConfigSchema = Type.Object(
+const LeaseConfigSchema = Type.Object(
   {
     /** REST sessions must heartbeat within this many seconds. */
     restSeconds: Seconds(30, 1, 3600),
@@ -102,14 +102,14 @@ export const LeaseConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const DrainConfigSchema = Type.Object(
+const DrainConfigSchema = Type.Object(
   {
     defaultDeadlineSeconds: Seconds(900, 0),
   },
   { additionalProperties: false, default: {} },
 );
 
-export const AutoscalerConfigSchema = Type.Object(
+const AutoscalerConfigSchema = Type.Object(
   {
     enabled: Type.Boolean({ default: false }),
     intervalSeconds: Seconds(15, 1, 3600),
@@ -128,7 +128,7 @@ export const AutoscalerConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const CatalogConfigSchema = Type.Object(
+const CatalogConfigSchema = Type.Object(
   {
     gamesFile: Type.String({ default: 'games.yaml' }),
     gpusFile: Type.String({ default: 'gpus.yaml' }),
@@ -138,7 +138,7 @@ export const CatalogConfigSchema = Type.Object(
 
 const Token = Type.String({ minLength: 16, maxLength: 256 });
 
-export const AuthConfigSchema = Type.Object(
+const AuthConfigSchema = Type.Object(
   {
     /** Bearer tokens of gamer front-ends (the service that logs gamers in). */
     gamerTokens: Type.Array(Token, { default: [], maxItems: 64 }),
@@ -156,7 +156,7 @@ export const AuthConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const TicketConfigSchema = Type.Object(
+const TicketConfigSchema = Type.Object(
   {
     /** How long a gamer has to present a ticket to its node. */
     ttlSeconds: Seconds(120, 5, 86_400),
@@ -164,7 +164,7 @@ export const TicketConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const HooksConfigSchema = Type.Object(
+const HooksConfigSchema = Type.Object(
   {
     /** How long a webhook delivery id is remembered for replay detection. */
     idempotencyTtlSeconds: Seconds(86_400, 60, 30 * 86_400),
@@ -183,7 +183,7 @@ export const HooksConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const MetricsConfigSchema = Type.Object(
+const MetricsConfigSchema = Type.Object(
   {
     /** Per-GPU load series are exported while the fleet has at most this many GPUs (cardinality guard). */
     perGpuSeriesLimit: Count(2000, 0),
@@ -191,7 +191,7 @@ export const MetricsConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-export const LogConfigSchema = Type.Object(
+const LogConfigSchema = Type.Object(
   {
     level: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),

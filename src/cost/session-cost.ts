@@ -11,6 +11,16 @@ export const referencePixelRate = 1920 * 1080 * 60;
 /** Parts per million: the unit of the `gpu` and `encoder` dimensions (1e6 = the whole GPU). */
 export const fullShare = 1_000_000;
 
+/** A share under headroom (0..1) as a capacity in parts per million, rounded down. */
+export function capacityShare(headroomShare: number): number {
+  return Math.floor(headroomShare * fullShare);
+}
+
+/** A measured percentage (clamped to 0..100) in parts per million, rounded. */
+export function percentToShare(percent: number): number {
+  return Math.round(Math.min(100, Math.max(0, percent)) * (fullShare / 100));
+}
+
 /**
  * Load on one GPU, per dimension. Every field is an integer so that committed load, kept as a running
  * sum of session costs, equals the sum of the live sessions' costs exactly (no floating-point drift),

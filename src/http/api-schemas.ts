@@ -1,6 +1,7 @@
 /**
- * Request schemas of the v1 API. They validate every body (through `validateBody`) and feed the
- * OpenAPI document, so the two cannot disagree.
+ * Request schemas of the v1 API. Route declarations name them (`jsonBody` in `api-routes.ts`), so one
+ * schema both validates a body in the route pipeline and documents it in OpenAPI; the play socket
+ * checks its messages with the same `validateBody`.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';

@@ -1,13 +1,14 @@
 /**
- * The gateway: the VCA domain behind the uWebSockets.js server. Wires routes (with their role checks),
- * the play socket, metrics, outbound callbacks, the periodic work (lease expiry, drain deadlines,
- * WebSocket lease renewal, the autoscaler) and a graceful shutdown.
+ * The gateway: the VCA domain behind the uWebSockets.js server. Wires the declared routes and the play
+ * socket through the route pipeline (which checks access and bodies), metrics, outbound callbacks, the
+ * periodic work (lease expiry, drain deadlines, WebSocket lease renewal, the autoscaler) and a graceful
+ * shutdown.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { VcaConfig } from '../config/schema.js';
 import type { Catalog } from '../cost/catalog.js';
-import { isVcaError, VcaError } from '../errors.js';
+import { isVcaError } from '../errors.js';
 import { HookService } from '../hooks/hook-service.js';
 import { OutboundCalls } from '../hooks/outbound-calls.js';
 import { VcaMetrics } from '../metrics/vca-metrics.js';
@@ -18,13 +19,14 @@ import { createVca, type Vca } from '../vca.js';
 import type { ApiRoute } from './api-routes.js';
 import { SessionViews } from './assignment-view.js';
 import { Credentials } from './credentials.js';
-import { buildOpenApi } from './openapi.js';
+import { openApiRoute } from './openapi.js';
 import { PlaySockets } from './play-socket.js';
+import { RoutePipeline } from './route-pipeline.js';
 import { gamerRoutes } from './routes/gamer-routes.js';
 import { hookRoutes } from './routes/hook-routes.js';
 import { nodeRoutes } from './routes/node-routes.js';
 import { operatorRoutes } from './routes/operator-routes.js';
-import { HttpServer, type RequestContext } from './uws-server.js';
+import { HttpServer } from './uws-server.js';
 
 export interface GatewayOptions {
   config: Readonly<VcaConfig>;
@@ -166,7 +168,6 @@ export class Gateway {
         credentials: this.credentials,
         views,
         metrics: this.metrics,
-        clock,
         onApplied: (event, applied) =>
           logger.info(
             {
@@ -186,21 +187,18 @@ export class Gateway {
         autoscalerConfig: config.autoscaler,
         autoscalerView: () => this.autoscaler.view(),
         isReady: () => this.readiness(),
+        publicMetrics: config.auth.publicMetrics,
       }),
     ];
-    // Built after its own route is in the table, so the document lists itself too.
-    let openApi: unknown;
-    this.routes.push({
-      method: 'GET',
-      path: '/v1/openapi.json',
-      access: 'public',
-      summary: 'This document',
-      responses: { 200: 'OpenAPI 3.1' },
-      handler: () => ({ status: 200, body: openApi }),
+    this.routes.push(openApiRoute(this.routes, options.version ?? '0.0.0'));
+    const pipeline = new RoutePipeline({
+      credentials: this.credentials,
+      metrics: this.metrics,
+      logger,
+      now: () => clock.now(),
     });
-    openApi = buildOpenApi(this.routes, options.version ?? '0.0.0');
-    for (const route of this.routes) this.server.route(route.method, route.path, this.guarded(route));
-    this.server.websocket('/v1/play', this.play.route());
+    for (const route of this.routes) this.server.route(route.method, route.path, pipeline.handler(route));
+    this.server.websocket('/v1/play', pipeline.websocket('/v1/play', 'gamer', this.play.route()));
   }
 
   get port(): number {
@@ -258,36 +256,5 @@ export class Gateway {
     } catch (error) {
       return { ready: false, reason: isVcaError(error) ? error.message : 'store unreachable' };
     }
-  }
-
-  /** Role check before the handler; errors counted by code. */
-  private guarded(route: ApiRoute) {
-    const { credentials, metrics } = this;
-    const publicMetrics = this.vca.config.auth.publicMetrics;
-    return async (ctx: RequestContext) => {
-      try {
-        switch (route.access) {
-          case 'gamer':
-          case 'operator':
-            credentials.requireRole(ctx, route.access);
-            break;
-          case 'node':
-            credentials.requireNode(ctx, ctx.params.id ?? '');
-            break;
-          case 'metrics':
-            if (!publicMetrics) credentials.requireRole(ctx, 'operator');
-            break;
-          default:
-            // 'public', and 'orchestrator' whose handlers check the secret or the body's signature.
-            break;
-        }
-        return await route.handler(ctx);
-      } catch (error) {
-        metrics.httpErrors.inc({ code: isVcaError(error) ? error.code : 'VCA_ERR_INTERNAL' });
-        if (isVcaError(error) || !(error instanceof Error)) throw error;
-        this.logger.error({ err: error, route: route.path }, 'route failed');
-        throw new VcaError('VCA_ERR_INTERNAL');
-      }
-    };
   }
 }

@@ -1,14 +1,33 @@
-/** Builds the OpenAPI 3.1 document from the route table and its TypeBox schemas (JSON Schema 2020-12). */
-import type { ApiRoute } from './api-routes.js';
+/**
+ * Builds the OpenAPI 3.1 document from the declared routes: paths, parameters, the access each route
+ * declares as its security, and the TypeBox schema of each body (JSON Schema 2020-12), the very
+ * declarations the route pipeline enforces.
+ */
+import { type ApiRoute, defineRoute, json, type RouteAccess } from './api-routes.js';
 
-const securityByAccess: Record<string, Array<Record<string, string[]>>> = {
+const securityByAccess: Record<RouteAccess, Array<Record<string, string[]>>> = {
   gamer: [{ gamerToken: [] }],
   operator: [{ operatorToken: [] }],
   node: [{ nodeToken: [] }],
-  orchestrator: [{ hookSecret: [] }, { hookSignature: [] }],
-  metrics: [{ operatorToken: [] }, {}],
+  orchestrator: [{ hookSecret: [] }],
+  'signed-orchestrator': [{ hookSignature: [] }],
   public: [],
 };
+
+/** `GET /v1/openapi.json`: the document of `routes` and of this route itself, built once. */
+export function openApiRoute(routes: readonly ApiRoute[], version: string): ApiRoute {
+  let document: unknown;
+  const route = defineRoute({
+    method: 'GET',
+    path: '/v1/openapi.json',
+    access: 'public',
+    summary: 'This document',
+    responses: { 200: 'OpenAPI 3.1' },
+    handler: () => json(200, document),
+  });
+  document = buildOpenApi([...routes, route], version);
+  return route;
+}
 
 export function buildOpenApi(routes: readonly ApiRoute[], version: string) {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -36,7 +55,12 @@ export function buildOpenApi(routes: readonly ApiRoute[], version: string) {
       security: securityByAccess[route.access],
       ...(parameters.length > 0 ? { parameters } : {}),
       ...(route.body
-        ? { requestBody: { required: true, content: { 'application/json': { schema: route.body } } } }
+        ? {
+            requestBody: {
+              required: !route.body.optional,
+              content: { 'application/json': { schema: route.body.schema } },
+            },
+          }
         : {}),
       responses,
     };

@@ -15,7 +15,7 @@
  */
 import type { GpuChangeListener } from '../cluster/cluster-state.js';
 import type { GpuSlot, Headroom } from '../cluster/gpu-slot.js';
-import { fullShare, type LoadVector } from '../cost/session-cost.js';
+import { capacityShare, type LoadVector } from '../cost/session-cost.js';
 import { clearBit, highestBelow, lowestAtLeast, setBit } from './bit-set-64.js';
 import type { PlacementStrategy } from './strategy.js';
 
@@ -119,8 +119,8 @@ export class PlacementIndex implements GpuChangeListener {
 
   constructor(headroom: Headroom) {
     this.headroom = headroom;
-    this.gpuCapacity = Math.floor(headroom.gpu * fullShare);
-    this.encoderCapacity = Math.floor(headroom.encoder * fullShare);
+    this.gpuCapacity = capacityShare(headroom.gpu);
+    this.encoderCapacity = capacityShare(headroom.encoder);
   }
 
   /** Number of GPUs currently eligible and indexed. */

@@ -50,6 +50,9 @@ export interface SessionRecord extends SessionSpec {
   migrations: number;
 }
 
+/** How long an ended session stays readable (a look-up answers how it ended) unless configured, ms. */
+export const defaultRetainEndedMs = 60_000;
+
 /** The instant a live session ends unless something happens: lease expiry or queue timeout. */
 export function sessionDeadline(session: SessionRecord): number {
   return session.state === 'queued' && session.queueDeadline !== null

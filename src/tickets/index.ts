@@ -1,11 +1,13 @@
-/** The tickets folder's public surface: node keys and signed session tickets a node verifies offline. */
+/**
+ * The tickets folder's public surface: node keys, and the signed session tickets a node verifies
+ * offline (their format belongs to the wire contract, src/wire).
+ */
 
-export { deriveNodeKey } from './node-key.js';
 export {
   signTicket,
   type TicketClaims,
   TicketError,
   type TicketErrorReason,
-  type VerifyTicketOptions,
   verifyTicket,
-} from './ticket.js';
+} from '../wire/index.js';
+export { deriveNodeKey } from './node-key.js';

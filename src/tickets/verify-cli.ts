@@ -1,8 +1,8 @@
 /** Owns the node operator's command line for verifying a ticket and for deriving a node's key. */
 
 import { parseArgs } from 'node:util';
+import { TicketError, verifyTicket } from '../wire/index.js';
 import { deriveNodeKey } from './node-key.js';
-import { TicketError, verifyTicket } from './ticket.js';
 
 const USAGE = `usage:
   ticket:verify --node-id ID (--node-key HEX | --master-secret S) [--now-ms N] TOKEN|-

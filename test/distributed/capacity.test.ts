@@ -4,6 +4,9 @@
  * atomic pick-and-reserve admits exactly that many, refuses the rest cleanly, and the ledger balances.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type GatewayProcess, reportIdle, stopAllGatewayProcesses } from '../../kit/gateway-process.js';
+import { eventually } from '../../kit/polling.js';
+import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import { loadCatalog } from '../../src/config/load-catalog.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
 import { parseResolution } from '../../src/cost/resolution.js';
@@ -13,16 +16,11 @@ import {
   api,
   type DistributedCluster,
   defineCluster,
-  eventually,
-  type GatewayProcess,
   mapLimit,
   openClusterStore,
   registerNode,
-  reportIdle,
-  startGatewayProcess,
-  stopAllGatewayProcesses,
-} from '../support/gateway-process.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+  startClusterGateway,
+} from '../support/distributed-cluster.js';
 
 const format = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
 const model = 'L4';
@@ -38,7 +36,7 @@ let gateways: GatewayProcess[] = [];
 beforeAll(async () => {
   redis = await startRedisServer();
   cluster = defineCluster(redis.url);
-  gateways = await Promise.all(['A', 'B', 'C'].map((name) => startGatewayProcess(cluster, name)));
+  gateways = await Promise.all(['A', 'B', 'C'].map((name) => startClusterGateway(cluster, name)));
 }, 60_000);
 
 afterAll(async () => {

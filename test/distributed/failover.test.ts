@@ -6,23 +6,25 @@
  * hears of the capacity another instance freed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type GatewayProcess,
+  gatewayCredentials,
+  reportIdle,
+  stopAllGatewayProcesses,
+} from '../../kit/gateway-process.js';
+import { eventually } from '../../kit/polling.js';
+import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
-import { PlayClient } from '../support/gateway.js';
 import {
   api,
   type DistributedCluster,
   defineCluster,
-  eventually,
-  type GatewayProcess,
   mapLimit,
   openClusterStore,
-  processCredentials,
   registerNode,
-  reportIdle,
-  startGatewayProcess,
-  stopAllGatewayProcesses,
-} from '../support/gateway-process.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+  startClusterGateway,
+} from '../support/distributed-cluster.js';
+import { PlayClient } from '../support/gateway.js';
 
 /** 0.4 of an L4: two per L4 under the 0.9 GPU headroom. */
 const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
@@ -43,9 +45,9 @@ beforeAll(async () => {
   redis = await startRedisServer();
   cluster = defineCluster(redis.url, { leases: { resumeGraceSeconds, restSeconds: 600 } });
   [a, b, c] = await Promise.all([
-    startGatewayProcess(cluster, 'A'),
-    startGatewayProcess(cluster, 'B'),
-    startGatewayProcess(cluster, 'C'),
+    startClusterGateway(cluster, 'A'),
+    startClusterGateway(cluster, 'B'),
+    startClusterGateway(cluster, 'C'),
   ]);
   store = await openClusterStore(cluster);
 }, 60_000);
@@ -59,7 +61,7 @@ afterAll(async () => {
 });
 
 async function connect(gateway: GatewayProcess): Promise<PlayClient> {
-  const client = await PlayClient.connect(gateway.wsUrl, processCredentials.gamerToken);
+  const client = await PlayClient.connect(gateway.wsUrl, gatewayCredentials.gamerToken);
   clients.push(client);
   return client;
 }

@@ -5,18 +5,16 @@
  * test/store/redis-topologies.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PlayClient } from '../support/gateway.js';
+import { gatewayCredentials, reportIdle, stopAllGatewayProcesses } from '../../kit/gateway-process.js';
+import { type RedisClusterSetup, startRedisCluster } from '../../kit/redis-cluster.js';
 import {
   api,
   type DistributedCluster,
   defineCluster,
-  processCredentials,
   registerNode,
-  reportIdle,
-  startGatewayProcess,
-  stopAllGatewayProcesses,
-} from '../support/gateway-process.js';
-import { type RedisClusterSetup, startRedisCluster } from '../support/redis-cluster.js';
+  startClusterGateway,
+} from '../support/distributed-cluster.js';
+import { PlayClient } from '../support/gateway.js';
 
 /** 0.4 of an L4 (two per L4 under the 0.9 GPU headroom). */
 const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
@@ -44,7 +42,7 @@ afterAll(async () => {
 
 describe('distributed: gateway processes on Redis Cluster', () => {
   it('share nodes and sessions, and a gamer queued on one is promoted when the other frees capacity', async () => {
-    const [a, b] = await Promise.all([startGatewayProcess(cluster, 'A'), startGatewayProcess(cluster, 'B')]);
+    const [a, b] = await Promise.all([startClusterGateway(cluster, 'A'), startClusterGateway(cluster, 'B')]);
     for (const gateway of [a, b])
       expect((await api(gateway.url, 'operator', 'GET', '/readyz')).status).toBe(200);
 
@@ -58,7 +56,7 @@ describe('distributed: gateway processes on Redis Cluster', () => {
     }
 
     // The GPU is full: a WebSocket gamer on A waits in the queue.
-    const gamer = await PlayClient.connect(a.wsUrl, processCredentials.gamerToken);
+    const gamer = await PlayClient.connect(a.wsUrl, gatewayCredentials.gamerToken);
     try {
       gamer.send({ type: 'request', ...halfL4, wait: true });
       expect(await gamer.next('queued', 5_000)).toMatchObject({ position: 1 });

@@ -6,22 +6,24 @@
  * orchestrator and the node's probe do), allocations succeed without restarting any gateway.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PlayClient } from '../support/gateway.js';
+import {
+  type GatewayProcess,
+  gatewayCredentials,
+  reportIdle,
+  stopAllGatewayProcesses,
+} from '../../kit/gateway-process.js';
+import { eventually } from '../../kit/polling.js';
+import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import {
   type ApiAnswer,
   api,
   type DistributedCluster,
   defineCluster,
-  eventually,
-  type GatewayProcess,
   openClusterStore,
-  processCredentials,
   registerNode,
-  reportIdle,
-  startGatewayProcess,
-  stopAllGatewayProcesses,
-} from '../support/gateway-process.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+  startClusterGateway,
+} from '../support/distributed-cluster.js';
+import { PlayClient } from '../support/gateway.js';
 
 const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
 /** A clean refusal must come well before a client would give up: no waiting on a dead connection. */
@@ -35,7 +37,7 @@ const sockets: PlayClient[] = [];
 beforeAll(async () => {
   redis = await startRedisServer();
   cluster = defineCluster(redis.url);
-  gateways = await Promise.all(['A', 'B'].map((name) => startGatewayProcess(cluster, name)));
+  gateways = await Promise.all(['A', 'B'].map((name) => startClusterGateway(cluster, name)));
 }, 60_000);
 
 afterAll(async () => {
@@ -201,7 +203,7 @@ describe('distributed: Redis stopped and restarted under load', () => {
     // session held over A's socket, ended through B, reaches the socket on A.
     const viaB = await api(b.url, 'gamer', 'POST', '/v1/sessions', { ...halfL4, wait: false });
     expect(viaB.status).toBe(201);
-    const socket = await PlayClient.connect(a.wsUrl, processCredentials.gamerToken);
+    const socket = await PlayClient.connect(a.wsUrl, gatewayCredentials.gamerToken);
     sockets.push(socket);
     socket.send({ type: 'request', ...halfL4 });
     const held = await socket.next('assigned', 5_000);

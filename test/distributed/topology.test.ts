@@ -4,20 +4,22 @@
  * and every instance reports the same committed load.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PlayClient } from '../support/gateway.js';
+import {
+  type GatewayProcess,
+  gatewayCredentials,
+  reportIdle,
+  stopAllGatewayProcesses,
+} from '../../kit/gateway-process.js';
+import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import {
   api,
   type DistributedCluster,
   defineCluster,
-  type GatewayProcess,
   openClusterStore,
-  processCredentials,
   registerNode,
-  reportIdle,
-  startGatewayProcess,
-  stopAllGatewayProcesses,
-} from '../support/gateway-process.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+  startClusterGateway,
+} from '../support/distributed-cluster.js';
+import { PlayClient } from '../support/gateway.js';
 
 /** 0.4 of an L4 (two per L4 under the 0.9 GPU headroom). */
 const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60, wait: false } as const;
@@ -47,7 +49,7 @@ async function nodesSeenBy(gateway: GatewayProcess) {
 
 describe('distributed: several gateway processes share one Redis', () => {
   it('a node registered via A, reporting to B, takes sessions requested via B and then via a third instance C; every instance shows the same committed load', async () => {
-    [a, b] = await Promise.all([startGatewayProcess(cluster, 'A'), startGatewayProcess(cluster, 'B')]);
+    [a, b] = await Promise.all([startClusterGateway(cluster, 'A'), startClusterGateway(cluster, 'B')]);
     expect(a.port).not.toBe(b.port);
 
     const node = await registerNode(a.url, 'render-1', 'L4', 2);
@@ -71,7 +73,7 @@ describe('distributed: several gateway processes share one Redis', () => {
     );
 
     // A third instance joins the running cluster and sees (and places on) the same node.
-    c = await startGatewayProcess(cluster, 'C');
+    c = await startClusterGateway(cluster, 'C');
     const viaC = [];
     for (let i = 0; i < 3; i++) viaC.push(await api(c.url, 'gamer', 'POST', '/v1/sessions', halfL4));
     expect(viaC.map((answer) => answer.status)).toEqual([201, 201, 201]);
@@ -128,7 +130,7 @@ describe('distributed: several gateway processes share one Redis', () => {
     const listed = await api(b.url, 'operator', 'GET', '/v1/nodes/render-1');
     const freed = await api(b.url, 'gamer', 'DELETE', `/v1/sessions/${listed.body.sessionIds[0]}`);
     expect(freed.status).toBe(200);
-    const gamer = await PlayClient.connect(c.wsUrl, processCredentials.gamerToken);
+    const gamer = await PlayClient.connect(c.wsUrl, gatewayCredentials.gamerToken);
     try {
       gamer.send({ type: 'request', ...halfL4, wait: true });
       const held = await gamer.next('assigned', 5_000);
@@ -140,7 +142,7 @@ describe('distributed: several gateway processes share one Redis', () => {
       expect(await c.exited).toEqual({ code: 0, signal: null });
       expect(c.output.some((line) => line.includes('"msg":"gateway stopped"'))).toBe(true);
 
-      const back = await PlayClient.connect(a.wsUrl, processCredentials.gamerToken);
+      const back = await PlayClient.connect(a.wsUrl, gatewayCredentials.gamerToken);
       try {
         back.send({ type: 'resume', sessionId: held.sessionId, resumeToken: held.resumeToken });
         expect(await back.next('assigned', 5_000)).toMatchObject({
@@ -168,8 +170,8 @@ describe('distributed: several gateway processes share one Redis', () => {
     expect((await api(b.url, 'gamer', 'DELETE', `/v1/sessions/${listed.body.sessionIds[0]}`)).status).toBe(
       200,
     );
-    const first = await PlayClient.connect(a.wsUrl, processCredentials.gamerToken);
-    const second = await PlayClient.connect(b.wsUrl, processCredentials.gamerToken);
+    const first = await PlayClient.connect(a.wsUrl, gatewayCredentials.gamerToken);
+    const second = await PlayClient.connect(b.wsUrl, gatewayCredentials.gamerToken);
     try {
       first.send({ type: 'request', ...halfL4, wait: true });
       const held = await first.next('assigned', 5_000);

@@ -1,127 +1,27 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { freePort } from '../../kit/free-port.js';
+import {
+  gatewayCredentialsEnv as credentials,
+  type SpawnedGateway,
+  spawnGatewayProcess,
+  stopAllGatewayProcesses,
+} from '../../kit/gateway-process.js';
+import { withTimeout } from '../../kit/polling.js';
 
-const credentials = {
-  VCA_GAMER_TOKENS: 'process-gamer-token-0123456789',
-  VCA_OPERATOR_TOKENS: 'process-operator-token-0123456789',
-  VCA_ORCHESTRATOR_SECRET: 'process-orchestrator-secret-0123456789',
-  VCA_MASTER_SECRET: 'process-master-secret-0123456789abcdef-0123456789abcdef',
-};
-
-/** A port that was free a moment ago: the gateway logs the port it binds, but not before it binds it. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface GatewayProcess {
-  child: ChildProcess;
-  stdout: string[];
-  stderr: string[];
-  /** Resolves with the first JSON log line matching `predicate`, waiting up to `timeoutMs`. */
-  logLine(predicate: (entry: any) => boolean, timeoutMs?: number): Promise<any>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running: ChildProcess[] = [];
 /** tsx compiles src/ at every start: seconds on an idle machine, far more on a loaded CI runner. */
 const startupTimeoutMs = 30_000;
 const testTimeoutMs = 60_000;
 
-function startGatewayProcess(env: Record<string, string>): GatewayProcess {
-  // A clean environment: nothing from the test runner's VCA_* or NODE_OPTIONS leaks into the gateway.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.push(child);
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const listeners = new Set<() => void>();
-  const collect = (into: string[]) => {
-    let partial = '';
-    return (chunk: Buffer) => {
-      partial += chunk.toString('utf8');
-      const lines = partial.split('\n');
-      partial = lines.pop() ?? '';
-      into.push(...lines.filter(Boolean));
-      for (const listener of listeners) listener();
-    };
-  };
-  child.stdout!.on('data', collect(stdout));
-  child.stderr!.on('data', collect(stderr));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const parsed = () =>
-    stdout.flatMap((line) => {
-      try {
-        return [JSON.parse(line)];
-      } catch {
-        return [];
-      }
-    });
-  return {
-    child,
-    stdout,
-    stderr,
-    exited,
-    logLine(predicate, timeoutMs = startupTimeoutMs) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = parsed().find(predicate);
-          if (found === undefined) return false;
-          cleanup();
-          resolve(found);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(
-            new Error(
-              `no matching log line within ${timeoutMs} ms\nstdout: ${stdout.join('\n')}\nstderr: ${stderr.join('\n')}`,
-            ),
-          );
-        }, timeoutMs);
-        const onExit = () => {
-          if (check()) return;
-          cleanup();
-          reject(
-            new Error(`gateway exited early\nstdout: ${stdout.join('\n')}\nstderr: ${stderr.join('\n')}`),
-          );
-        };
-        const cleanup = () => {
-          clearTimeout(timer);
-          listeners.delete(check);
-          child.off('exit', onExit);
-        };
-        if (check()) return;
-        listeners.add(check);
-        child.once('exit', onExit);
-      });
-    },
-  };
+/**
+ * A gateway on a port that was free a moment ago (the gateway logs the port it binds, but not before
+ * it binds it), in a clean environment: nothing from the test runner's VCA_* or NODE_OPTIONS leaks in.
+ */
+function startGateway(env: Record<string, string>): SpawnedGateway {
+  return spawnGatewayProcess({ env: { VCA_LOG_LEVEL: 'info', ...env } });
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) =>
-      setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms).unref(),
-    ),
-  ]);
-}
-
-afterAll(() => {
-  for (const child of running.splice(0))
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+afterAll(stopAllGatewayProcesses);
 
 // Each test starts its own process on its own port, so they run side by side (tsx start-up dominates).
 describe.concurrent('process: the real gateway as a child process', () => {
@@ -129,7 +29,7 @@ describe.concurrent('process: the real gateway as a child process', () => {
     'on SIGTERM tells WebSocket clients {type:"shutdown"}, closes them with 1001 and exits 0',
     async () => {
       const port = await freePort();
-      const gateway = startGatewayProcess({ ...credentials, PORT: String(port), VCA_LOG_LEVEL: 'info' });
+      const gateway = startGateway({ ...credentials, PORT: String(port) });
       const listening = await gateway.logLine((entry) => entry.msg === 'gateway listening');
       expect(listening).toMatchObject({ port, store: 'embedded' });
 
@@ -157,7 +57,7 @@ describe.concurrent('process: the real gateway as a child process', () => {
       expect(messages).toContainEqual({ type: 'shutdown' });
       expect(exit).toEqual({ code: 0, signal: null });
       expect(Date.now() - signalledAt).toBeLessThan(10_000);
-      expect(gateway.stdout.some((line) => line.includes('"msg":"gateway stopped"'))).toBe(true);
+      expect(gateway.output.some((line) => line.includes('"msg":"gateway stopped"'))).toBe(true);
     },
     testTimeoutMs,
   );
@@ -166,18 +66,13 @@ describe.concurrent('process: the real gateway as a child process', () => {
     'exits with code 78 (EX_CONFIG) naming placement.strategy when VCA_PLACEMENT_STRATEGY is invalid',
     async () => {
       const port = await freePort();
-      const gateway = startGatewayProcess({
-        ...credentials,
-        PORT: String(port),
-        VCA_LOG_LEVEL: 'info',
-        VCA_PLACEMENT_STRATEGY: 'random',
-      });
+      const gateway = startGateway({ ...credentials, PORT: String(port), VCA_PLACEMENT_STRATEGY: 'random' });
       const exit = await withTimeout(gateway.exited, startupTimeoutMs, 'process exit');
       expect(exit.code).toBe(78);
-      const output = [...gateway.stderr, ...gateway.stdout].join('\n');
+      const output = gateway.output.join('\n');
       expect(output).toContain('placement.strategy');
       expect(output).toContain('VCA_PLACEMENT_STRATEGY');
-      expect(gateway.stdout.some((line) => line.includes('gateway listening'))).toBe(false);
+      expect(gateway.output.some((line) => line.includes('gateway listening'))).toBe(false);
     },
     testTimeoutMs,
   );
@@ -186,7 +81,7 @@ describe.concurrent('process: the real gateway as a child process', () => {
     'without credentials generates development ones, logs them and starts; the generated tokens work',
     async () => {
       const port = await freePort();
-      const gateway = startGatewayProcess({ PORT: String(port), VCA_LOG_LEVEL: 'info' });
+      const gateway = startGateway({ PORT: String(port) });
       const warning = await gateway.logLine((entry) => entry.generated !== undefined);
       expect(warning.level).toBe(40);
       const { generated } = warning;

@@ -7,12 +7,12 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { VcaError } from '../../src/errors.js';
+import type { WsSession } from '../../src/http/handler-api.js';
 import {
   assertNativeUws,
   type HttpLimits,
   HttpServer,
   type HttpServerOptions,
-  type WsSession,
 } from '../../src/http/uws-server.js';
 
 const defaultLimits: HttpLimits = {

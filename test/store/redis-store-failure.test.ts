@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisCluster } from '../../kit/redis-cluster.js';
+import { startRedisSentinel } from '../../kit/redis-sentinel.js';
+import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import { VcaError } from '../../src/errors.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
-import { startRedisCluster } from '../support/redis-cluster.js';
-import { startRedisSentinel } from '../support/redis-sentinel.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import { createTestRedisStore } from './redis-factory.js';
 import { createOptions, readyNode, sessionSpec } from './store-fixtures.js';
 

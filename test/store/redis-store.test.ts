@@ -4,8 +4,8 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
 import { createTestRedisStore, freshKeyPrefix } from './redis-factory.js';
 import { describeStoreContract } from './store-contract.js';
 import {

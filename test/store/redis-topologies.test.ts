@@ -5,13 +5,13 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../../kit/polling.js';
+import { type RedisClusterSetup, startRedisCluster } from '../../kit/redis-cluster.js';
+import { type RedisSentinelSetup, startRedisSentinel } from '../../kit/redis-sentinel.js';
 import { isVcaError } from '../../src/errors.js';
 import type { VcaEvent } from '../../src/sessions/events.js';
 import type { RedisClient, RedisStore } from '../../src/store/redis/index.js';
 import { RedisEventRelay } from '../../src/store/redis/redis-event-relay.js';
-import { eventually } from '../support/gateway-process.js';
-import { type RedisClusterSetup, startRedisCluster } from '../support/redis-cluster.js';
-import { type RedisSentinelSetup, startRedisSentinel } from '../support/redis-sentinel.js';
 import { createTestRedisStore } from './redis-factory.js';
 import { describeStoreContract } from './store-contract.js';
 import { createOptions, expectInvariant, readyNode, sessionSpec } from './store-fixtures.js';

@@ -1,6 +1,6 @@
 /** Test support: a VCA domain on the real catalog with a fake clock and predictable ids. */
+import { idleGpus } from '../../kit/idle-telemetry.js';
 import type { NodeRegistration } from '../../src/cluster/cluster-node.js';
-import type { GpuTelemetry } from '../../src/cluster/telemetry.js';
 import { loadCatalog } from '../../src/config/load-catalog.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { VcaConfig } from '../../src/config/schema.js';
@@ -51,30 +51,13 @@ export function createTestVca(overrides: Record<string, unknown> = {}): TestVca 
   });
 }
 
-export function nodeRegistration(
+function nodeRegistration(
   id: string,
   model: string,
   count = 1,
   labels: Record<string, string> = {},
 ): NodeRegistration {
   return { id, host: '127.0.0.1', port: 5900, protocol: 'webrtc', gpus: [{ model, count }], labels };
-}
-
-export function idleGpu(index: number, extra: Partial<GpuTelemetry> = {}): GpuTelemetry {
-  return {
-    index,
-    utilizationGpu: 0,
-    utilizationEncoder: 0,
-    memoryUsed: 0,
-    temperatureGpu: 40,
-    encoderSessions: 0,
-    ...extra,
-  };
-}
-
-/** Idle telemetry for GPUs 0..count-1, as a probe reports an unloaded node. */
-export function idleGpus(count: number): GpuTelemetry[] {
-  return Array.from({ length: count }, (_, index) => idleGpu(index));
 }
 
 /** Registers a node and reports it idle so it becomes ready. */

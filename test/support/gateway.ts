@@ -11,8 +11,8 @@ import { signBody } from '../../src/http/credentials.js';
 import { Gateway } from '../../src/http/gateway.js';
 import { FakeClock } from './domain.js';
 
-/** Idle telemetry for GPUs 0..count-1 (the domain helper, under the name the gateway tests use). */
-export { idleGpus as idleTelemetry } from './domain.js';
+/** Idle telemetry for GPUs 0..count-1 (the kit's, under the name the gateway tests use). */
+export { idleGpus as idleTelemetry } from '../../kit/idle-telemetry.js';
 
 import { callAs } from './http-call.js';
 

@@ -6,8 +6,8 @@ import { VcaError } from '../../errors.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
 import type { SessionService } from '../../sessions/session-service.js';
 import type { ClusterStore } from '../../store/store.js';
-import { type ApiRoute, json } from '../api-routes.js';
-import { SessionRequestSchema, validateBody } from '../api-schemas.js';
+import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
+import { SessionRequestSchema } from '../api-schemas.js';
 import type { SessionViews } from '../assignment-view.js';
 
 export interface GamerRouteDeps {
@@ -30,12 +30,12 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
     })),
   };
   return [
-    {
+    defineRoute({
       method: 'POST',
       path: '/v1/sessions',
       access: 'gamer',
       summary: 'Request a session: assigned (201), queued (202) or refused (503 with Retry-After)',
-      body: SessionRequestSchema,
+      body: jsonBody(SessionRequestSchema),
       responses: {
         201: 'Assigned: node endpoint, GPU, ticket, lease',
         202: 'Queued: position; heartbeat to keep the place, GET to see the assignment',
@@ -43,8 +43,7 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
         422: 'Unknown game, resolution or frame rate not allowed',
         503: 'No capacity and wait=false, or queue full',
       },
-      async handler(ctx) {
-        const body = validateBody(SessionRequestSchema, await ctx.readJson());
+      async handler(_ctx, body) {
         const started = process.hrtime.bigint();
         let outcomeLabel = 'refused';
         try {
@@ -62,8 +61,8 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
           metrics.observeAllocation(outcomeLabel, Number(process.hrtime.bigint() - started) / 1e9);
         }
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
       path: '/v1/sessions/:id',
       access: 'gamer',
@@ -75,8 +74,8 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
           session.state === 'queued' ? (await store.queuePositions()).get(session.id) : undefined;
         return json(200, await views.describe(session, position === undefined ? {} : { position }));
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'POST',
       path: '/v1/sessions/:id/heartbeat',
       access: 'gamer',
@@ -92,8 +91,8 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
           session.state === 'queued' ? (await store.queuePositions()).get(session.id) : undefined;
         return json(200, await views.describe(session, position === undefined ? {} : { position }));
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'DELETE',
       path: '/v1/sessions/:id',
       access: 'gamer',
@@ -109,14 +108,14 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
           throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${id}" already ended (${known.endReason})`);
         throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${id}" does not exist`);
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
       path: '/v1/catalog',
       access: 'gamer',
       summary: 'Playable titles with their allowed resolutions and frame rates',
       responses: { 200: 'The catalog' },
       handler: () => json(200, catalogBody),
-    },
+    }),
   ];
 }

@@ -3,7 +3,6 @@
  * and raw oslo / Ceilometer event notifications (shared secret: Aodh cannot sign). Every body is parsed
  * and validated whole before anything changes; replays return the first result.
  */
-import type { Clock } from '../../clock.js';
 import { VcaError } from '../../errors.js';
 import type { AppliedHook, HookService } from '../../hooks/hook-service.js';
 import { parseAodhAlarm, parseContextualize, parseNotifications } from '../../hooks/index.js';
@@ -14,7 +13,7 @@ import {
   NotificationsBodySchema,
 } from '../../hooks/schemas.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
-import { type ApiRoute, json } from '../api-routes.js';
+import { type ApiRoute, defineRoute, json, parsedBody } from '../api-routes.js';
 import type { SessionViews } from '../assignment-view.js';
 import type { Credentials } from '../credentials.js';
 
@@ -23,7 +22,6 @@ export interface HookRouteDeps {
   credentials: Credentials;
   views: SessionViews;
   metrics: VcaMetrics;
-  clock: Clock;
   onApplied?: (event: OrchestrationEvent, applied: AppliedHook) => void;
 }
 
@@ -58,53 +56,44 @@ export function hookRoutes(deps: HookRouteDeps): ApiRoute[] {
   }
 
   return [
-    {
+    defineRoute({
       method: 'POST',
       path: '/v1/hooks/contextualize',
-      access: 'orchestrator',
+      access: 'signed-orchestrator',
       summary:
         'Scale-up registers nodes (answer carries each node token and ticket key); scale-down drains named nodes or picks victims for a count. Signed: X-VCA-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>',
-      body: ContextualizeBodySchema,
+      body: parsedBody(ContextualizeBodySchema, parseContextualize),
       responses: {
         200: 'Applied, or a replay of an applied event',
         401: 'Bad signature',
         400: 'Invalid body',
       },
-      async handler(ctx) {
-        const raw = await ctx.readRaw();
-        credentials.requireSignature(ctx, raw, deps.clock.now());
-        // The signature covers the raw bytes; only then is the body held to the JSON content type and parsed.
-        return json(200, await apply(parseContextualize(await ctx.readJson())));
-      },
-    },
-    {
+      handler: async (_ctx, event) => json(200, await apply(event)),
+    }),
+    defineRoute({
       method: 'POST',
       path: '/v1/hooks/aodh',
       access: 'orchestrator',
       summary:
         'Aodh / Ceilometer alarm bodies (today and the 2014 notification alarm); direction may ride in ?action=UP|DOWN',
-      body: AodhAlarmBodySchema,
+      // The alarm URL's ?action=UP|DOWN is part of what the body means.
+      body: parsedBody(AodhAlarmBodySchema, (alarm, request) => parseAodhAlarm(alarm, request.query)),
       responses: { 200: 'Recorded or applied', 401: 'Bad secret', 400: 'Invalid body' },
-      async handler(ctx) {
-        credentials.requireHookSecret(ctx);
-        return json(200, await apply(parseAodhAlarm(await ctx.readJson(), ctx.query)));
-      },
-    },
-    {
+      handler: async (_ctx, event) => json(200, await apply(event)),
+    }),
+    defineRoute({
       method: 'POST',
       path: '/v1/hooks/notifications',
       access: 'orchestrator',
       summary:
         'Raw oslo notifications (also wrapped in oslo.message) and Ceilometer HTTP-publisher event arrays',
-      body: NotificationsBodySchema,
+      body: parsedBody(NotificationsBodySchema, parseNotifications),
       responses: { 200: 'One result per event', 401: 'Bad secret', 400: 'Invalid body' },
-      async handler(ctx) {
-        credentials.requireHookSecret(ctx);
-        const events = parseNotifications(await ctx.readJson());
+      async handler(_ctx, events) {
         const results = [];
         for (const event of events) results.push(await apply(event));
         return json(200, { events: results });
       },
-    },
+    }),
   ];
 }

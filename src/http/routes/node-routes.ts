@@ -3,8 +3,8 @@ import { VcaError } from '../../errors.js';
 import type { FleetService } from '../../scaling/fleet-service.js';
 import type { SessionService } from '../../sessions/session-service.js';
 import type { ClusterStore } from '../../store/store.js';
-import { type ApiRoute, json } from '../api-routes.js';
-import { TelemetryReportSchema, validateBody } from '../api-schemas.js';
+import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
+import { TelemetryReportSchema } from '../api-schemas.js';
 
 export interface NodeRouteDeps {
   fleet: FleetService;
@@ -15,20 +15,19 @@ export interface NodeRouteDeps {
 export function nodeRoutes(deps: NodeRouteDeps): ApiRoute[] {
   const { fleet, sessions, store } = deps;
   return [
-    {
+    defineRoute({
       method: 'PUT',
       path: '/v1/nodes/:id/telemetry',
       access: 'node',
       summary:
         'Report GPU telemetry (what gpu-probe pushes every interval); the answer lists the sessions placed on the node',
-      body: TelemetryReportSchema,
+      body: jsonBody(TelemetryReportSchema),
       responses: {
         200: 'Accepted: node state, GPU eligibility, sessions the VCA placed on the node',
         404: 'Unknown node',
         422: 'Unknown GPU index',
       },
-      async handler(ctx) {
-        const report = validateBody(TelemetryReportSchema, await ctx.readJson());
+      async handler(ctx, report) {
         const node = await fleet.recordTelemetry(ctx.params.id!, report);
         const placed = await store.sessionsOnNode(node.id);
         return json(200, {
@@ -46,8 +45,8 @@ export function nodeRoutes(deps: NodeRouteDeps): ApiRoute[] {
           })),
         });
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'POST',
       path: '/v1/nodes/:id/sessions/:sid/ended',
       access: 'node',
@@ -73,6 +72,6 @@ export function nodeRoutes(deps: NodeRouteDeps): ApiRoute[] {
         const ended = await sessions.end(sessionId, 'node-reported-ended');
         return json(200, { sessionId, ended: true, alreadyEnded: ended === undefined });
       },
-    },
+    }),
   ];
 }

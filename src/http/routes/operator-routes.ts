@@ -8,8 +8,8 @@ import type { VcaMetrics } from '../../metrics/vca-metrics.js';
 import { nodeFreeSlots } from '../../scaling/autoscaler-policy.js';
 import type { FleetService } from '../../scaling/fleet-service.js';
 import type { ClusterStore } from '../../store/store.js';
-import { type ApiRoute, json } from '../api-routes.js';
-import { DrainRequestSchema, validateBody } from '../api-schemas.js';
+import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
+import { DrainRequestSchema } from '../api-schemas.js';
 
 export interface OperatorRouteDeps {
   fleet: FleetService;
@@ -20,20 +20,22 @@ export interface OperatorRouteDeps {
   /** The autoscaler's last decision, if it runs. */
   autoscalerView: () => unknown;
   isReady: () => Promise<{ ready: boolean; reason?: string }>;
+  /** auth.publicMetrics: /metrics is scraped without the operator token. */
+  publicMetrics: boolean;
 }
 
 export function operatorRoutes(deps: OperatorRouteDeps): ApiRoute[] {
   const { fleet, store, metrics } = deps;
   return [
-    {
+    defineRoute({
       method: 'GET',
       path: '/v1/nodes',
       access: 'operator',
       summary: 'Every node with its state, GPUs, committed, measured and effective load',
       responses: { 200: 'Nodes' },
       handler: async () => json(200, { nodes: await store.listNodes() }),
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
       path: '/v1/nodes/:id',
       access: 'operator',
@@ -48,32 +50,30 @@ export function operatorRoutes(deps: OperatorRouteDeps): ApiRoute[] {
           sessionIds: sessions.map((session) => session.id),
         });
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'POST',
       path: '/v1/nodes/:id/drain',
       access: 'operator',
       summary:
         'Drain a node: no new sessions; at the deadline its sessions migrate; then drained and removed',
-      body: DrainRequestSchema,
+      // No body means defaults; a JSON `null` (or any non-object) is a bad body like any other.
+      body: jsonBody(DrainRequestSchema, { whenAbsent: {} }),
       responses: { 200: 'Draining (or already drained if empty)', 404: 'Unknown node', 409: 'Not drainable' },
-      async handler(ctx) {
-        // No body means defaults; a JSON `null` (or any non-object) is a bad body like any other.
-        const raw = await ctx.readJson();
-        const body = validateBody(DrainRequestSchema, raw === undefined ? {} : raw);
+      async handler(ctx, body) {
         const deadlineMs = body.deadlineSeconds === undefined ? undefined : body.deadlineSeconds * 1000;
         return json(200, await fleet.drainNode(ctx.params.id!, deadlineMs));
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'POST',
       path: '/v1/nodes/:id/undrain',
       access: 'operator',
       summary: 'Return a draining node to service',
       responses: { 200: 'Ready again', 404: 'Unknown node', 409: 'Not draining' },
       handler: async (ctx) => json(200, await fleet.undrainNode(ctx.params.id!)),
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
       path: '/v1/cluster',
       access: 'operator',
@@ -108,11 +108,11 @@ export function operatorRoutes(deps: OperatorRouteDeps): ApiRoute[] {
           autoscaler: deps.autoscalerView(),
         });
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
       path: '/metrics',
-      access: 'metrics',
+      access: deps.publicMetrics ? 'public' : 'operator',
       summary: 'Prometheus metrics (operator token unless auth.publicMetrics)',
       responses: { 200: 'Prometheus text format' },
       async handler() {
@@ -122,16 +122,16 @@ export function operatorRoutes(deps: OperatorRouteDeps): ApiRoute[] {
           contentType: metrics.registry.contentType,
         };
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
       path: '/healthz',
       access: 'public',
       summary: 'Liveness: the process serves requests',
       responses: { 200: 'Alive' },
       handler: () => json(200, { status: 'ok' }),
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
       path: '/readyz',
       access: 'public',
@@ -144,6 +144,6 @@ export function operatorRoutes(deps: OperatorRouteDeps): ApiRoute[] {
           ...readiness,
         });
       },
-    },
+    }),
   ];
 }

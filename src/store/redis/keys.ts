@@ -1,8 +1,8 @@
 /**
  * Key naming of the Redis store. Every key of one gaming cluster is `<keyPrefix>:{<cluster>}:<rest>`:
  * one hash tag for the whole cluster, so every key hashes to one Redis Cluster slot and every Lua
- * script may touch any of them. The scripts' prelude (scripts/prelude.lua) builds the same names from
- * the base it finds in KEYS[1]; the two must stay in step.
+ * script may touch any of them. The scripts (scripts/lib/keys.lua) build the same names from the base
+ * they find in KEYS[1]; which KEYS hold which key is generated from `scriptKeyNames` (lua-emitter.ts).
  *
  * | key                               | type   | holds                                                   |
  * |-----------------------------------|--------|---------------------------------------------------------|
@@ -20,6 +20,9 @@
  * | `session:<id>`                    | hash   | a session's fields; `spec` is its immutable part as JSON |
  * | `webhook:<key>`                   | string | `<expiresAt>:<result JSON>`, with a PX time to live      |
  */
+
+/** The fixed keys every script declares, KEYS[1] on, in this order; then one queue per priority class. */
+export const scriptKeyNames = ['nodes', 'seq', 'fresh', 'deadlines', 'pools'] as const;
 
 export interface RedisKeys {
   /** `<keyPrefix>:{<cluster>}`: every key starts with it. */
@@ -43,11 +46,7 @@ export function redisKeys(keyPrefix: string, cluster: string, priorityClasses: r
   return {
     base,
     scriptKeys: [
-      `${base}:nodes`,
-      `${base}:seq`,
-      `${base}:fresh`,
-      `${base}:deadlines`,
-      `${base}:pools`,
+      ...scriptKeyNames.map((name) => `${base}:${name}`),
       ...priorityClasses.map((name) => `${base}:queue:${name}`),
     ],
     session: (id) => `${base}:session:${id}`,

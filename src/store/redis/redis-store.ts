@@ -12,10 +12,17 @@ import type { NodeRegistration } from '../../cluster/cluster-node.js';
 import type { NodeState } from '../../cluster/node-state.js';
 import type { TelemetryReport } from '../../cluster/telemetry.js';
 import type { CatalogIndex } from '../../cost/catalog.js';
-import { canHostStreams, fullShare, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
+import {
+  canHostStreams,
+  capacityShare,
+  type LoadVector,
+  percentToShare,
+  zeroLoad,
+} from '../../cost/session-cost.js';
 import { type ErrorCode, errorCatalog, isVcaError, VcaError } from '../../errors.js';
 import type { PlacementStrategy } from '../../placement/strategy.js';
 import {
+  defaultRetainEndedMs,
   type EndReason,
   newSessionRecord,
   type SessionRecord,
@@ -34,7 +41,16 @@ import type {
   SessionEnd,
   WebhookMemory,
 } from '../store.js';
+import {
+  costText,
+  type GpuHashField,
+  type NodeHashField,
+  parseCost,
+  sessionReplyFields,
+  sessionReplyPosition,
+} from './hash-layouts.js';
 import { type RedisKeys, redisKeys } from './keys.js';
+import { settingsArgument } from './script-settings.js';
 import { defineScripts, loadScripts, type ScriptCall, type ScriptName } from './scripts.js';
 
 /**
@@ -108,9 +124,10 @@ function toStoreError(error: unknown): unknown {
   );
 }
 
-function hashOf(flat: unknown): Record<string, string> {
+/** A hash as HGETALL answers it (field, value, ...), by field name. */
+function hashOf<Field extends string>(flat: unknown): Partial<Record<Field, string>> {
   const list = flat as string[];
-  const hash: Record<string, string> = {};
+  const hash: Partial<Record<string, string>> = {};
   for (let i = 0; i + 1 < list.length; i += 2) hash[list[i]!] = list[i + 1]!;
   return hash;
 }
@@ -119,55 +136,29 @@ function nullableNumber(value: string | undefined): number | null {
   return value === undefined || value === '' ? null : Number(value);
 }
 
-/** The session hash fields a reply holds, in order (the first SESSION_FIELDS of the scripts' prelude). */
-const sessionFields = [
-  'spec',
-  'state',
-  'queuedAt',
-  'queueDeadline',
-  'assignedAt',
-  'endedAt',
-  'endReason',
-  'leaseExpiresAt',
-  'migrations',
-  'node',
-  'gpuIndex',
-  'model',
-  'cost',
-] as const;
-
-/** A cost vector from its `<gpu>,<encoder>,<vram>,<sessions>` form. */
-function parseCost(text: string): LoadVector {
-  const [gpu, encoder, vramMiB, encoderSessions] = text.split(',');
-  return {
-    gpu: Number(gpu),
-    encoder: Number(encoder),
-    vramMiB: Number(vramMiB),
-    encoderSessions: Number(encoderSessions),
-  };
-}
-
-function costText(cost: LoadVector): string {
-  return `${cost.gpu},${cost.encoder},${cost.vramMiB},${cost.encoderSessions}`;
-}
-
-/** A session reply of the scripts (sessionFields values) as the SessionRecord. */
+/** A session reply of the scripts (the sessionReplyFields values, in order) as the SessionRecord. */
 function parseSession(reply: unknown): SessionRecord {
-  const [spec, state, queuedAt, queueDeadline, assignedAt, endedAt, endReason, lease, migrations] =
-    reply as string[];
   const fields = reply as string[];
-  const record = JSON.parse(spec!) as SessionRecord;
-  record.state = state as SessionRecord['state'];
-  record.queuedAt = nullableNumber(queuedAt);
-  record.queueDeadline = nullableNumber(queueDeadline);
-  record.assignedAt = nullableNumber(assignedAt);
-  record.endedAt = nullableNumber(endedAt);
+  const at = sessionReplyPosition;
+  const record = JSON.parse(fields[at.spec]!) as SessionRecord;
+  record.state = fields[at.state] as SessionRecord['state'];
+  record.queuedAt = nullableNumber(fields[at.queuedAt]);
+  record.queueDeadline = nullableNumber(fields[at.queueDeadline]);
+  record.assignedAt = nullableNumber(fields[at.assignedAt]);
+  record.endedAt = nullableNumber(fields[at.endedAt]);
+  const endReason = fields[at.endReason];
   record.endReason = endReason ? (endReason as EndReason) : null;
-  record.placement = fields[9]
-    ? { nodeId: fields[9], gpuIndex: Number(fields[10]), model: fields[11]!, cost: parseCost(fields[12]!) }
+  const nodeId = fields[at.node];
+  record.placement = nodeId
+    ? {
+        nodeId,
+        gpuIndex: Number(fields[at.gpuIndex]),
+        model: fields[at.model]!,
+        cost: parseCost(fields[at.cost]!),
+      }
     : null;
-  record.leaseExpiresAt = Number(lease);
-  record.migrations = Number(migrations);
+  record.leaseExpiresAt = Number(fields[at.leaseExpiresAt]);
+  record.migrations = Number(fields[at.migrations]);
   return record;
 }
 
@@ -225,8 +216,8 @@ export class RedisStore implements ClusterStore {
     this.catalog = options.catalog;
     this.commandTimeoutMs = options.commandTimeoutMs ?? defaultCommandTimeoutMs;
     this.keys = redisKeys(options.keyPrefix, options.cluster, options.priorityClasses);
-    this.gpuCapacity = Math.floor(options.headroom.gpu * fullShare);
-    this.encoderCapacity = Math.floor(options.headroom.encoder * fullShare);
+    this.gpuCapacity = capacityShare(options.headroom.gpu);
+    this.encoderCapacity = capacityShare(options.headroom.encoder);
     if (isConnection(options.redis)) {
       this.ownsClient = true;
       this.client = createClient(options.redis, this.commandTimeoutMs);
@@ -236,20 +227,17 @@ export class RedisStore implements ClusterStore {
       this.client = options.redis;
     }
     this.scripts = defineScripts(this.client);
-    // Read by the prelude: each value followed by '\n', the priority classes last.
-    const settings = [
-      this.gpuCapacity,
-      this.encoderCapacity,
-      options.headroom.vram,
-      options.temperatureMarginCelsius,
-      options.requireTelemetry ? 1 : 0,
-      options.staleAfterMs,
-      options.retainEndedMs ?? 60_000,
-      options.maxCandidates ?? defaultMaxCandidates,
-      ...options.priorityClasses,
-    ]
-      .map((value) => `${value}\n`)
-      .join('');
+    const settings = settingsArgument({
+      gpuCapacity: this.gpuCapacity,
+      encoderCapacity: this.encoderCapacity,
+      vramHeadroom: options.headroom.vram,
+      temperatureMarginCelsius: options.temperatureMarginCelsius,
+      requireTelemetry: options.requireTelemetry,
+      staleAfterMs: options.staleAfterMs,
+      retainEndedMs: options.retainEndedMs ?? defaultRetainEndedMs,
+      maxCandidates: options.maxCandidates ?? defaultMaxCandidates,
+      priorityClasses: options.priorityClasses,
+    });
     this.scriptHead = [this.keys.scriptKeys.length, ...this.keys.scriptKeys, settings];
   }
 
@@ -338,7 +326,7 @@ export class RedisStore implements ClusterStore {
     // The conversions of GpuSlot.applyTelemetry: percentages to ppm, MiB rounded, unknown stays unknown.
     const ppm = (percent: number | null | undefined) => {
       const value = finiteOrEmpty(percent);
-      return value === '' ? '' : Math.round(Math.min(100, Math.max(0, value)) * 10_000);
+      return value === '' ? '' : percentToShare(value);
     };
     const samples = report.gpus.flatMap((sample) => {
       const memoryUsed = finiteOrEmpty(sample.memoryUsed);
@@ -462,7 +450,7 @@ export class RedisStore implements ClusterStore {
   }
 
   async getSession(id: string) {
-    const fields = await this.call(() => this.client.hmget(this.keys.session(id), ...sessionFields));
+    const fields = await this.call(() => this.client.hmget(this.keys.session(id), ...sessionReplyFields));
     return fields[1] === null ? undefined : parseSession(fields);
   }
 
@@ -592,12 +580,12 @@ export class RedisStore implements ClusterStore {
 
   /** A node dump of the scripts ({node hash, gpu hash, session count, ...}) as the embedded NodeView. */
   private nodeView(dump: unknown[]): NodeView {
-    const node = hashOf(dump[0]);
+    const node = hashOf<NodeHashField>(dump[0]);
     const registration = JSON.parse(node.registration!) as NodeRegistration;
     const gpus: GpuView[] = [];
     let sessions = 0;
     for (let i = 1; i + 1 < dump.length; i += 2) {
-      const view = this.gpuView(hashOf(dump[i]), Number(dump[i + 1]));
+      const view = this.gpuView(hashOf<GpuHashField>(dump[i]), Number(dump[i + 1]));
       sessions += view.sessions;
       gpus.push(view);
     }
@@ -618,7 +606,7 @@ export class RedisStore implements ClusterStore {
     };
   }
 
-  private gpuView(gpu: Record<string, string>, sessions: number): GpuView {
+  private gpuView(gpu: Partial<Record<GpuHashField, string>>, sessions: number): GpuView {
     const committed: LoadVector = {
       gpu: Number(gpu.cg),
       encoder: Number(gpu.ce),

@@ -8,9 +8,9 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-export const repoRoot = path.resolve(import.meta.dirname, '../../..');
-export const fixtureDir = path.resolve(repoRoot, '../shared/fixtures/nvidia-smi');
-export const cliPath = path.join(repoRoot, 'gpu-probe/src/cli.ts');
+const repoRoot = path.resolve(import.meta.dirname, '../../..');
+const fixtureDir = path.resolve(repoRoot, '../shared/fixtures/nvidia-smi');
+const cliPath = path.join(repoRoot, 'gpu-probe/src/cli.ts');
 const fakeScript = path.join(import.meta.dirname, 'fake-nvidia-smi.sh');
 
 /** Every `*.query-gpu.csv` capture, by short name like `nvidia-l40s.load`. */

@@ -1,7 +1,7 @@
 -- audit: committed load per GPU with the costs of the sessions committed there, for the invariant
 -- committed == sum of live session costs (summed by the caller, independently of the counters).
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings.
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua).
 -- Returns: {gpus, live session count, queued session count}; gpus is an array of
 --   {node id, index, cg, ce, cv, cs, {session cost ('' when none) or false, ...}}.
 local gpus = {}

@@ -1,10 +1,10 @@
 -- create-session: atomic pick-and-reserve, or queue, or refuse (one EVALSHA per allocation).
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] session id, [3] spec JSON (the immutable part of the record, createdAt
---   included), [4] pick costs ('\n<model>\t<gpu>,<encoder>,<vram>,<sessions>' per model, '\n' last),
---   [5] region (':' .. region, '' when none), [6] labels JSON ('' when none), [7] priority class,
---   [8] transport, [9] now (ms), [10] strategy ('packed' | 'spread'), [11] wait mode ('wait' |
---   'no-wait'), [12] max queue length, [13] queue deadline (ms), [14] lease expiry (ms).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] session id, [3] spec JSON (the immutable part of the record,
+--   createdAt included), [4] pick costs ('\n<model>\t<gpu>,<encoder>,<vram>,<sessions>' per model, '\n'
+--   last), [5] region (':' .. region, '' when none), [6] labels JSON ('' when none), [7] priority class,
+--   [8] transport, [9] now (ms), [10] strategy ('packed' | 'spread'), [11] wait mode ('wait' | 'no-wait'),
+--   [12] max queue length, [13] queue deadline (ms), [14] lease expiry (ms).
 -- Returns: {'assigned', node id, GPU index, model} | {'queued', position} | {'refused', reason}; the
 --   caller builds the record it sent with these changes.
 -- Errors: VCA_ERR_SESSION_EXISTS, VCA_ERR_UNKNOWN_PRIORITY (nothing changed).

@@ -1,6 +1,6 @@
 -- end-session: ends a live session exactly once.
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] session id, [3] end reason, [4] now (ms).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] session id, [3] end reason, [4] now (ms).
 -- Returns: nil when the session is unknown or already ended; else {session reply, drained node dump or
 --   false, sessions left waiting in the queue}.
 local session = F.load_session(ARGV[2])

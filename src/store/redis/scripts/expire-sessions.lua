@@ -1,7 +1,7 @@
 -- expire-sessions: ends every session whose lease or queue wait ran out, each exactly once, and forgets
 -- ended sessions kept past their retention.
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] now (ms).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] now (ms).
 -- Returns: an array of {session reply, drained node dump or false}, in deadline order.
 local now = tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', F.K_DEADLINES, '-inf', F.fmt(now))

@@ -1,8 +1,8 @@
 -- migrate-session: moves an assigned session off its node: reserves a GPU elsewhere and releases the
 -- old one in one step, or puts the session at the front of its class in the queue when nothing fits.
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] session id, [3] now (ms), [4] strategy, [5] new lease expiry (ms),
---   [6] queue deadline (ms).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] session id, [3] now (ms), [4] strategy, [5] new lease expiry
+--   (ms), [6] queue deadline (ms).
 -- Returns: nil when the session is not assigned; else {session reply, old placement as {node id, GPU
 --   index, model, cost}, drained node dump or false}. Errors: VCA_ERR_UNKNOWN_PRIORITY when it must
 --   queue in an unknown class (nothing changed).

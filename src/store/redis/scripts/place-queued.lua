@@ -1,8 +1,8 @@
 -- place-queued: places queued sessions, in queue order, wherever they now fit; each placed session's
 -- lease starts anew with the length for its transport.
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] now (ms), [3] strategy, [4] REST lease length (ms), [5] WebSocket lease
---   length (ms).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] now (ms), [3] strategy, [4] REST lease length (ms),
+--   [5] WebSocket lease length (ms).
 -- Returns: an array of the placed sessions' replies, in queue order.
 local now = tonumber(ARGV[2])
 local strategy = ARGV[3]

@@ -1,6 +1,6 @@
 -- queue-positions: the queued session ids in service order (classes highest first, FIFO within).
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings.
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua).
 -- Returns: an array of session ids; position = array index (1-based).
 local out = {}
 for rank = 1, #F.CLASSES do

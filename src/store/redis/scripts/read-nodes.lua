@@ -1,6 +1,7 @@
 -- read-nodes: a consistent snapshot of nodes for their views.
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] mode: 'all', 'one' (ARGV[3] = node id) or 'state' (ARGV[3] = state).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] mode: 'all', 'one' (ARGV[3] = node id) or 'state' (ARGV[3] =
+--   state).
 -- Returns: an array of node dumps in registration order (empty when none matches). Draining nodes come
 -- from their own index (every instance asks each tick), any other state from a read of every node.
 local mode = ARGV[2]

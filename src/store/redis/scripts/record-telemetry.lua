@@ -1,7 +1,7 @@
 -- record-telemetry: applies one telemetry report of a node (values already converted to ppm/MiB).
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] node id, [3] arrival time (ms), [4..] the samples, 10 arguments each:
---   index (-1 when not a number), mg, me, mv, ms, memoryTotal, temperature, throttle, uuid, name, ''
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] node id, [3] arrival time (ms), [4..] the samples, 10 arguments
+--   each: index (-1 when not a number), mg, me, mv, ms, memoryTotal, temperature, throttle, uuid, name, ''
 --   for an unknown value (memoryTotal, uuid, name: '' keeps the previous value).
 -- Returns: the node dump. Errors: VCA_ERR_NODE_NOT_FOUND, VCA_ERR_GPU_NOT_FOUND (nothing changed).
 local node_id = ARGV[2]

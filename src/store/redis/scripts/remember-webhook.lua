@@ -1,7 +1,7 @@
 -- remember-webhook: claims a webhook delivery key unless a live claim exists (SET ... PX, checked
 -- against the caller's clock too, so a fake clock and Redis's own expiry agree).
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] delivery key, [3] result JSON, [4] ttl (ms), [5] now (ms).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] delivery key, [3] result JSON, [4] ttl (ms), [5] now (ms).
 -- Returns: {1} when claimed now; {0, remembered result JSON} for a replay.
 local key = F.BASE .. ':webhook:' .. ARGV[2]
 local now = tonumber(ARGV[5])

@@ -1,6 +1,6 @@
 -- remove-node: forgets an empty node and its GPUs.
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] node id, [3] now (ms).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] node id, [3] now (ms).
 -- Returns: the node dump as it was before removal, or nil when the node is unknown.
 -- Errors: VCA_ERR_NODE_STATE while sessions live on it (nothing changed).
 local node_id = ARGV[2]

@@ -1,6 +1,6 @@
 -- renew-leases: extends the leases of live sessions (never shortens one).
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] new lease expiry (ms), [3..] session ids.
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] new lease expiry (ms), [3..] session ids.
 -- Returns: how many of the ids were live.
 local expiry = tonumber(ARGV[2])
 local renewed = 0

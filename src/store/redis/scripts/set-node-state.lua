@@ -1,6 +1,7 @@
 -- set-node-state: moves a node along its lifecycle; draining an empty node drains it at once.
--- KEYS: the prelude's fixed keys (nodes, seq, fresh, deadlines, pools, queue per class).
--- ARGV: [1] settings, [2] node id, [3] target state, [4] now (ms), [5] drain deadline ('' = none).
+-- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
+-- ARGV: [1] settings (lib/settings.lua), [2] node id, [3] target state, [4] now (ms), [5] drain deadline
+--   ('' = none).
 -- Returns: the node dump. Errors: VCA_ERR_NODE_NOT_FOUND, VCA_ERR_NODE_STATE (nothing changed).
 local node_id = ARGV[2]
 local to = ARGV[3]

@@ -6,17 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  command,
-  freePort,
-  host,
-  kill,
-  type Launched,
-  launch,
-  requireRedisBinaries,
-  tempDir,
-  waitFor,
-} from './redis-process.js';
+import { stopChild } from './child-processes.js';
+import { freePort, host } from './free-port.js';
+import { command, type Launched, launch, requireRedisBinaries, waitFor } from './redis-process.js';
+import { tempDir } from './temp-dir.js';
 
 export interface RedisSentinelSetup {
   readonly masterName: string;
@@ -59,7 +52,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
   const processes: Launched[] = [];
   let stopped: Promise<void> | undefined;
   const stop = () => {
-    stopped ??= Promise.all(processes.map(({ child }) => kill(child))).then(remove);
+    stopped ??= Promise.all(processes.map(({ child }) => stopChild(child))).then(remove);
     return stopped;
   };
 
@@ -103,7 +96,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
       masterPort,
       replicaPort,
       async failover() {
-        await kill(master.child);
+        await stopChild(master.child);
         await waitFor(
           `sentinel promoting the replica on port ${replicaPort}`,
           async () => (await masterPortSeenBySentinel(sentinelPort)) === replicaPort,

@@ -6,17 +6,10 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  canListen,
-  command,
-  host,
-  kill,
-  type Launched,
-  launch,
-  requireRedisBinaries,
-  tempDir,
-  waitFor,
-} from './redis-process.js';
+import { stopChild } from './child-processes.js';
+import { canListen, host } from './free-port.js';
+import { command, type Launched, launch, requireRedisBinaries, waitFor } from './redis-process.js';
+import { tempDir } from './temp-dir.js';
 
 export interface RedisClusterSetup {
   /** The three masters: any of them is a seed for `new Cluster(nodes)`. */
@@ -68,7 +61,7 @@ export async function startRedisCluster(): Promise<RedisClusterSetup> {
   const launched: Launched[] = [];
   let stopped: Promise<void> | undefined;
   const stop = () => {
-    stopped ??= Promise.all(launched.map(({ child }) => kill(child))).then(remove);
+    stopped ??= Promise.all(launched.map(({ child }) => stopChild(child))).then(remove);
     return stopped;
   };
 

@@ -1,16 +1,12 @@
 /**
- * Process plumbing shared by the tests' Redis deployments (redis-server.ts, redis-sentinel.ts,
- * redis-cluster.ts): checking the binaries, free ports on 127.0.0.1, launching redis-server with its
- * output kept, temp dirs, killing, one-off commands and polling with a useful error.
+ * Process plumbing shared by the kit's Redis deployments (redis-server.ts, redis-sentinel.ts,
+ * redis-cluster.ts): checking the binaries, launching redis-server with its output kept, killing,
+ * one-off commands and polling with a useful error.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
-
-export const host = '127.0.0.1';
+import { killOnExit } from './child-processes.js';
+import { host } from './free-port.js';
 
 /** Fails loudly, naming the Debian packages, when a binary the tests run is missing. */
 export function requireRedisBinaries(binaries: readonly string[] = ['redis-server']): void {
@@ -24,25 +20,6 @@ export function requireRedisBinaries(binaries: readonly string[] = ['redis-serve
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => server.close(() => resolve(true)));
-  });
-}
-
 export interface Launched {
   readonly name: string;
   readonly child: ChildProcess;
@@ -50,11 +27,8 @@ export interface Launched {
 }
 
 export function launch(name: string, args: string[]): Launched {
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  // A test process that dies without stop() must not leave its servers behind.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.removeListener('exit', killOnExit));
+  // A process that dies without stop() must not leave its servers behind.
+  const child = killOnExit(spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   let log = '';
   const keep = (chunk: Buffer) => {
     log = (log + chunk.toString('utf8')).slice(-4_000);
@@ -62,25 +36,6 @@ export function launch(name: string, args: string[]): Launched {
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   return { name, child, output: () => log };
-}
-
-/** A temp dir removed by remove(), or when the test process exits without calling it. */
-export function tempDir(prefix: string): { dir: string; remove(): void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  const remove = () => {
-    process.removeListener('exit', remove);
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', remove);
-  return { dir, remove };
-}
-
-export function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
 }
 
 /** Sends one command on a fresh connection that never retries: a dead server rejects at once. */

@@ -1,14 +1,19 @@
 /**
- * A real, throw-away redis-server for tests: a free port on 127.0.0.1, no persistence, stopped by the
- * test that started it. There is no fake Redis: when redis-server is missing the suite fails loudly.
+ * A real, throw-away redis-server for tests and benchmarks: a free port on 127.0.0.1, no persistence,
+ * stopped by whoever started it (and killed when that process exits). There is no fake Redis: when
+ * redis-server is missing the suite fails loudly.
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { freePort, host, kill, type Launched, launch, requireRedisBinaries } from './redis-process.js';
+import { stopChild } from './child-processes.js';
+import { freePort, host } from './free-port.js';
+import { type Launched, launch, requireRedisBinaries } from './redis-process.js';
 
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
+  /** The server process's id (it changes on restart), for CPU readings and pinning. */
+  readonly pid: number;
   /** Kills the server (its data is gone: nothing is saved). */
   stop(): Promise<void>;
   /** Stops it and starts an empty one on the same port. */
@@ -59,9 +64,12 @@ export async function startRedisServer(): Promise<RedisServer> {
   return {
     url: `redis://${host}:${port}`,
     port,
-    stop: () => kill(current.child),
+    get pid() {
+      return current.child.pid!;
+    },
+    stop: () => stopChild(current.child),
     async restart() {
-      await kill(current.child);
+      await stopChild(current.child);
       current = launchServer(port);
       await waitUntilAnswering(port, current.child, current.output);
     },

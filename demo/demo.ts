@@ -6,11 +6,13 @@
  * dimension, sessions and queue. Ctrl-C (or --duration SECONDS) stops everything cleanly.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import { freePort } from '../kit/free-port.js';
+import { eventually } from '../kit/polling.js';
+import { signBody } from '../src/http/credentials.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,18 +44,6 @@ const children: ChildProcess[] = [];
 const sockets = new Set<WebSocket>();
 let stopping = false;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 function start(command: string[], env: Record<string, string>, name: string): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', ...command], {
     cwd: root,
@@ -84,7 +74,13 @@ async function main(): Promise<void> {
     },
     'gateway',
   );
-  await waitFor(async () => (await fetch(`${base}/readyz`)).ok, 20_000, 'the gateway did not become ready');
+  await eventually(
+    async () => {
+      const response = await fetch(`${base}/readyz`);
+      if (!response.ok) throw new Error(`/readyz answered ${response.status}`);
+    },
+    { timeoutMs: 20_000, intervalMs: 200, what: 'the gateway becoming ready' },
+  );
 
   const body = JSON.stringify({
     eventId: `demo-${Date.now()}`,
@@ -100,7 +96,7 @@ async function main(): Promise<void> {
     })),
   });
   const t = Math.floor(Date.now() / 1000);
-  const signature = createHmac('sha256', credentials.orchestrator).update(`${t}.`).update(body).digest('hex');
+  const signature = signBody(credentials.orchestrator, t, body);
   const registered = await fetch(`${base}/v1/hooks/contextualize`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-vca-signature': `t=${t},v1=${signature}` },
@@ -259,17 +255,6 @@ async function render(base: string, stats: Record<string, number>, startedAt: nu
     });
   }
   process.stdout.write(`${args.plain ? '\n' : '\x1b[2J\x1b[H'}${lines.join('\n')}\n`);
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, message: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch {}
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(message);
 }
 
 main().catch((error) => {

@@ -1,0 +1,141 @@
+/**
+ * The request side of an exchange with uWebSockets.js: copies method, path, query, headers and the
+ * client address out of the uWS request before its callback returns (uWS invalidates it then), and
+ * buffers the body under a byte limit, answering 413 as soon as a chunked body passes it. Also owns
+ * reading that body as JSON (415 for other media types, 400 for malformed JSON).
+ */
+
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { VcaError } from '../errors.js';
+import { addressFromBytes } from './remote-address.js';
+import type { Exchange, ReplyWriter } from './reply-writer.js';
+
+/** Everything the handler may read of the uWS request, copied while it is still valid. */
+export interface CopiedRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: Record<string, string>;
+  remoteAddress: string;
+}
+
+/** The body of one request: whether one was announced, and its bytes once they have all arrived. */
+export interface RequestBody {
+  present: boolean;
+  bytes: Promise<Buffer>;
+}
+
+/** Rejection reason for a body read that the client aborted; nobody is left to answer. */
+export class RequestAbortedError extends Error {
+  constructor() {
+    super('the client aborted the request');
+    this.name = 'RequestAbortedError';
+  }
+}
+
+const jsonContentTypePattern = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/** Copies the request out of uWS; `req` is invalid once the uWS callback returns. */
+export function copyRequest(res: HttpResponse, req: HttpRequest): CopiedRequest {
+  const headers: Record<string, string> = {};
+  req.forEach((name, value) => {
+    const previous = headers[name];
+    headers[name] = previous === undefined ? value : `${previous}, ${value}`;
+  });
+  const query = req.getQuery();
+  return {
+    method: req.getMethod().toUpperCase(),
+    path: req.getUrl(),
+    query: query ? new URLSearchParams(query) : new URLSearchParams(),
+    headers,
+    // The binary form is cheaper than uWS's text form, and normalizes to the same canonical key.
+    remoteAddress: addressFromBytes(res.getRemoteAddress()),
+  };
+}
+
+/** True when body bytes may follow the headers: until they are read, an early answer must close. */
+export function announcesBody(headers: Record<string, string>): boolean {
+  const contentLength = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength !== '0');
+}
+
+/** Parses `content-length`; a value uWS let through that is not a plain decimal is the client's fault. */
+function parseContentLength(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value))
+    throw new VcaError('VCA_ERR_VALIDATION', 'The content-length header is not a number');
+  return Number(value);
+}
+
+/**
+ * Starts buffering the body now: uWS only delivers body chunks to an `onData` registered before the
+ * handler returns. Throws 413 at once for a content-length over `limit` bytes; a chunked body that
+ * passes the limit is answered 413 by `writer` at that moment and its read rejects.
+ */
+export function startBodyReader(
+  exchange: Exchange,
+  headers: Record<string, string>,
+  limit: number,
+  writer: ReplyWriter,
+): RequestBody {
+  const contentLength = parseContentLength(headers['content-length']);
+  const chunked = headers['transfer-encoding'] !== undefined;
+  if (contentLength !== undefined && contentLength > limit) {
+    throw new VcaError(
+      'VCA_ERR_BODY_TOO_LARGE',
+      `The body is ${contentLength} bytes; the limit is ${limit}`,
+      {
+        limitBytes: limit,
+      },
+    );
+  }
+  if (!chunked && (contentLength === undefined || contentLength === 0)) {
+    return { present: false, bytes: Promise.resolve(Buffer.alloc(0)) };
+  }
+  const bytes = new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let failed = false;
+    exchange.onAbort = () => reject(new RequestAbortedError());
+    exchange.res.onData((chunk, isLast) => {
+      if (failed) return;
+      received += chunk.byteLength;
+      if (received > limit) {
+        failed = true;
+        const err = new VcaError('VCA_ERR_BODY_TOO_LARGE', `The body exceeds the limit of ${limit} bytes`, {
+          limitBytes: limit,
+        });
+        reject(err);
+        // Answer now rather than when the handler gets round to it, and close: the rest is never read.
+        writer.respondError(exchange, err, undefined);
+        return;
+      }
+      // uWS reuses the chunk's memory once this callback returns: copy it (Buffer.from(Uint8Array) copies).
+      if (chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
+      if (isLast) {
+        exchange.bodyComplete = true;
+        resolve(Buffer.concat(chunks, received));
+      }
+    });
+  });
+  // A handler that never reads the body must not turn its failure into an unhandled rejection.
+  bytes.catch(() => {});
+  return { present: true, bytes };
+}
+
+/** The body parsed as JSON; `undefined` when there is none. */
+export async function readJsonBody(body: RequestBody, contentType: string | undefined): Promise<unknown> {
+  if (body.present && (contentType === undefined || !jsonContentTypePattern.test(contentType))) {
+    throw new VcaError(
+      'VCA_ERR_UNSUPPORTED_MEDIA_TYPE',
+      `Send the body with content-type application/json, not ${contentType ?? 'none'}`,
+    );
+  }
+  const bytes = await body.bytes;
+  if (bytes.length === 0) return undefined;
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new VcaError('VCA_ERR_MALFORMED_JSON', `The body is not valid JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The one pipeline every v1 route runs through: it proves the caller's access (`RouteAccess`), then
+ * reads and parses the declared body, and only then calls the handler, so handlers neither
+ * authenticate nor validate. Errors a route throws are counted by code; anything that is not a
+ * `VcaError` is logged with the route and becomes VCA_ERR_INTERNAL. WebSocket routes get the same
+ * access check before their own upgrade decision.
+ */
+import type { Logger } from 'pino';
+import { isVcaError, VcaError } from '../errors.js';
+import type { VcaMetrics } from '../metrics/vca-metrics.js';
+import type { ApiRoute, RouteAccess } from './api-routes.js';
+import type { Credentials } from './credentials.js';
+import type { RequestContext, RouteHandler, UpgradeContext, WsRoute } from './handler-api.js';
+
+export interface RoutePipelineOptions {
+  credentials: Credentials;
+  metrics: Pick<VcaMetrics, 'httpErrors'>;
+  logger: Logger;
+  /** Milliseconds clock of the signature window. */
+  now: () => number;
+}
+
+/** Returns when the caller may use the route, throws 401 or 403 when not; reads headers and query only. */
+type AccessCheck = (request: UpgradeContext) => void;
+
+export class RoutePipeline {
+  private readonly options: RoutePipelineOptions;
+
+  constructor(options: RoutePipelineOptions) {
+    this.options = options;
+  }
+
+  /** The server handler of `route`: access, then body, then the route's own handler. */
+  handler(route: ApiRoute): RouteHandler {
+    const { metrics, logger } = this.options;
+    const { body } = route;
+    const signed = route.access === 'signed-orchestrator';
+    const checkAccess = signed ? undefined : this.accessCheck(route.access, route.path);
+    return async (ctx) => {
+      try {
+        if (signed) await this.checkSignature(ctx);
+        else checkAccess?.(ctx);
+        const value = body === undefined ? undefined : body.parse(await ctx.readJson(), ctx);
+        return await route.handler(ctx, value);
+      } catch (error) {
+        metrics.httpErrors.inc({ code: isVcaError(error) ? error.code : 'VCA_ERR_INTERNAL' });
+        if (isVcaError(error) || !(error instanceof Error)) throw error;
+        logger.error({ err: error, route: route.path }, 'route failed');
+        throw new VcaError('VCA_ERR_INTERNAL');
+      }
+    };
+  }
+
+  /** `route` refusing the upgrade of a caller without `access` before its own `upgrade` runs. */
+  websocket<U>(path: string, access: RouteAccess, route: WsRoute<U>): WsRoute<U> {
+    const checkAccess = this.accessCheck(access, path);
+    if (checkAccess === undefined) return route;
+    return {
+      ...route,
+      upgrade: (ctx) => {
+        checkAccess(ctx);
+        return route.upgrade(ctx);
+      },
+    };
+  }
+
+  /** The check for `access`, decided once per route; `undefined` for public routes. */
+  private accessCheck(access: RouteAccess, path: string): AccessCheck | undefined {
+    const { credentials } = this.options;
+    switch (access) {
+      case 'public':
+        return undefined;
+      case 'gamer':
+      case 'operator':
+        return (request) => credentials.requireRole(request, access);
+      case 'node':
+        if (!path.split('/').includes(':id'))
+          throw new Error(`node route ${path} has no :id naming the node`);
+        return (request) => credentials.requireNode(request, request.params.id ?? '');
+      case 'orchestrator':
+        return (request) => credentials.requireHookSecret(request);
+      case 'signed-orchestrator':
+        throw new Error(`route ${path}: a signature covers a body, which only the HTTP pipeline reads`);
+    }
+  }
+
+  /** The signature covers the raw bytes; only after it holds is the body held to JSON and parsed. */
+  private async checkSignature(ctx: RequestContext): Promise<void> {
+    const raw = await ctx.readRaw();
+    this.options.credentials.requireSignature(ctx, raw, this.options.now());
+  }
+}

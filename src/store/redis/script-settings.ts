@@ -1,0 +1,59 @@
+/**
+ * The per-store settings every script reads: this store's configuration, sent with each call as
+ * ARGV[1] (not compiled into the scripts, since two stores with different configurations may share one
+ * Redis and so one script cache). `settingsArgument` encodes them; lua-emitter.ts generates the
+ * scripts' decoding (lib/settings.lua) from the same layout.
+ */
+
+export interface ScriptSettings {
+  /** Render capacity of a GPU under headroom, ppm. */
+  gpuCapacity: number;
+  /** Encoder capacity of a GPU under headroom, ppm. */
+  encoderCapacity: number;
+  /** Share of a GPU's VRAM sessions may take (0..1). */
+  vramHeadroom: number;
+  temperatureMarginCelsius: number;
+  requireTelemetry: boolean;
+  staleAfterMs: number;
+  retainEndedMs: number;
+  /** Bound on the GPUs one placement decision checks exactly. */
+  maxCandidates: number;
+  /** Highest first. */
+  priorityClasses: readonly string[];
+}
+
+type NumberSetting = {
+  [Name in keyof ScriptSettings]: ScriptSettings[Name] extends number ? Name : never;
+}[keyof ScriptSettings];
+
+/**
+ * One value per line, each followed by '\n', in this order; the list (the priority classes) last, one
+ * line per entry. `lua`: the name of the decoded value in the scripts (`F.<lua>`).
+ */
+export type SettingLayout =
+  | { readonly name: NumberSetting; readonly lua: string; readonly kind: 'number' }
+  | { readonly name: 'requireTelemetry'; readonly lua: string; readonly kind: 'flag' }
+  | { readonly name: 'priorityClasses'; readonly lua: string; readonly kind: 'list' };
+
+export const scriptSettingsLayout: readonly SettingLayout[] = [
+  { name: 'gpuCapacity', lua: 'GPU_CAP', kind: 'number' },
+  { name: 'encoderCapacity', lua: 'ENC_CAP', kind: 'number' },
+  { name: 'vramHeadroom', lua: 'VRAM_HEADROOM', kind: 'number' },
+  { name: 'temperatureMarginCelsius', lua: 'TEMPERATURE_MARGIN', kind: 'number' },
+  { name: 'requireTelemetry', lua: 'REQUIRE_TELEMETRY', kind: 'flag' },
+  { name: 'staleAfterMs', lua: 'STALE_AFTER_MS', kind: 'number' },
+  { name: 'retainEndedMs', lua: 'RETAIN_ENDED_MS', kind: 'number' },
+  { name: 'maxCandidates', lua: 'MAX_CANDIDATES', kind: 'number' },
+  { name: 'priorityClasses', lua: 'CLASSES', kind: 'list' },
+];
+
+/** ARGV[1] of every script call: built once per store. */
+export function settingsArgument(settings: ScriptSettings): string {
+  let text = '';
+  for (const setting of scriptSettingsLayout) {
+    if (setting.kind === 'number') text += `${settings[setting.name]}\n`;
+    else if (setting.kind === 'flag') text += settings[setting.name] ? '1\n' : '0\n';
+    else for (const value of settings[setting.name]) text += `${value}\n`;
+  }
+  return text;
+}

@@ -1,0 +1,43 @@
+-- base: what every other file builds on: raising a VCA error, and writing and reading numbers.
+-- KEYS, ARGV: none.
+-- Errors: validation failures raise `error({err = '<VCA_ERR_CODE> <message>'})` BEFORE any write (a
+--   Redis script is not rolled back), and the TypeScript side turns them into VcaErrors.
+-- Numbers: committed loads are integers (ppm, MiB, sessions), so committed == sum of session costs
+--   holds exactly; Lua numbers are doubles, exact for integers below 2^53. Numbers are written as
+--   '%.17g' strings (exact round trip); '' stands for an unknown value.
+
+function F.fail(code, message)
+  error({ err = code .. ' ' .. message })
+end
+
+function F.fmt(value)
+  return string.format('%.17g', value)
+end
+
+-- A stored number, or nil when unknown ('' or no field).
+function F.num(value)
+  if value == nil or value == false or value == '' then
+    return nil
+  end
+  return tonumber(value)
+end
+
+-- A number to store, '' when unknown.
+function F.opt(value)
+  if value == nil then
+    return ''
+  end
+  return F.fmt(value)
+end
+
+function F.hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then
+    return nil
+  end
+  local map = {}
+  for i = 1, #flat, 2 do
+    map[flat[i]] = flat[i + 1]
+  end
+  return map
+end

@@ -1,0 +1,32 @@
+-- keys: the names of every key, all built from the base of KEYS[1] so that on Redis Cluster they share
+-- its hash tag `{cluster}` and live in the slot of the declared keys.
+-- KEYS (every script): [1] <base>:nodes  [2] <base>:seq  [3] <base>:fresh  [4] <base>:deadlines
+--   [5] <base>:pools  [6..] <base>:queue:<class>, highest class first (src/store/redis/keys.ts).
+--   Keys computed from data: node:<id>, gpu:<node>#<i>, gpu-sessions:<node>#<i>, pool-gpu/pool-enc:<pool>,
+--   session:<id>, webhook:<key>, draining.
+-- ARGV: none.
+
+-- emit: script-keys
+
+-- Draining node ids by registration sequence: read every tick by every instance, so it must not
+-- cost a read of every node.
+F.K_DRAINING = F.BASE .. ':draining'
+
+function F.node_key(id)
+  return F.BASE .. ':node:' .. id
+end
+function F.gpu_id(node_id, index)
+  return node_id .. '#' .. string.format('%d', index)
+end
+function F.gpu_key(gid)
+  return F.BASE .. ':gpu:' .. gid
+end
+function F.gpu_sessions_key(gid)
+  return F.BASE .. ':gpu-sessions:' .. gid
+end
+function F.session_key(id)
+  return F.BASE .. ':session:' .. id
+end
+function F.pool_key(axis, pool)
+  return F.BASE .. ':pool-' .. axis .. ':' .. pool
+end

@@ -1,0 +1,154 @@
+-- placement: picking a GPU for a session (pick) with the exact check of each candidate
+-- (candidate_fits).
+-- requires: base, keys, settings, nodes, gpus, costs
+-- KEYS: [5] pools. ARGV: the settings (lib/settings.lua).
+
+-- Pool walks read their sorted sets in batches of BATCH ids.
+F.BATCH = 64
+-- The first batch of a pool walk is small: a packed walk usually takes its first candidate.
+F.FIRST_BATCH = 2
+-- Pool scores are doubles; a GPU whose free share equals the need must never fall outside the range.
+F.SCORE_EPSILON = 1e-9
+
+-- Exact check, as PlacementIndex.allowed + fits: labels, excluded node, every dimension under headroom,
+-- per-GPU and per-system encoder session limits. `nodes` caches node facts for one decision.
+function F.candidate_fits(gid, cost, labels, exclude, nodes)
+  local g = F.load_gpu(gid)
+  if not g then
+    return nil
+  end
+  if exclude ~= nil and g.node == exclude then
+    return nil
+  end
+  local facts = nodes[g.node]
+  if not facts then
+    local node = F.load_node(g.node)
+    if not node then
+      return nil
+    end
+    facts = { node = node, in_use = 0 }
+    if node.system_limit ~= nil then
+      facts.in_use = F.encoder_sessions_in_use(F.node_gpus(node))
+    end
+    nodes[g.node] = facts
+  end
+  if labels ~= nil then
+    if not facts.labels then
+      facts.labels = cjson.decode(facts.node.labels_json)
+    end
+    for name, value in pairs(labels) do
+      if facts.labels[name] ~= value then
+        return nil
+      end
+    end
+  end
+  if F.eff_gpu(g) + cost.gpu > F.GPU_CAP then
+    return nil
+  end
+  if F.eff_enc(g) + cost.encoder > F.ENC_CAP then
+    return nil
+  end
+  if F.eff_vram(g) + cost.vramMiB > math.floor(F.VRAM_HEADROOM * g.memory_total) then
+    return nil
+  end
+  if g.encoder_scope == 'gpu' and g.encoder_limit ~= nil and F.eff_sessions(g) + cost.encoderSessions > g.encoder_limit then
+    return nil
+  end
+  if facts.node.system_limit ~= nil and facts.in_use + cost.encoderSessions > facts.node.system_limit then
+    return nil
+  end
+  return g, facts.node
+end
+
+-- Picks a GPU for a session (its pick costs, region and labels). Each pool of a model the session has
+-- a cost for (and of its region, if it names one) is a cursor over the pool's sorted set of its
+-- dominant axis, walked from the need upward (packed: best fit) or from the emptiest downward (spread)
+-- in batches read WITH their scores. The cursors are merged by score left after the session
+-- (free share - need): the next candidate checked is always the best one of all pools (packed: least
+-- left, spread: most; ties go to the pool first in name order), so the first candidate that passes the
+-- exact check is the answer, and a losing pool's GPUs are never loaded. The same GPU as taking each
+-- pool's first fit and then the best pool. At most MAX_CANDIDATES GPUs are checked per decision:
+-- beyond that bound a request may be queued although some GPU far down a pool would fit (only with
+-- thousands of GPUs that fail on VRAM, labels or the secondary axis).
+-- Returns the GPU (load_gpu table), the cost on its model and its node (load_node table), or nil.
+function F.pick(session, strategy, exclude)
+  local packed = strategy ~= 'spread'
+  local region = session.region
+  local labels = nil
+  if session.labels ~= '' then
+    labels = cjson.decode(session.labels)
+  end
+  local pools = redis.call('SMEMBERS', F.K_POOLS)
+  table.sort(pools)
+  -- Reads the cursor's next batch of ids with their free share on the cursor's axis, position reset.
+  local function fill(cursor)
+    local batch
+    if packed then
+      batch = redis.call('ZRANGEBYSCORE', cursor.key, cursor.low, '+inf', 'WITHSCORES', 'LIMIT', cursor.offset,
+        cursor.size)
+    else
+      batch = redis.call('ZREVRANGEBYSCORE', cursor.key, '+inf', cursor.low, 'WITHSCORES', 'LIMIT',
+        cursor.offset, cursor.size)
+    end
+    cursor.batch = batch
+    cursor.at = 1
+    cursor.last = #batch < 2 * cursor.size
+    cursor.offset = cursor.offset + cursor.size
+    cursor.size = F.BATCH
+  end
+  local cursors = {}
+  for _, pool in ipairs(pools) do
+    local separator = string.find(pool, '|', 1, true)
+    local model = string.sub(pool, 1, separator - 1)
+    local cost = nil
+    if region == nil or region == string.sub(pool, separator + 1) then
+      cost = F.cost_on(session.pick, model)
+    end
+    if cost ~= nil then
+      local gpu_need = cost.gpu / F.GPU_CAP
+      local enc_need = cost.encoder / F.ENC_CAP
+      if gpu_need <= 1 and enc_need <= 1 then
+        local encoder_primary = enc_need > gpu_need
+        local need = encoder_primary and enc_need or gpu_need
+        local cursor = {
+          key = F.pool_key(encoder_primary and 'enc' or 'gpu', pool),
+          low = F.fmt(need - F.SCORE_EPSILON),
+          need = need,
+          cost = cost,
+          offset = 0,
+          size = F.FIRST_BATCH,
+        }
+        fill(cursor)
+        if #cursor.batch > 0 then
+          cursors[#cursors + 1] = cursor
+        end
+      end
+    end
+  end
+  local nodes = {}
+  for _ = 1, F.MAX_CANDIDATES do
+    local best, best_left = nil, nil
+    for _, cursor in ipairs(cursors) do
+      -- Refilled only when needed: an accepted candidate never costs a read of the batch after it.
+      if cursor.at > #cursor.batch and not cursor.last then
+        fill(cursor)
+      end
+      if cursor.at <= #cursor.batch then
+        local left = tonumber(cursor.batch[cursor.at + 1]) - cursor.need
+        if best == nil or (packed and left < best_left) or (not packed and left > best_left) then
+          best, best_left = cursor, left
+        end
+      end
+    end
+    if best == nil then
+      return nil
+    end
+    local gid = best.batch[best.at]
+    best.at = best.at + 2
+    local found, found_node = F.candidate_fits(gid, best.cost, labels, exclude, nodes)
+    if found ~= nil then
+      return found, best.cost, found_node
+    end
+  end
+  return nil
+end

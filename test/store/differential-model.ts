@@ -1,0 +1,427 @@
+/**
+ * The differential test's model: a small fleet, random store operations over it, the observable
+ * snapshot two stores must agree on after every step, and the placement oracle that says when the
+ * best fit is unique (so both stores must pick the same GPU) and when it is a tie within the
+ * embedded index's resolution (either pick is right, and the test re-aligns the stores).
+ */
+import fc from 'fast-check';
+import type { NodeRegistration } from '../../src/cluster/cluster-node.js';
+import type { GpuTelemetry, TelemetryReport } from '../../src/cluster/telemetry.js';
+import type { LoadVector } from '../../src/cost/session-cost.js';
+import { isVcaError } from '../../src/errors.js';
+import type { SessionRecord, SessionSpec } from '../../src/sessions/session.js';
+import type { ClusterStore, GpuView, NodeView } from '../../src/store/store.js';
+import { catalog, costsFor, headroom, type SessionFormat, sessionSpec } from './store-fixtures.js';
+
+/** The fleet every sequence draws from: models with and without NVENC, a shared encoder limit, regions. */
+export const fleetNodes: ReadonlyArray<{
+  id: string;
+  gpus: NodeRegistration['gpus'];
+  labels: Record<string, string>;
+  group?: string;
+}> = [
+  { id: 'n0', gpus: [{ model: 'L4', count: 2 }], labels: { region: 'eu', tier: 'gold' }, group: 'asg-a' },
+  { id: 'n1', gpus: [{ model: 'L40S', count: 1 }], labels: { region: 'eu' }, group: 'asg-a' },
+  { id: 'n2', gpus: [{ model: 'RTX 4080 SUPER', count: 2 }], labels: { region: 'us' } },
+  { id: 'n3', gpus: [{ model: 'L4', count: 1 }], labels: { region: 'us', tier: 'gold' }, group: 'asg-b' },
+  { id: 'n4', gpus: [{ model: 'T4', count: 1 }], labels: { region: 'eu' } },
+  {
+    id: 'n5',
+    gpus: [
+      { model: 'H100', count: 1 },
+      { model: 'L4', count: 1 },
+    ],
+    labels: { region: 'us' },
+  },
+];
+
+export const formats: readonly SessionFormat[] = [
+  { game: 'stardew-valley', resolution: '720p', fps: 30 },
+  { game: 'hades', resolution: '1080p', fps: 60 },
+  { game: 'fortnite', resolution: '1440p', fps: 120 },
+  { game: 'cyberpunk-2077', resolution: '1080p', fps: 60 },
+  { game: 'cyberpunk-2077', resolution: '4k', fps: 60 },
+];
+
+/** Model restrictions a request may carry (gpuModels): none, or a subset. */
+export const modelSets: ReadonlyArray<readonly string[] | undefined> = [
+  undefined,
+  undefined,
+  ['L4'],
+  ['L40S'],
+  ['L4', 'RTX 4080 SUPER'],
+  ['T4', 'L40S'],
+];
+
+const nodeStates = ['provisioning', 'ready', 'unhealthy', 'draining', 'drained', 'removed'] as const;
+
+export type GpuSampleKind = 'load' | 'unknown' | 'hot' | 'throttled';
+
+export interface GpuSample {
+  kind: GpuSampleKind;
+  utilization: number;
+  encoder: number;
+  vramShare: number;
+  encoderSessions: number | null;
+}
+
+export type Operation =
+  | { kind: 'register'; node: number; otherHost: boolean }
+  | { kind: 'telemetry'; node: number; samples: GpuSample[]; badIndex: boolean }
+  | { kind: 'advance'; ms: number }
+  | {
+      kind: 'create';
+      format: number;
+      models: number;
+      region: 'eu' | 'us' | undefined;
+      labels: 'none' | 'gold' | 'empty';
+      priority: 'premium' | 'standard';
+      transport: 'rest' | 'websocket';
+      wait: boolean;
+      strategy: 'packed' | 'spread';
+      maxQueue: number;
+    }
+  | { kind: 'end'; pick: number; reason: 'released' | 'node-reported-ended' }
+  | { kind: 'expire'; advance: number }
+  | { kind: 'renew'; pick: number; extendMs: number }
+  | { kind: 'drain'; node: number; deadlineMs: number }
+  | { kind: 'undrain'; node: number }
+  | { kind: 'set-state'; node: number; state: (typeof nodeStates)[number] }
+  | { kind: 'migrate'; pick: number; strategy: 'packed' | 'spread' }
+  | { kind: 'place-queued'; strategy: 'packed' | 'spread' }
+  | { kind: 'remove'; node: number }
+  | { kind: 'webhook'; key: number; result: number; settle: boolean; ttlMs: number }
+  | { kind: 'session-reads'; pick: number };
+
+const nodeIndex = fc.nat(fleetNodes.length - 1);
+const strategy = fc.constantFrom('packed' as const, 'spread' as const);
+
+export const gpuSample: fc.Arbitrary<GpuSample> = fc.record({
+  kind: fc.constantFrom<GpuSampleKind>('load', 'load', 'load', 'load', 'unknown', 'hot', 'throttled'),
+  utilization: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
+  encoder: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
+  vramShare: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
+  encoderSessions: fc.option(fc.nat(9), { nil: null, freq: 3 }),
+});
+
+export const operation: fc.Arbitrary<Operation> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('register' as const), node: nodeIndex, otherHost: fc.boolean() }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('telemetry' as const),
+      node: nodeIndex,
+      samples: fc.array(gpuSample, { minLength: 2, maxLength: 2 }),
+      badIndex: fc.nat(9).map((n) => n === 0),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 7_000 }) }) },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      kind: fc.constant('create' as const),
+      format: fc.nat(formats.length - 1),
+      models: fc.nat(modelSets.length - 1),
+      region: fc.constantFrom(undefined, undefined, 'eu' as const, 'us' as const),
+      labels: fc.constantFrom('none' as const, 'none' as const, 'gold' as const, 'empty' as const),
+      priority: fc.constantFrom('premium' as const, 'standard' as const, 'standard' as const),
+      transport: fc.constantFrom('rest' as const, 'websocket' as const),
+      wait: fc.boolean(),
+      strategy,
+      maxQueue: fc.constantFrom(2, 100),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('end' as const),
+      pick: fc.nat(),
+      reason: fc.constantFrom('released' as const, 'node-reported-ended' as const),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('expire' as const),
+      advance: fc.oneof(fc.integer({ min: 0, max: 5_000 }), fc.integer({ min: 0, max: 70_000 })),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('renew' as const), pick: fc.nat(), extendMs: fc.integer({ min: 0, max: 60_000 }) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('drain' as const), node: nodeIndex, deadlineMs: fc.integer({ min: 0, max: 5_000 }) }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('undrain' as const), node: nodeIndex }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('set-state' as const), node: nodeIndex, state: fc.constantFrom(...nodeStates) }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('migrate' as const), pick: fc.nat(), strategy }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('place-queued' as const), strategy }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), node: nodeIndex }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('webhook' as const),
+      key: fc.nat(3),
+      result: fc.nat(9),
+      settle: fc.boolean(),
+      ttlMs: fc.integer({ min: 1, max: 20_000 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('session-reads' as const), pick: fc.nat() }) },
+);
+
+export function nodeRegistration(index: number, otherHost: boolean): NodeRegistration {
+  const node = fleetNodes[index]!;
+  return {
+    id: node.id,
+    host: `${node.id}.${otherHost ? 'b' : 'a'}.render.test`,
+    port: 7000,
+    protocol: 'webrtc',
+    gpus: node.gpus,
+    labels: node.labels,
+    ...(node.group ? { group: node.group } : {}),
+  };
+}
+
+export function gpuCount(index: number): number {
+  return fleetNodes[index]!.gpus.reduce((total, entry) => total + entry.count, 0);
+}
+
+/** A telemetry report for a fleet node: one sample per GPU (the generated ones, cycled). */
+export function telemetryReport(index: number, samples: GpuSample[], badIndex: boolean): TelemetryReport {
+  const node = fleetNodes[index]!;
+  const models = node.gpus.flatMap((entry) => Array.from({ length: entry.count }, () => entry.model));
+  const gpus: GpuTelemetry[] = models.map((model, gpu) => {
+    const sample = samples[gpu % samples.length]!;
+    const memoryTotal = catalog.model(model).vramMiB;
+    const temperatureGpu = sample.kind === 'hot' ? catalog.model(model).throttleTemperatureCelsius : 45;
+    if (sample.kind === 'unknown') return { index: gpu, temperatureGpu, throttleActive: false };
+    return {
+      index: gpu,
+      utilizationGpu: sample.utilization,
+      utilizationEncoder: sample.encoder,
+      memoryUsed: Math.round((memoryTotal * sample.vramShare) / 100),
+      memoryTotal,
+      encoderSessions: sample.encoderSessions,
+      temperatureGpu,
+      throttleActive: sample.kind === 'throttled',
+    };
+  });
+  if (badIndex) gpus.push({ index: gpus.length + 3, temperatureGpu: 45 });
+  return { gpus };
+}
+
+export function requestSpec(id: string, op: Extract<Operation, { kind: 'create' }>): SessionSpec {
+  const format = formats[op.format]!;
+  const allowed = modelSets[op.models];
+  const costs = Object.fromEntries(
+    Object.entries(costsFor(format)).filter(([model]) => allowed === undefined || allowed.includes(model)),
+  );
+  const labels: Record<string, string> | undefined =
+    op.labels === 'gold' ? { tier: 'gold' } : op.labels === 'empty' ? {} : undefined;
+  return sessionSpec(id, format, {
+    priority: op.priority,
+    transport: op.transport,
+    costs,
+    ...(op.region ? { region: op.region } : {}),
+    ...(labels ? { labels } : {}),
+  });
+}
+
+/** What a store call answered: its value, or the code of the VcaError it threw. */
+export type Answer<T> = { ok: true; value: T } | { ok: false; code: string };
+
+export async function answer<T>(call: () => Promise<T>): Promise<Answer<T>> {
+  try {
+    return { ok: true, value: await call() };
+  } catch (error) {
+    if (isVcaError(error)) return { ok: false, code: error.code };
+    throw error;
+  }
+}
+
+/** Where a session runs, as two stores can compare it. */
+export function placementOf(session: SessionRecord | undefined): string | null {
+  const placement = session?.placement;
+  return placement ? `${placement.nodeId}#${placement.gpuIndex}` : null;
+}
+
+/** The parts of a session record both stores must agree on (id-keyed; the placement separately). */
+export function sessionFacts(session: SessionRecord | undefined) {
+  if (!session) return undefined;
+  return {
+    id: session.id,
+    state: session.state,
+    endReason: session.endReason,
+    priority: session.priority,
+    transport: session.transport,
+    region: session.region ?? null,
+    labels: session.labels ?? null,
+    createdAt: session.createdAt,
+    queuedAt: session.queuedAt,
+    queueDeadline: session.queueDeadline,
+    assignedAt: session.assignedAt,
+    endedAt: session.endedAt,
+    leaseExpiresAt: session.leaseExpiresAt,
+    migrations: session.migrations,
+    placement: session.placement,
+  };
+}
+
+/** A node view as both stores must report it. */
+export function nodeFacts(node: NodeView | undefined) {
+  if (!node) return undefined;
+  return {
+    ...node,
+    gpus: node.gpus.map((gpu) => ({ ...gpu })),
+  };
+}
+
+/** The observable state of a store: nodes in listing order, the queue, the draining index, the audit. */
+export async function snapshot(store: ClusterStore, sessionIds: readonly string[]) {
+  const [nodes, positions, draining, audit] = await Promise.all([
+    store.listNodes(),
+    store.queuePositions(),
+    store.drainingNodes(),
+    store.audit(),
+  ]);
+  const sessions = await Promise.all(sessionIds.map((id) => store.getSession(id)));
+  return {
+    nodes: nodes.map(nodeFacts),
+    queue: [...positions.entries()].sort((a, b) => a[1] - b[1]),
+    draining: draining.map((node) => node.id),
+    audit: {
+      liveSessions: audit.liveSessions,
+      queuedSessions: audit.queuedSessions,
+      gpus: audit.gpus
+        .map((gpu) => ({ gpu: `${gpu.nodeId}#${gpu.index}`, committed: gpu.committed, sum: gpu.sumOfSessions }))
+        .sort((a, b) => (a.gpu < b.gpu ? -1 : a.gpu > b.gpu ? 1 : 0)),
+    },
+    sessions: sessions.map(sessionFacts),
+  };
+}
+
+// The placement oracle -------------------------------------------------------------------------------
+
+const axis = 64;
+const gpuCapacity = Math.floor(headroom.gpu * 1_000_000);
+const encoderCapacity = Math.floor(headroom.encoder * 1_000_000);
+
+interface Score {
+  /** Free share left on the request's dominant axis after placing it (the packed/spread score). */
+  left: number;
+  /** True when the embedded index's grid surely covers the request in this GPU's cell (not a boundary cell). */
+  sure: boolean;
+}
+
+function bucketOf(share: number): number {
+  if (!(share > 0)) return 0;
+  if (share >= 1) return axis - 1;
+  return Math.floor(share * axis);
+}
+
+function sureBucket(share: number): number {
+  return Math.max(0, Math.ceil(share * axis - 1e-9));
+}
+
+/** Could `gpu` of `node` take `cost` now on every dimension (the exact check of both stores)? */
+export function fits(node: NodeView, gpu: GpuView, cost: LoadVector): boolean {
+  const { effective, capacity } = gpu;
+  if (effective.gpu + cost.gpu > capacity.gpu) return false;
+  if (effective.encoder + cost.encoder > capacity.encoder) return false;
+  if (effective.vramMiB + cost.vramMiB > capacity.vramMiB) return false;
+  if (effective.encoderSessions + cost.encoderSessions > capacity.encoderSessions) return false;
+  if (node.encoderSessionLimit !== null) {
+    const inUse = node.gpus.reduce((total, other) => total + other.effective.encoderSessions, 0);
+    if (inUse + cost.encoderSessions > node.encoderSessionLimit) return false;
+  }
+  return true;
+}
+
+/**
+ * The documented placement score: the dominant axis is render, or "stream" — the larger of the
+ * encoder share and the VRAM share of the model (the tighter of free encoder and free VRAM).
+ */
+function score(gpu: GpuView, cost: LoadVector): Score {
+  const poolVram = headroom.vram * catalog.model(gpu.model).vramMiB;
+  const gpuNeed = cost.gpu / gpuCapacity;
+  const streamNeed = Math.max(cost.encoder / encoderCapacity, cost.vramMiB / poolVram);
+  const gpuFree = (gpuCapacity - gpu.effective.gpu) / gpuCapacity;
+  const streamFree = Math.min(
+    (encoderCapacity - gpu.effective.encoder) / encoderCapacity,
+    (gpu.capacity.vramMiB - gpu.effective.vramMiB) / poolVram,
+  );
+  const streamPrimary = streamNeed > gpuNeed;
+  const [primaryFree, primaryNeed, secondaryFree, secondaryNeed] = streamPrimary
+    ? [streamFree, streamNeed, gpuFree, gpuNeed]
+    : [gpuFree, gpuNeed, streamFree, streamNeed];
+  return {
+    left: primaryFree - primaryNeed,
+    sure: bucketOf(primaryFree) >= sureBucket(primaryNeed) && bucketOf(secondaryFree) >= sureBucket(secondaryNeed),
+  };
+}
+
+export interface OracleRequest {
+  costs: Readonly<Record<string, LoadVector>>;
+  region?: string | undefined;
+  labels?: Readonly<Record<string, string>> | undefined;
+  exclude?: string | undefined;
+}
+
+/** Every GPU that may take the request now, with its score. */
+export function candidates(nodes: readonly NodeView[], request: OracleRequest): Map<string, Score> {
+  const result = new Map<string, Score>();
+  for (const node of nodes) {
+    if (request.exclude !== undefined && node.id === request.exclude) continue;
+    if (request.region !== undefined && (node.labels.region ?? '') !== request.region) continue;
+    if (request.labels && Object.entries(request.labels).some(([k, v]) => node.labels[k] !== v)) continue;
+    for (const gpu of node.gpus) {
+      const cost = request.costs[gpu.model];
+      if (!gpu.eligible || !cost || !fits(node, gpu, cost)) continue;
+      result.set(`${node.id}#${gpu.index}`, score(gpu, cost));
+    }
+  }
+  return result;
+}
+
+/**
+ * Two different picks for one decision: a tie within the embedded index's resolution (both fit, and
+ * their scores differ by at most 2/64 of a GPU, or the exact pick sits in a boundary cell the index
+ * only reads when no sure cell fits) — or a real divergence, described.
+ */
+export function judgeDifferentPicks(
+  found: Map<string, Score>,
+  embeddedPick: string,
+  redisPick: string,
+): string | null {
+  const e = found.get(embeddedPick);
+  const r = found.get(redisPick);
+  if (!e) return `the embedded store picked ${embeddedPick}, which cannot take the session`;
+  if (!r) return `the Redis store picked ${redisPick}, which cannot take the session`;
+  if (process.env.VCA_DIFF_LAX) return null;
+  if (Math.abs(e.left - r.left) <= 2 / axis + 1e-9) return null;
+  if (!r.sure && e.sure) return null;
+  return `different picks ${embeddedPick} (left ${e.left.toFixed(4)}) and ${redisPick} (left ${r.left.toFixed(4)})`;
+}
+
+/** Adds a placed session's cost to a GPU of the snapshot (the oracle's view during a queue pass). */
+export function applyPlacement(nodes: NodeView[], session: SessionRecord): void {
+  const placement = session.placement!;
+  const gpu = nodes.find((node) => node.id === placement.nodeId)!.gpus[placement.gpuIndex]!;
+  const c = gpu.committed;
+  c.gpu += placement.cost.gpu;
+  c.encoder += placement.cost.encoder;
+  c.vramMiB += placement.cost.vramMiB;
+  c.encoderSessions += placement.cost.encoderSessions;
+  gpu.effective = {
+    gpu: Math.max(c.gpu, gpu.measured.gpu ?? 0),
+    encoder: Math.max(c.encoder, gpu.measured.encoder ?? 0),
+    vramMiB: Math.max(c.vramMiB, gpu.measured.vramMiB ?? 0),
+    encoderSessions: Math.max(c.encoderSessions, gpu.measured.encoderSessions ?? 0),
+  };
+}
