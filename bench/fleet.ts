@@ -1,5 +1,5 @@
 /**
- * A synthetic but realistic fleet for the placement benchmark: a `ClusterState` wired to
+ * A synthetic but realistic fleet for the placement benchmark: a `FleetState` wired to
  * a `PlacementIndex` and built from the real catalog, nodes of mixed GPU models spread over a few
  * regions, every GPU made ready by one telemetry report, a background load committed per GPU, a pool of
  * request shapes (title, resolution, fps, cost on every model) and helpers for steady-state churn
@@ -8,13 +8,13 @@
  */
 
 import { gaussian, seededRandom } from '../kit/seeded-random.js';
-import type { ClusterNode, NodeRegistration } from '../src/cluster/cluster-node.js';
-import { ClusterState, type ClusterStateOptions } from '../src/cluster/cluster-state.js';
-import type { GpuSlot, Headroom } from '../src/cluster/gpu-slot.js';
 import { loadCatalog } from '../src/config/load-catalog.js';
 import { CatalogIndex, type GameEntry } from '../src/cost/catalog.js';
 import type { FrameSize } from '../src/cost/resolution.js';
 import { fullShare, type LoadVector, sessionCost } from '../src/cost/session-cost.js';
+import { FleetState, type FleetStateOptions } from '../src/fleet/fleet-state.js';
+import type { GpuSlot, Headroom } from '../src/fleet/gpu-slot.js';
+import type { NodeRegistration, RenderNode } from '../src/fleet/render-node.js';
 import { PlacementIndex, type PlacementRequest } from '../src/placement/placement-index.js';
 import type { PlacementStrategy } from '../src/placement/strategy.js';
 import type { GpuTelemetry } from '../src/wire/index.js';
@@ -90,9 +90,9 @@ export interface FleetOptions {
 
 export interface Fleet {
   readonly catalog: CatalogIndex;
-  readonly cluster: ClusterState;
+  readonly cluster: FleetState;
   readonly index: PlacementIndex;
-  readonly nodes: ClusterNode[];
+  readonly nodes: RenderNode[];
   readonly gpus: GpuSlot[];
   readonly shapes: RequestShape[];
   readonly random: () => number;
@@ -225,19 +225,19 @@ export function buildFleet(options: FleetOptions): Fleet {
   const catalog = new CatalogIndex(
     loadCatalog({ catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } }, options.configDir),
   );
-  const clusterOptions: ClusterStateOptions = {
+  const clusterOptions: FleetStateOptions = {
     catalog,
     headroom,
     temperatureMarginCelsius: 5,
     staleAfterMs: options.staleAfterMs ?? 6_000,
     requireTelemetry: true,
   };
-  const cluster = new ClusterState(clusterOptions);
+  const cluster = new FleetState(clusterOptions);
   const index = options.createIndex?.(headroom) ?? new PlacementIndex(headroom);
   cluster.setListener(index);
 
   const totalWeight = mix.reduce((sum, kind) => sum + kind.weight, 0);
-  const nodes: ClusterNode[] = [];
+  const nodes: RenderNode[] = [];
   const gpus: GpuSlot[] = [];
   let liveSessions = 0;
   const fleet: Fleet = {

@@ -226,7 +226,7 @@ const markdown = `# Placement decision benchmark
 
 A fleet built by \`bench/fleet.ts\` from the real catalog (config/games.yaml, config/gpus.yaml): nodes
 of L4 x1, L40S x1, A10G x1, T4 x1, RTX 4080 SUPER x2, Tesla M60 x2 and GRID K2 x2 (weighted
-4:2:3:3:1:1:1) over ${4} regions, a \`ClusterState\` wired to a \`PlacementIndex\` with the default headroom
+4:2:3:3:1:1:1) over ${4} regions, a \`FleetState\` wired to a \`PlacementIndex\` with the default headroom
 (0.9 / 0.9 / 0.95), \`requireTelemetry: true\`, each node made ready by one telemetry report, and a
 background load committed per GPU (each GPU towards its own target, mean ~0.6 of its busiest dimension).
 Requests come from a pool of ${results[0]?.requestShapes ?? 0} precomputed shapes (random title,

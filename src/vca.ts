@@ -10,12 +10,12 @@ import { FleetService } from './scaling/fleet-service.js';
 import { EventBus } from './sessions/events.js';
 import { type SessionPolicy, SessionService } from './sessions/session-service.js';
 import { EmbeddedStore, type EmbeddedStoreOptions } from './store/embedded/embedded-store.js';
-import type { ClusterStore } from './store/store.js';
+import type { StateStore } from './store/store.js';
 
 export interface Vca {
   config: Readonly<VcaConfig>;
   catalog: CatalogIndex;
-  store: ClusterStore;
+  store: StateStore;
   events: EventBus;
   sessions: SessionService;
   fleet: FleetService;
@@ -28,7 +28,7 @@ export interface CreateVcaOptions {
   clock?: Clock;
   ids?: IdSource;
   /** A store to use instead of the one the config names (the Redis store is built by its own module). */
-  store?: ClusterStore;
+  store?: StateStore;
   schedule?: (task: () => void) => void;
   onBackgroundError?: (error: unknown) => void;
 }

@@ -5,7 +5,7 @@
 import type { Clock } from '../clock.js';
 import { isVcaError } from '../errors.js';
 import type { FleetService } from '../scaling/fleet-service.js';
-import type { ClusterStore } from '../store/store.js';
+import type { StateStore } from '../store/store.js';
 import type { OrchestrationEvent } from './orchestration-event.js';
 
 export interface HookOutcome {
@@ -32,7 +32,7 @@ export interface AppliedHook {
 }
 
 export interface HookServiceOptions {
-  store: ClusterStore;
+  store: StateStore;
   fleet: FleetService;
   clock: Clock;
   idempotencyTtlMs: number;

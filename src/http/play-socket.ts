@@ -10,7 +10,7 @@ import { VcaError } from '../errors.js';
 import type { VcaMetrics } from '../metrics/vca-metrics.js';
 import type { EventBus, VcaEvent } from '../sessions/events.js';
 import type { SessionService } from '../sessions/session-service.js';
-import type { ClusterStore } from '../store/store.js';
+import type { StateStore } from '../store/store.js';
 import {
   PlayEndMessageSchema,
   PlayRequestMessageSchema,
@@ -31,7 +31,7 @@ export interface PlayClient {
 export interface PlaySocketsOptions {
   sessions: SessionService;
   events: EventBus;
-  store: ClusterStore;
+  store: StateStore;
   views: SessionViews;
   credentials: Credentials;
   metrics: VcaMetrics;

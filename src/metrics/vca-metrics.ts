@@ -4,13 +4,13 @@
  * from the store at scrape time, so the request path allocates nothing for metrics.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { nodeStates } from '../cluster/node-state.js';
 import { fullShare } from '../cost/session-cost.js';
+import { nodeStates } from '../fleet/node-state.js';
 import type { VcaEvent } from '../sessions/events.js';
-import type { ClusterStore } from '../store/store.js';
+import type { StateStore } from '../store/store.js';
 
 export interface VcaMetricsOptions {
-  store: ClusterStore;
+  store: StateStore;
   perGpuSeriesLimit: number;
   instance?: string;
 }

@@ -13,9 +13,10 @@
  * exactly, so "nothing fits" is always exact. Updates are O(1): a GPU changes cell only when its load
  * or eligibility changes.
  */
-import type { GpuChangeListener } from '../cluster/cluster-state.js';
-import type { GpuSlot, Headroom } from '../cluster/gpu-slot.js';
+
 import { capacityShare, type LoadVector } from '../cost/session-cost.js';
+import type { GpuChangeListener } from '../fleet/fleet-state.js';
+import type { GpuSlot, Headroom } from '../fleet/gpu-slot.js';
 import { clearBit, highestBelow, lowestAtLeast, setBit } from './bit-set-64.js';
 import type { PlacementStrategy } from './strategy.js';
 

@@ -6,7 +6,7 @@
 import type { Clock } from '../clock.js';
 import type { AutoscalerConfig } from '../config/schema.js';
 import type { CatalogIndex } from '../cost/catalog.js';
-import type { ClusterStore, NodeView } from '../store/store.js';
+import type { NodeView, StateStore } from '../store/store.js';
 import { type AutoscalerDecision, decideScaling } from './autoscaler-policy.js';
 import type { FleetService } from './fleet-service.js';
 
@@ -18,7 +18,7 @@ export interface ScaleSignal {
 }
 
 export interface AutoscalerRunnerOptions {
-  store: ClusterStore;
+  store: StateStore;
   fleet: FleetService;
   catalog: CatalogIndex;
   config: AutoscalerConfig;

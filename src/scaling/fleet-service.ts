@@ -3,17 +3,17 @@
  * count whose victims the VCA picks — with migration of the remaining sessions at the deadline.
  */
 import type { Clock } from '../clock.js';
-import type { NodeRegistration } from '../cluster/cluster-node.js';
-import type { TelemetryReport } from '../cluster/telemetry.js';
 import type { CatalogIndex } from '../cost/catalog.js';
 import { VcaError } from '../errors.js';
+import type { NodeRegistration } from '../fleet/render-node.js';
+import type { TelemetryReport } from '../fleet/telemetry.js';
 import type { EventBus } from '../sessions/events.js';
 import type { SessionService } from '../sessions/session-service.js';
-import type { ClusterStore, NodeView } from '../store/store.js';
+import type { NodeView, StateStore } from '../store/store.js';
 import { pickDrainVictims } from './drain-planner.js';
 
 export interface FleetServiceOptions {
-  store: ClusterStore;
+  store: StateStore;
   catalog: CatalogIndex;
   sessions: SessionService;
   clock: Clock;

@@ -3,10 +3,10 @@
  * the catalog and computes the session's cost on every GPU model that could ever host it.
  */
 
-import type { Headroom } from '../cluster/gpu-slot.js';
 import type { CatalogIndex } from '../cost/catalog.js';
 import { fullShare, type LoadVector, sessionCost } from '../cost/session-cost.js';
 import { VcaError } from '../errors.js';
+import type { Headroom } from '../fleet/gpu-slot.js';
 import type { SessionSpec, SessionTransport } from './session.js';
 
 export interface SessionAsk {

@@ -4,12 +4,12 @@
  * sessions as soon as capacity appears). Emits domain events; knows nothing of HTTP or Redis.
  */
 import type { Clock, IdSource } from '../clock.js';
-import type { Headroom } from '../cluster/gpu-slot.js';
 import type { CatalogIndex } from '../cost/catalog.js';
 import type { LoadVector } from '../cost/session-cost.js';
 import { VcaError } from '../errors.js';
+import type { Headroom } from '../fleet/gpu-slot.js';
 import type { PlacementStrategy } from '../placement/strategy.js';
-import type { ClusterStore, NodeView, SessionEnd } from '../store/store.js';
+import type { NodeView, SessionEnd, StateStore } from '../store/store.js';
 import type { EventBus } from './events.js';
 import type { EndReason, SessionRecord, SessionTransport } from './session.js';
 import { buildSessionSpec, type SessionAsk } from './session-request.js';
@@ -28,7 +28,7 @@ export interface SessionPolicy {
 }
 
 export interface SessionServiceOptions {
-  store: ClusterStore;
+  store: StateStore;
   catalog: CatalogIndex;
   policy: SessionPolicy;
   clock: Clock;

@@ -12,10 +12,10 @@ import { createEmbeddedStore, storeOptions } from '../vca.js';
 import { createRedisStore } from './redis/index.js';
 import { RedisEventRelay } from './redis/redis-event-relay.js';
 import type { RedisAddress, RedisConnection } from './redis/redis-store.js';
-import type { ClusterStore } from './store.js';
+import type { StateStore } from './store.js';
 
 export interface StoreSetup {
-  store: ClusterStore;
+  store: StateStore;
   relay?: EventRelay;
 }
 

@@ -4,10 +4,11 @@
  * in-process; the Redis store implements the same contract with one Lua script per operation, so
  * several gateway instances can share one cluster. Contract tests in test/store run against both.
  */
-import type { NodeRegistration } from '../cluster/cluster-node.js';
-import type { NodeState } from '../cluster/node-state.js';
-import type { TelemetryReport } from '../cluster/telemetry.js';
+
 import type { LoadVector } from '../cost/session-cost.js';
+import type { NodeState } from '../fleet/node-state.js';
+import type { NodeRegistration } from '../fleet/render-node.js';
+import type { TelemetryReport } from '../fleet/telemetry.js';
 import type { PlacementStrategy } from '../placement/strategy.js';
 import type { EndReason, SessionRecord, SessionSpec, SessionTransport } from '../sessions/session.js';
 
@@ -97,7 +98,7 @@ export interface WebhookMemory {
   result: unknown;
 }
 
-export interface ClusterStore {
+export interface StateStore {
   readonly kind: 'embedded' | 'redis';
 
   registerNode(registration: NodeRegistration, now: number): Promise<{ node: NodeView; created: boolean }>;

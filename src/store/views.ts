@@ -1,6 +1,7 @@
 /** Serializable snapshots of in-process cluster objects, the shape every store returns. */
-import type { ClusterNode } from '../cluster/cluster-node.js';
-import type { GpuSlot, Headroom } from '../cluster/gpu-slot.js';
+
+import type { GpuSlot, Headroom } from '../fleet/gpu-slot.js';
+import type { RenderNode } from '../fleet/render-node.js';
 import type { GpuView, NodeView } from './store.js';
 
 export function gpuView(gpu: GpuSlot, headroom: Headroom): GpuView {
@@ -23,7 +24,7 @@ export function gpuView(gpu: GpuSlot, headroom: Headroom): GpuView {
   };
 }
 
-export function nodeView(node: ClusterNode, headroom: Headroom): NodeView {
+export function nodeView(node: RenderNode, headroom: Headroom): NodeView {
   const registration = node.registration;
   return {
     id: node.id,

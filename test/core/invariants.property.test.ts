@@ -4,9 +4,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { GpuTelemetry } from '../../src/cluster/telemetry.js';
 import { canHostStreams, type LoadVector } from '../../src/cost/session-cost.js';
 import { VcaError } from '../../src/errors.js';
+import type { GpuTelemetry } from '../../src/fleet/telemetry.js';
 import type { PlacementStrategy } from '../../src/placement/strategy.js';
 import { type SessionRecord, sessionDeadline } from '../../src/sessions/session.js';
 import type { EmbeddedStore } from '../../src/store/embedded/embedded-store.js';

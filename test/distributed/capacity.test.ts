@@ -14,13 +14,13 @@ import { sessionCost } from '../../src/cost/session-cost.js';
 import {
   type ApiAnswer,
   api,
-  type DistributedCluster,
-  defineCluster,
+  defineGatewayGroup,
+  type GatewayGroup,
   mapLimit,
-  openClusterStore,
+  openGroupStore,
   registerNode,
-  startClusterGateway,
-} from '../support/distributed-cluster.js';
+  startGroupGateway,
+} from '../support/gateway-group.js';
 
 const format = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
 const model = 'L4';
@@ -30,13 +30,13 @@ const requestCount = 2_000;
 const inFlight = 64;
 
 let redis: RedisServer;
-let cluster: DistributedCluster;
+let cluster: GatewayGroup;
 let gateways: GatewayProcess[] = [];
 
 beforeAll(async () => {
   redis = await startRedisServer();
-  cluster = defineCluster(redis.url);
-  gateways = await Promise.all(['A', 'B', 'C'].map((name) => startClusterGateway(cluster, name)));
+  cluster = defineGatewayGroup(redis.url);
+  gateways = await Promise.all(['A', 'B', 'C'].map((name) => startGroupGateway(cluster, name)));
 }, 60_000);
 
 afterAll(async () => {
@@ -117,7 +117,7 @@ describe('distributed: concurrent allocations over three gateways against a know
     expect(queued.map((answer) => answer.status)).toEqual([202, 202, 202]);
     expect(queued.map((answer) => answer.body.position)).toEqual([1, 2, 3]);
 
-    const store = await openClusterStore(cluster);
+    const store = await openGroupStore(cluster);
     try {
       const audit = await store.audit();
       expect(audit.liveSessions).toBe(capacity);

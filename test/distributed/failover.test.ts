@@ -15,16 +15,16 @@ import {
 import { eventually } from '../../kit/polling.js';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
+import { PlayClient } from '../support/gateway.js';
 import {
   api,
-  type DistributedCluster,
-  defineCluster,
+  defineGatewayGroup,
+  type GatewayGroup,
   mapLimit,
-  openClusterStore,
+  openGroupStore,
   registerNode,
-  startClusterGateway,
-} from '../support/distributed-cluster.js';
-import { PlayClient } from '../support/gateway.js';
+  startGroupGateway,
+} from '../support/gateway-group.js';
 
 /** 0.4 of an L4: two per L4 under the 0.9 GPU headroom. */
 const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
@@ -34,7 +34,7 @@ const capacity = nodeCount * gpusPerNode * 2;
 const resumeGraceSeconds = 3;
 
 let redis: RedisServer;
-let cluster: DistributedCluster;
+let cluster: GatewayGroup;
 let store: RedisStore;
 let a: GatewayProcess;
 let b: GatewayProcess;
@@ -43,13 +43,13 @@ const clients: PlayClient[] = [];
 
 beforeAll(async () => {
   redis = await startRedisServer();
-  cluster = defineCluster(redis.url, { leases: { resumeGraceSeconds, restSeconds: 600 } });
+  cluster = defineGatewayGroup(redis.url, { leases: { resumeGraceSeconds, restSeconds: 600 } });
   [a, b, c] = await Promise.all([
-    startClusterGateway(cluster, 'A'),
-    startClusterGateway(cluster, 'B'),
-    startClusterGateway(cluster, 'C'),
+    startGroupGateway(cluster, 'A'),
+    startGroupGateway(cluster, 'B'),
+    startGroupGateway(cluster, 'C'),
   ]);
-  store = await openClusterStore(cluster);
+  store = await openGroupStore(cluster);
 }, 60_000);
 
 afterAll(async () => {

@@ -7,24 +7,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayCredentials, reportIdle, stopAllGatewayProcesses } from '../../kit/gateway-process.js';
 import { type RedisClusterSetup, startRedisCluster } from '../../kit/redis-cluster.js';
+import { PlayClient } from '../support/gateway.js';
 import {
   api,
-  type DistributedCluster,
-  defineCluster,
+  defineGatewayGroup,
+  type GatewayGroup,
   registerNode,
-  startClusterGateway,
-} from '../support/distributed-cluster.js';
-import { PlayClient } from '../support/gateway.js';
+  startGroupGateway,
+} from '../support/gateway-group.js';
 
 /** 0.4 of an L4 (two per L4 under the 0.9 GPU headroom). */
 const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
 
 let redisCluster: RedisClusterSetup;
-let cluster: DistributedCluster;
+let cluster: GatewayGroup;
 
 beforeAll(async () => {
   redisCluster = await startRedisCluster();
-  cluster = defineCluster(
+  cluster = defineGatewayGroup(
     undefined,
     {},
     {
@@ -42,7 +42,7 @@ afterAll(async () => {
 
 describe('distributed: gateway processes on Redis Cluster', () => {
   it('share nodes and sessions, and a gamer queued on one is promoted when the other frees capacity', async () => {
-    const [a, b] = await Promise.all([startClusterGateway(cluster, 'A'), startClusterGateway(cluster, 'B')]);
+    const [a, b] = await Promise.all([startGroupGateway(cluster, 'A'), startGroupGateway(cluster, 'B')]);
     for (const gateway of [a, b])
       expect((await api(gateway.url, 'operator', 'GET', '/readyz')).status).toBe(200);
 

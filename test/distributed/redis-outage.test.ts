@@ -14,30 +14,30 @@ import {
 } from '../../kit/gateway-process.js';
 import { eventually } from '../../kit/polling.js';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
+import { PlayClient } from '../support/gateway.js';
 import {
   type ApiAnswer,
   api,
-  type DistributedCluster,
-  defineCluster,
-  openClusterStore,
+  defineGatewayGroup,
+  type GatewayGroup,
+  openGroupStore,
   registerNode,
-  startClusterGateway,
-} from '../support/distributed-cluster.js';
-import { PlayClient } from '../support/gateway.js';
+  startGroupGateway,
+} from '../support/gateway-group.js';
 
 const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60 } as const;
 /** A clean refusal must come well before a client would give up: no waiting on a dead connection. */
 const promptMs = 3_000;
 
 let redis: RedisServer;
-let cluster: DistributedCluster;
+let cluster: GatewayGroup;
 let gateways: GatewayProcess[] = [];
 const sockets: PlayClient[] = [];
 
 beforeAll(async () => {
   redis = await startRedisServer();
-  cluster = defineCluster(redis.url);
-  gateways = await Promise.all(['A', 'B'].map((name) => startClusterGateway(cluster, name)));
+  cluster = defineGatewayGroup(redis.url);
+  gateways = await Promise.all(['A', 'B'].map((name) => startGroupGateway(cluster, name)));
 }, 60_000);
 
 afterAll(async () => {
@@ -215,7 +215,7 @@ describe('distributed: Redis stopped and restarted under load', () => {
       reason: 'released',
     });
 
-    const store = await openClusterStore(cluster);
+    const store = await openGroupStore(cluster);
     try {
       const audit = await store.audit();
       for (const gpu of audit.gpus)

@@ -11,28 +11,28 @@ import {
   stopAllGatewayProcesses,
 } from '../../kit/gateway-process.js';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
+import { PlayClient } from '../support/gateway.js';
 import {
   api,
-  type DistributedCluster,
-  defineCluster,
-  openClusterStore,
+  defineGatewayGroup,
+  type GatewayGroup,
+  openGroupStore,
   registerNode,
-  startClusterGateway,
-} from '../support/distributed-cluster.js';
-import { PlayClient } from '../support/gateway.js';
+  startGroupGateway,
+} from '../support/gateway-group.js';
 
 /** 0.4 of an L4 (two per L4 under the 0.9 GPU headroom). */
 const halfL4 = { game: 'unigine-heaven', resolution: '1080p', fps: 60, wait: false } as const;
 
 let redis: RedisServer;
-let cluster: DistributedCluster;
+let cluster: GatewayGroup;
 let a: GatewayProcess;
 let b: GatewayProcess;
 let c: GatewayProcess;
 
 beforeAll(async () => {
   redis = await startRedisServer();
-  cluster = defineCluster(redis.url);
+  cluster = defineGatewayGroup(redis.url);
 });
 
 afterAll(async () => {
@@ -49,7 +49,7 @@ async function nodesSeenBy(gateway: GatewayProcess) {
 
 describe('distributed: several gateway processes share one Redis', () => {
   it('a node registered via A, reporting to B, takes sessions requested via B and then via a third instance C; every instance shows the same committed load', async () => {
-    [a, b] = await Promise.all([startClusterGateway(cluster, 'A'), startClusterGateway(cluster, 'B')]);
+    [a, b] = await Promise.all([startGroupGateway(cluster, 'A'), startGroupGateway(cluster, 'B')]);
     expect(a.port).not.toBe(b.port);
 
     const node = await registerNode(a.url, 'render-1', 'L4', 2);
@@ -73,7 +73,7 @@ describe('distributed: several gateway processes share one Redis', () => {
     );
 
     // A third instance joins the running cluster and sees (and places on) the same node.
-    c = await startClusterGateway(cluster, 'C');
+    c = await startGroupGateway(cluster, 'C');
     const viaC = [];
     for (let i = 0; i < 3; i++) viaC.push(await api(c.url, 'gamer', 'POST', '/v1/sessions', halfL4));
     expect(viaC.map((answer) => answer.status)).toEqual([201, 201, 201]);
@@ -110,7 +110,7 @@ describe('distributed: several gateway processes share one Redis', () => {
     const again = await api(a.url, 'gamer', 'POST', '/v1/sessions', halfL4);
     expect(again.status).toBe(201);
 
-    const store = await openClusterStore(cluster);
+    const store = await openGroupStore(cluster);
     try {
       const audit = await store.audit();
       expect(audit.liveSessions).toBe(4);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { signBody } from '../../src/http/credentials.js';
-import { clusterSnapshot, expectProblem, postHook } from '../support/cluster-snapshot.js';
+import { expectProblem, fleetSnapshot, postHook } from '../support/fleet-snapshot.js';
 import {
   idleTelemetry,
   PlayClient,
@@ -67,10 +67,10 @@ describe('auth: roles', () => {
     it.each(routes)(
       '%s %s: no credentials -> 401 problem+json, state unchanged',
       async (method, route, body) => {
-        const before = await clusterSnapshot(gw);
+        const before = await fleetSnapshot(gw);
         const response = await gw.request('none', method, route, body);
         expectProblem(response, 401, 'VCA_ERR_UNAUTHORIZED');
-        expect(await clusterSnapshot(gw)).toEqual(before);
+        expect(await fleetSnapshot(gw)).toEqual(before);
       },
     );
 
@@ -87,10 +87,10 @@ describe('auth: roles', () => {
     });
 
     it.each(routes)(`%s %s: the ${otherRole} token -> 403, state unchanged`, async (method, route, body) => {
-      const before = await clusterSnapshot(gw);
+      const before = await fleetSnapshot(gw);
       const response = await gw.request(otherRole, method, route, body);
       expectProblem(response, 403, 'VCA_ERR_FORBIDDEN');
-      expect(await clusterSnapshot(gw)).toEqual(before);
+      expect(await fleetSnapshot(gw)).toEqual(before);
     });
 
     it.each(routes)('%s %s: a node token -> 401', async (method, route, body) => {
@@ -125,7 +125,7 @@ describe('auth: roles', () => {
     });
 
     it("refuse another node's token with 401 and record nothing", async () => {
-      const before = await clusterSnapshot(gw);
+      const before = await fleetSnapshot(gw);
       expectProblem(
         await gw.request({ token: otherNodeToken }, 'PUT', '/v1/nodes/render-1/telemetry', {
           gpus: [{ index: 0, utilizationGpu: 99, temperatureGpu: 90 }],
@@ -138,7 +138,7 @@ describe('auth: roles', () => {
         401,
         'VCA_ERR_UNAUTHORIZED',
       );
-      expect(await clusterSnapshot(gw)).toEqual(before);
+      expect(await fleetSnapshot(gw)).toEqual(before);
     });
 
     it('refuse a node token for an unknown node id with 401', async () => {
@@ -165,12 +165,12 @@ describe('auth: roles', () => {
       ['aodh', aodhRaw],
       ['notifications', osloRaw],
     ] as const)('%s: a missing secret -> 401, nothing recorded', async (kind, raw) => {
-      const before = await clusterSnapshot(gw);
+      const before = await fleetSnapshot(gw);
       const response = await gw.request('none', 'POST', `/v1/hooks/${kind}`, raw, {
         'content-type': 'application/json',
       });
       expectProblem(response, 401, 'VCA_ERR_UNAUTHORIZED');
-      expect(await clusterSnapshot(gw)).toEqual(before);
+      expect(await fleetSnapshot(gw)).toEqual(before);
     });
 
     it.each([

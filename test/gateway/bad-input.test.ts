@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterSnapshot, expectProblem, postHook } from '../support/cluster-snapshot.js';
+import { expectProblem, fleetSnapshot, postHook } from '../support/fleet-snapshot.js';
 import { idleTelemetry, PlayClient, startTestGateway, type TestGateway } from '../support/gateway.js';
 
 type Response = { status: number; body: any; headers: Headers };
@@ -501,18 +501,18 @@ afterAll(async () => gw?.close());
 
 describe('bad input: every case is a problem+json 4xx and changes nothing', () => {
   it.each(cases.map((entry) => [entry.name, entry] as const))('%s', async (_name, entry) => {
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const response = await entry.send();
     expectProblem(response, entry.status, entry.code, entry.field);
     expect(response.status).toBeLessThan(500);
     await entry.extra?.(response);
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
   });
 });
 
 describe('bad input: webhook events rejected when applied', () => {
   it('contextualize with an unknown GPU model: 422, nothing registered, and a replay gets the same error', async () => {
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const raw = JSON.stringify(scaleUp([nodeSpec('new-a', 'Voodoo 2')]));
     const first = await contextualize(raw);
     expectProblem(first, 422, 'VCA_ERR_UNKNOWN_GPU_MODEL');
@@ -521,22 +521,22 @@ describe('bad input: webhook events rejected when applied', () => {
     expectProblem(replay, 422, 'VCA_ERR_UNKNOWN_GPU_MODEL');
     expect(replay.body.replayed).toBe(true);
     expect(replay.body.detail).toBe(first.body.detail);
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
   it('a batch of two nodes whose second has an unknown GPU model registers neither', async () => {
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const response = await contextualize(
       JSON.stringify(scaleUp([nodeSpec('new-b'), nodeSpec('new-c', 'Voodoo 2')])),
     );
     expectProblem(response, 422, 'VCA_ERR_UNKNOWN_GPU_MODEL');
     expect((await gw.request('operator', 'GET', '/v1/nodes/new-b')).status).toBe(404);
     expect((await gw.request('operator', 'GET', '/v1/nodes/new-c')).status).toBe(404);
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
   it('re-registering render-1 with another host is a 409 that leaves it unchanged, also when replayed', async () => {
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const raw = JSON.stringify(scaleUp([{ ...nodeSpec('render-1', 'L4', '10.9.9.9') }, nodeSpec('new-d')]));
     const first = await contextualize(raw);
     expectProblem(first, 409, 'VCA_ERR_NODE_CONFLICT');
@@ -546,17 +546,17 @@ describe('bad input: webhook events rejected when applied', () => {
     const node = await gw.request('operator', 'GET', '/v1/nodes/render-1');
     expect(node.body.host).toBe('127.0.0.1');
     expect((await gw.request('operator', 'GET', '/v1/nodes/new-d')).status).toBe(404);
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
   it('re-registering render-1 with the same definition is accepted and changes nothing', async () => {
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const response = await contextualize(
       JSON.stringify(scaleUp([{ ...nodeSpec('render-1', 'L4', '127.0.0.1') }])),
     );
     expect(response.status, JSON.stringify(response.body)).toBe(200);
     expect(response.body.registered).toMatchObject([{ id: 'render-1', created: false }]);
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
   it('an unsigned or wrongly signed body is refused before its content is looked at', async () => {
@@ -570,7 +570,7 @@ describe('bad input: webhook events rejected when applied', () => {
 
 describe('bad input: WebSocket /v1/play', () => {
   it('answers a binary frame, malformed JSON and bad messages with error messages and keeps the socket open', async () => {
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const client = await PlayClient.connect(gw.wsUrl);
     try {
       client.socket.send(Buffer.from(JSON.stringify({ type: 'request', ...validSession })), { binary: true });
@@ -592,20 +592,20 @@ describe('bad input: WebSocket /v1/play', () => {
       client.send({ type: 'resume', sessionId: 's-1', resumeToken: 'forged' });
       expect(await client.next('error')).toMatchObject({ code: 'VCA_ERR_UNAUTHORIZED' });
       expect(client.closedWith).toBeNull();
-      expect(await clusterSnapshot(gw)).toEqual(before);
+      expect(await fleetSnapshot(gw)).toEqual(before);
     } finally {
       await client.close();
     }
   });
 
   it('closes the socket on a message over server.maxWsPayloadBytes (16 KiB)', async () => {
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const client = await PlayClient.connect(gw.wsUrl);
     const closed = new Promise<number>((resolve) => client.socket.once('close', (code) => resolve(code)));
     client.send({ type: 'request', ...validSession, padding: 'x'.repeat(17 * 1024) });
     const code = await closed;
     expect(code).not.toBe(1000);
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
     // The server still accepts new sockets.
     const next = await PlayClient.connect(gw.wsUrl);
     await next.close();

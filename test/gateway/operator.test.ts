@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectProblem } from '../support/cluster-snapshot.js';
+import { expectProblem } from '../support/fleet-snapshot.js';
 import { idleTelemetry, startTestGateway, type TestGateway } from '../support/gateway.js';
 
 let gw: TestGateway;

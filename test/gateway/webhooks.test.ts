@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clusterSnapshot, postHook } from '../support/cluster-snapshot.js';
+import { fleetSnapshot, postHook } from '../support/fleet-snapshot.js';
 import { idleTelemetry, startTestGateway, type TestGateway } from '../support/gateway.js';
 
 const fixtureDir = path.resolve(process.cwd(), '../shared/fixtures/webhooks');
@@ -167,7 +167,7 @@ describe('webhooks: every shared fixture', () => {
   ])('%s on /v1/hooks/aodh is recorded and changes no node', async (name, eventType) => {
     gw = await startTestGateway();
     await fleetWithLoad(gw);
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const result = await gw.hook('aodh', fixture(name));
     expect(result.status, JSON.stringify(result.body)).toBe(200);
     expect(result.body).toMatchObject({
@@ -178,13 +178,13 @@ describe('webhooks: every shared fixture', () => {
       draining: [],
       replayed: false,
     });
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
   it('ceilometer-2014-notification-alarm on /v1/hooks/aodh?action=UP is recorded', async () => {
     gw = await startTestGateway();
     await fleetWithLoad(gw);
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const result = await gw.hook('aodh', fixture('ceilometer-2014-notification-alarm.json'), '?action=UP');
     expect(result.status, JSON.stringify(result.body)).toBe(200);
     expect(result.body).toMatchObject({
@@ -196,13 +196,13 @@ describe('webhooks: every shared fixture', () => {
       capacity: { before: 1, adjustment: 1, adjustmentType: 'change_in_capacity' },
       replayed: false,
     });
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
   it('ceilometer-http-publisher-events on /v1/hooks/notifications records two events', async () => {
     gw = await startTestGateway();
     await fleetWithLoad(gw);
-    const before = await clusterSnapshot(gw);
+    const before = await fleetSnapshot(gw);
     const result = await gw.hook('notifications', fixture('ceilometer-http-publisher-events.json'));
     expect(result.status, JSON.stringify(result.body)).toBe(200);
     expect(result.body.events).toHaveLength(2);
@@ -224,7 +224,7 @@ describe('webhooks: every shared fixture', () => {
         replayed: false,
       },
     ]);
-    expect(await clusterSnapshot(gw)).toEqual(before);
+    expect(await fleetSnapshot(gw)).toEqual(before);
   });
 });
 
@@ -242,7 +242,7 @@ describe('webhooks: replays change nothing', () => {
     await fleetWithLoad(gw);
     const first = await gw.hook(kind, fixture(name), query);
     expect(first.status, JSON.stringify(first.body)).toBe(200);
-    const afterFirst = await clusterSnapshot(gw);
+    const afterFirst = await fleetSnapshot(gw);
     const second = await gw.hook(kind, fixture(name), query);
     expect(second.status, JSON.stringify(second.body)).toBe(200);
     const strip = (body: any) => {
@@ -252,7 +252,7 @@ describe('webhooks: replays change nothing', () => {
     expect(strip(second.body)).toEqual(strip(first.body));
     const events = 'events' in second.body ? second.body.events : [second.body];
     for (const event of events) expect(event.replayed).toBe(true);
-    expect(await clusterSnapshot(gw)).toEqual(afterFirst);
+    expect(await fleetSnapshot(gw)).toEqual(afterFirst);
   });
 
   it('a replayed scale-down by count does not pick a second victim', async () => {
@@ -270,7 +270,7 @@ describe('webhooks: replays change nothing', () => {
     await fleetWithLoad(gw);
     const oslo = await gw.hook('notifications', fixture('oslo-notification-autoscaling-end-scale-down.json'));
     expect(oslo.body.events[0]).toMatchObject({ draining: [{ id: 'light' }], replayed: false });
-    const afterFirst = await clusterSnapshot(gw);
+    const afterFirst = await fleetSnapshot(gw);
 
     const alarm = await gw.hook('aodh', aodhAlarmOnOsloScaleDown());
     expect(alarm.status, JSON.stringify(alarm.body)).toBe(200);
@@ -283,7 +283,7 @@ describe('webhooks: replays change nothing', () => {
       'oslo.message': fixtureText('oslo-notification-autoscaling-end-scale-down.json'),
     });
     expect(envelope.body.events[0]).toMatchObject({ replayed: true });
-    expect(await clusterSnapshot(gw)).toEqual(afterFirst);
+    expect(await fleetSnapshot(gw)).toEqual(afterFirst);
     expect(await nodeStates(gw)).toEqual({ heavy: 'ready', light: 'draining' });
   });
 

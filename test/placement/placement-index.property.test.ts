@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ClusterState } from '../../src/cluster/cluster-state.js';
-import type { GpuSlot } from '../../src/cluster/gpu-slot.js';
 import { loadCatalog } from '../../src/config/load-catalog.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
 import { type LoadVector, sessionCost } from '../../src/cost/session-cost.js';
+import { FleetState } from '../../src/fleet/fleet-state.js';
+import type { GpuSlot } from '../../src/fleet/gpu-slot.js';
 import { PlacementIndex } from '../../src/placement/placement-index.js';
 
 const catalog = new CatalogIndex(loadCatalog(loadConfig({ env: {} })));
@@ -40,7 +40,7 @@ const scenario = fc.record({
 });
 
 function build(s: Scenario) {
-  const cluster = new ClusterState({
+  const cluster = new FleetState({
     catalog,
     headroom,
     temperatureMarginCelsius: 5,

@@ -5,12 +5,12 @@
  * embedded index's resolution (either pick is right, and the test re-aligns the stores).
  */
 import fc from 'fast-check';
-import type { NodeRegistration } from '../../src/cluster/cluster-node.js';
-import type { GpuTelemetry, TelemetryReport } from '../../src/cluster/telemetry.js';
 import type { LoadVector } from '../../src/cost/session-cost.js';
 import { isVcaError } from '../../src/errors.js';
+import type { NodeRegistration } from '../../src/fleet/render-node.js';
+import type { GpuTelemetry, TelemetryReport } from '../../src/fleet/telemetry.js';
 import type { SessionRecord, SessionSpec } from '../../src/sessions/session.js';
-import type { ClusterStore, GpuView, NodeView } from '../../src/store/store.js';
+import type { GpuView, NodeView, StateStore } from '../../src/store/store.js';
 import { catalog, costsFor, headroom, type SessionFormat, sessionSpec } from './store-fixtures.js';
 
 /** The fleet every sequence draws from: models with and without NVENC, a shared encoder limit, regions. */
@@ -105,7 +105,14 @@ export const gpuSample: fc.Arbitrary<GpuSample> = fc.record({
 });
 
 export const operation: fc.Arbitrary<Operation> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('register' as const), node: nodeIndex, otherHost: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('register' as const),
+      node: nodeIndex,
+      otherHost: fc.boolean(),
+    }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -115,7 +122,10 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       badIndex: fc.nat(9).map((n) => n === 0),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 7_000 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 7_000 }) }),
+  },
   {
     weight: 8,
     arbitrary: fc.record({
@@ -148,16 +158,28 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
   },
   {
     weight: 1,
-    arbitrary: fc.record({ kind: fc.constant('renew' as const), pick: fc.nat(), extendMs: fc.integer({ min: 0, max: 60_000 }) }),
+    arbitrary: fc.record({
+      kind: fc.constant('renew' as const),
+      pick: fc.nat(),
+      extendMs: fc.integer({ min: 0, max: 60_000 }),
+    }),
   },
   {
     weight: 2,
-    arbitrary: fc.record({ kind: fc.constant('drain' as const), node: nodeIndex, deadlineMs: fc.integer({ min: 0, max: 5_000 }) }),
+    arbitrary: fc.record({
+      kind: fc.constant('drain' as const),
+      node: nodeIndex,
+      deadlineMs: fc.integer({ min: 0, max: 5_000 }),
+    }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('undrain' as const), node: nodeIndex }) },
   {
     weight: 1,
-    arbitrary: fc.record({ kind: fc.constant('set-state' as const), node: nodeIndex, state: fc.constantFrom(...nodeStates) }),
+    arbitrary: fc.record({
+      kind: fc.constant('set-state' as const),
+      node: nodeIndex,
+      state: fc.constantFrom(...nodeStates),
+    }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('migrate' as const), pick: fc.nat(), strategy }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('place-queued' as const), strategy }) },
@@ -283,7 +305,7 @@ export function nodeFacts(node: NodeView | undefined) {
 }
 
 /** The observable state of a store: nodes in listing order, the queue, the draining index, the audit. */
-export async function snapshot(store: ClusterStore, sessionIds: readonly string[]) {
+export async function snapshot(store: StateStore, sessionIds: readonly string[]) {
   const [nodes, positions, draining, audit] = await Promise.all([
     store.listNodes(),
     store.queuePositions(),
@@ -299,7 +321,11 @@ export async function snapshot(store: ClusterStore, sessionIds: readonly string[
       liveSessions: audit.liveSessions,
       queuedSessions: audit.queuedSessions,
       gpus: audit.gpus
-        .map((gpu) => ({ gpu: `${gpu.nodeId}#${gpu.index}`, committed: gpu.committed, sum: gpu.sumOfSessions }))
+        .map((gpu) => ({
+          gpu: `${gpu.nodeId}#${gpu.index}`,
+          committed: gpu.committed,
+          sum: gpu.sumOfSessions,
+        }))
         .sort((a, b) => (a.gpu < b.gpu ? -1 : a.gpu > b.gpu ? 1 : 0)),
     },
     sessions: sessions.map(sessionFacts),
@@ -362,7 +388,9 @@ function score(gpu: GpuView, cost: LoadVector): Score {
     : [gpuFree, gpuNeed, streamFree, streamNeed];
   return {
     left: primaryFree - primaryNeed,
-    sure: bucketOf(primaryFree) >= sureBucket(primaryNeed) && bucketOf(secondaryFree) >= sureBucket(secondaryNeed),
+    sure:
+      bucketOf(primaryFree) >= sureBucket(primaryNeed) &&
+      bucketOf(secondaryFree) >= sureBucket(secondaryNeed),
   };
 }
 

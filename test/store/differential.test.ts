@@ -22,7 +22,7 @@ import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import type { SessionRecord } from '../../src/sessions/session.js';
 import type { EmbeddedStore } from '../../src/store/embedded/embedded-store.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
-import type { ClusterStore, CreateSessionOutcome } from '../../src/store/store.js';
+import type { CreateSessionOutcome, StateStore } from '../../src/store/store.js';
 import {
   answer,
   applyPlacement,
@@ -61,7 +61,16 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const stats = { sequences: 0, steps: 0, ties: 0, assigned: 0, queued: 0, refused: 0, placedFromQueue: 0, errors: 0 };
+const stats = {
+  sequences: 0,
+  steps: 0,
+  ties: 0,
+  assigned: 0,
+  queued: 0,
+  refused: 0,
+  placedFromQueue: 0,
+  errors: 0,
+};
 
 /** The two stores under test and what the sequence knows. */
 class Pair {
@@ -76,7 +85,7 @@ class Pair {
     readonly redis: RedisStore,
   ) {}
 
-  get stores(): [ClusterStore, ClusterStore] {
+  get stores(): [StateStore, StateStore] {
     return [this.embedded, this.redis];
   }
 
@@ -90,7 +99,7 @@ class Pair {
   }
 
   /** Runs `call` on both stores; both must succeed, or both fail with the same error code. */
-  async both<T>(call: (store: ClusterStore) => Promise<T>): Promise<[T, T] | undefined> {
+  async both<T>(call: (store: StateStore) => Promise<T>): Promise<[T, T] | undefined> {
     const e = await answer(() => call(this.embedded));
     const r = await answer(() => call(this.redis));
     expect(r.ok ? 'ok' : r.code, 'Redis answered like the embedded store').toBe(e.ok ? 'ok' : e.code);
@@ -219,7 +228,9 @@ async function apply(pair: Pair, op: Operation, step: number): Promise<void> {
   const nodeId = 'node' in op ? fleetNodes[op.node]!.id : '';
   switch (op.kind) {
     case 'register': {
-      const answers = await pair.both((store) => store.registerNode(nodeRegistration(op.node, op.otherHost), pair.now));
+      const answers = await pair.both((store) =>
+        store.registerNode(nodeRegistration(op.node, op.otherHost), pair.now),
+      );
       if (answers) expect(answers[1].created).toBe(answers[0].created);
       break;
     }
@@ -252,11 +263,15 @@ async function apply(pair: Pair, op: Operation, step: number): Promise<void> {
     case 'expire': {
       pair.now += op.advance;
       const answers = await pair.both((store) => store.expireSessions(pair.now));
-      if (answers) expect(endedFacts(answers[1]), 'expire: the same sessions ended').toEqual(endedFacts(answers[0]));
+      if (answers)
+        expect(endedFacts(answers[1]), 'expire: the same sessions ended').toEqual(endedFacts(answers[0]));
       break;
     }
     case 'renew': {
-      const ids = pair.comparable().slice(op.pick % Math.max(1, pair.ids.length)).slice(0, 3);
+      const ids = pair
+        .comparable()
+        .slice(op.pick % Math.max(1, pair.ids.length))
+        .slice(0, 3);
       const answers = await pair.both((store) => store.renewLeases(ids, pair.now + op.extendMs));
       if (answers) expect(answers[1]).toBe(answers[0]);
       break;
@@ -286,7 +301,9 @@ async function apply(pair: Pair, op: Operation, step: number): Promise<void> {
       if (op.settle) {
         await pair.both((store) => store.settleWebhook(key, { settled: op.result }, op.ttlMs, pair.now));
       } else {
-        const answers = await pair.both((store) => store.rememberWebhook(key, { claimed: op.result }, op.ttlMs, pair.now));
+        const answers = await pair.both((store) =>
+          store.rememberWebhook(key, { claimed: op.result }, op.ttlMs, pair.now),
+        );
         if (answers) expect(answers[1]).toEqual(answers[0]);
       }
       break;
@@ -308,7 +325,11 @@ async function startFleet(pair: Pair, samples: GpuSample[]): Promise<void> {
   for (const [index] of fleetNodes.entries()) {
     await pair.both((store) => store.registerNode(nodeRegistration(index, false), pair.now));
     await pair.both((store) =>
-      store.recordTelemetry(fleetNodes[index]!.id, telemetryReport(index, samples.slice(index * 2, index * 2 + 2), false), pair.now),
+      store.recordTelemetry(
+        fleetNodes[index]!.id,
+        telemetryReport(index, samples.slice(index * 2, index * 2 + 2), false),
+        pair.now,
+      ),
     );
   }
 }

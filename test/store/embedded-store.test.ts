@@ -1,4 +1,4 @@
-/** The embedded store runs the store contract that every ClusterStore implementation must pass. */
+/** The embedded store runs the store contract that every StateStore implementation must pass. */
 import { createEmbeddedStore } from './embedded-factory.js';
 import { describeStoreContract } from './store-contract.js';
 

@@ -6,8 +6,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
-import { canTransition, nodeStates } from '../../src/cluster/node-state.js';
 import type { LoadVector } from '../../src/cost/session-cost.js';
+import { canTransition, nodeStates } from '../../src/fleet/node-state.js';
 import {
   costFields,
   costText,

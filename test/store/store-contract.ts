@@ -1,12 +1,12 @@
 /**
- * The store contract: what every ClusterStore implementation must do, written against the interface
+ * The store contract: what every StateStore implementation must do, written against the interface
  * alone so the embedded store and the Redis store run the very same suite. Every scenario drives a
  * fake clock (explicit `now` numbers) and ends by checking that committed load equals the sum of the
  * live sessions' costs on every GPU.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VcaError } from '../../src/errors.js';
-import type { ClusterStore } from '../../src/store/store.js';
+import type { StateStore } from '../../src/store/store.js';
 import {
   costsFor,
   createOptions,
@@ -27,11 +27,11 @@ const lightOnL4 = costsFor(lightFormat).L4!;
 
 export function describeStoreContract(
   name: string,
-  createStore: () => Promise<ClusterStore> | ClusterStore,
-  cleanup?: (store: ClusterStore) => Promise<void>,
+  createStore: () => Promise<StateStore> | StateStore,
+  cleanup?: (store: StateStore) => Promise<void>,
 ): void {
   describe(`store contract: ${name}`, () => {
-    let store: ClusterStore;
+    let store: StateStore;
 
     beforeEach(async () => {
       store = await createStore();

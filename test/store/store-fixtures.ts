@@ -1,17 +1,17 @@
 /**
  * Shared fixtures for store tests: the real catalog, session specs priced by the real cost model,
  * node registrations, telemetry reports and the invariant every scenario ends with. Uses only the
- * ClusterStore interface, so any store implementation can be checked with them.
+ * StateStore interface, so any store implementation can be checked with them.
  */
 import { expect } from 'vitest';
-import type { NodeRegistration } from '../../src/cluster/cluster-node.js';
-import type { GpuTelemetry, TelemetryReport } from '../../src/cluster/telemetry.js';
 import { loadCatalog } from '../../src/config/load-catalog.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
 import { parseResolution } from '../../src/cost/resolution.js';
 import { type LoadVector, sessionCost } from '../../src/cost/session-cost.js';
+import type { NodeRegistration } from '../../src/fleet/render-node.js';
+import type { GpuTelemetry, TelemetryReport } from '../../src/fleet/telemetry.js';
 import type { SessionSpec } from '../../src/sessions/session.js';
-import type { ClusterStore, CreateSessionOptions } from '../../src/store/store.js';
+import type { CreateSessionOptions, StateStore } from '../../src/store/store.js';
 
 export const catalog = new CatalogIndex(
   loadCatalog({ catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } }),
@@ -110,7 +110,7 @@ export function createOptions(
 
 /** Registers a node and sends its first telemetry, so it is ready at `now`. */
 export async function readyNode(
-  store: ClusterStore,
+  store: StateStore,
   id: string,
   gpus: NodeRegistration['gpus'] = [{ model: 'L4', count: 1 }],
   now = 0,
@@ -122,7 +122,7 @@ export async function readyNode(
 }
 
 /** The store's bookkeeping invariant: every GPU's committed load equals the sum of its live sessions. */
-export async function expectInvariant(store: ClusterStore): Promise<void> {
+export async function expectInvariant(store: StateStore): Promise<void> {
   const audit = await store.audit();
   let sessionsOnGpus = 0;
   for (const gpu of audit.gpus) {

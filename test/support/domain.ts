@@ -1,9 +1,9 @@
 /** Test support: a VCA domain on the real catalog with a fake clock and predictable ids. */
 import { idleGpus } from '../../kit/idle-telemetry.js';
-import type { NodeRegistration } from '../../src/cluster/cluster-node.js';
 import { loadCatalog } from '../../src/config/load-catalog.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { VcaConfig } from '../../src/config/schema.js';
+import type { NodeRegistration } from '../../src/fleet/render-node.js';
 import type { VcaEvent } from '../../src/sessions/events.js';
 import { createVca, type Vca } from '../../src/vca.js';
 

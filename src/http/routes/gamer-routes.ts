@@ -5,14 +5,14 @@ import { frameSizeName } from '../../cost/resolution.js';
 import { VcaError } from '../../errors.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
 import type { SessionService } from '../../sessions/session-service.js';
-import type { ClusterStore } from '../../store/store.js';
+import type { StateStore } from '../../store/store.js';
 import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
 import { SessionRequestSchema } from '../api-schemas.js';
 import type { SessionViews } from '../assignment-view.js';
 
 export interface GamerRouteDeps {
   sessions: SessionService;
-  store: ClusterStore;
+  store: StateStore;
   catalog: CatalogIndex;
   views: SessionViews;
   metrics: VcaMetrics;

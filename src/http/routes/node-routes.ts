@@ -2,14 +2,14 @@
 import { VcaError } from '../../errors.js';
 import type { FleetService } from '../../scaling/fleet-service.js';
 import type { SessionService } from '../../sessions/session-service.js';
-import type { ClusterStore } from '../../store/store.js';
+import type { StateStore } from '../../store/store.js';
 import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
 import { TelemetryReportSchema } from '../api-schemas.js';
 
 export interface NodeRouteDeps {
   fleet: FleetService;
   sessions: SessionService;
-  store: ClusterStore;
+  store: StateStore;
 }
 
 export function nodeRoutes(deps: NodeRouteDeps): ApiRoute[] {

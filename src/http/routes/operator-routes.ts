@@ -7,13 +7,13 @@ import { VcaError } from '../../errors.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
 import { nodeFreeSlots } from '../../scaling/autoscaler-policy.js';
 import type { FleetService } from '../../scaling/fleet-service.js';
-import type { ClusterStore } from '../../store/store.js';
+import type { StateStore } from '../../store/store.js';
 import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
 import { DrainRequestSchema } from '../api-schemas.js';
 
 export interface OperatorRouteDeps {
   fleet: FleetService;
-  store: ClusterStore;
+  store: StateStore;
   catalog: CatalogIndex;
   metrics: VcaMetrics;
   autoscalerConfig: AutoscalerConfig;

@@ -2,12 +2,13 @@
  * The embedded store: the whole cluster state in this process, zero setup, one gateway instance.
  * Every operation runs to completion synchronously, which is what makes it atomic.
  */
-import type { NodeRegistration } from '../../cluster/cluster-node.js';
-import { ClusterState, type ClusterStateOptions } from '../../cluster/cluster-state.js';
-import type { NodeState } from '../../cluster/node-state.js';
-import type { TelemetryReport } from '../../cluster/telemetry.js';
+
 import { addLoad, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
 import { VcaError } from '../../errors.js';
+import { FleetState, type FleetStateOptions } from '../../fleet/fleet-state.js';
+import type { NodeState } from '../../fleet/node-state.js';
+import type { NodeRegistration } from '../../fleet/render-node.js';
+import type { TelemetryReport } from '../../fleet/telemetry.js';
 import { PlacementIndex, type PlacementRequest } from '../../placement/placement-index.js';
 import type { PlacementStrategy } from '../../placement/strategy.js';
 import { DeadlineHeap } from '../../sessions/deadline-heap.js';
@@ -16,17 +17,17 @@ import { newSessionRecord, sessionDeadline } from '../../sessions/session.js';
 import { SessionQueue } from '../../sessions/session-queue.js';
 import type {
   AuditReport,
-  ClusterStore,
   CreateSessionOptions,
   CreateSessionOutcome,
   MigrateOutcome,
   NodeView,
   SessionEnd,
+  StateStore,
   WebhookMemory,
 } from '../store.js';
 import { nodeView } from '../views.js';
 
-export interface EmbeddedStoreOptions extends ClusterStateOptions {
+export interface EmbeddedStoreOptions extends FleetStateOptions {
   priorityClasses: readonly string[];
   /** How long an ended session stays readable (GET answers 410 with its end reason), ms. */
   retainEndedMs?: number;
@@ -78,9 +79,9 @@ function frozenCosts(costs: Readonly<Record<string, LoadVector>>): Readonly<Reco
   return Object.freeze(copy);
 }
 
-export class EmbeddedStore implements ClusterStore {
+export class EmbeddedStore implements StateStore {
   readonly kind = 'embedded' as const;
-  readonly cluster: ClusterState;
+  readonly fleet: FleetState;
   readonly index: PlacementIndex;
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly queue: SessionQueue;
@@ -92,58 +93,58 @@ export class EmbeddedStore implements ClusterStore {
 
   constructor(options: EmbeddedStoreOptions) {
     this.retainEndedMs = options.retainEndedMs ?? 60_000;
-    this.cluster = new ClusterState(options);
+    this.fleet = new FleetState(options);
     this.index = new PlacementIndex(options.headroom);
-    this.cluster.setListener(this.index);
+    this.fleet.setListener(this.index);
     this.queue = new SessionQueue(options.priorityClasses);
   }
 
   private view(id: string): NodeView {
-    return nodeView(this.cluster.requireNode(id), this.cluster.options.headroom);
+    return nodeView(this.fleet.requireNode(id), this.fleet.options.headroom);
   }
 
   async registerNode(registration: NodeRegistration, now: number) {
-    const { node, created } = this.cluster.register(registration, now);
-    return { node: nodeView(node, this.cluster.options.headroom), created };
+    const { node, created } = this.fleet.register(registration, now);
+    return { node: nodeView(node, this.fleet.options.headroom), created };
   }
 
   async getNode(id: string) {
-    const node = this.cluster.node(id);
-    return node ? nodeView(node, this.cluster.options.headroom) : undefined;
+    const node = this.fleet.node(id);
+    return node ? nodeView(node, this.fleet.options.headroom) : undefined;
   }
 
   async listNodes() {
-    return [...this.cluster.allNodes()].map((node) => nodeView(node, this.cluster.options.headroom));
+    return [...this.fleet.allNodes()].map((node) => nodeView(node, this.fleet.options.headroom));
   }
 
   async setNodeState(id: string, to: NodeState, now: number, drainDeadline?: number) {
-    const node = this.cluster.requireNode(id);
+    const node = this.fleet.requireNode(id);
     if (to === 'removed') throw new VcaError('VCA_ERR_NODE_STATE', 'Use removeNode to remove a node');
     if (to === 'drained' && node.sessionCount() > 0) {
       throw new VcaError('VCA_ERR_NODE_STATE', `Node "${id}" still hosts ${node.sessionCount()} session(s)`);
     }
-    this.cluster.transition(node, to, now);
+    this.fleet.transition(node, to, now);
     if (to === 'draining') {
       node.drainDeadline = drainDeadline ?? null;
-      if (node.sessionCount() === 0) this.cluster.transition(node, 'drained', now);
+      if (node.sessionCount() === 0) this.fleet.transition(node, 'drained', now);
     }
     return this.view(id);
   }
 
   async recordTelemetry(nodeId: string, report: TelemetryReport, now: number) {
-    const node = this.cluster.requireNode(nodeId);
-    this.cluster.recordTelemetry(node, report, now);
+    const node = this.fleet.requireNode(nodeId);
+    this.fleet.recordTelemetry(node, report, now);
     return this.view(nodeId);
   }
 
   async sweepStale(now: number) {
-    this.cluster.sweepStale(now);
+    this.fleet.sweepStale(now);
   }
 
   async createSession(spec: SessionSpec, options: CreateSessionOptions): Promise<CreateSessionOutcome> {
     if (this.sessions.has(spec.id))
       throw new VcaError('VCA_ERR_SESSION_EXISTS', `Session ${spec.id} already exists`);
-    this.cluster.sweepStale(options.now);
+    this.fleet.sweepStale(options.now);
     const session = newSessionRecord(
       {
         ...spec,
@@ -173,7 +174,7 @@ export class EmbeddedStore implements ClusterStore {
     strategy: PlacementStrategy,
     leaseMs: Readonly<Record<SessionTransport, number>>,
   ) {
-    this.cluster.sweepStale(now);
+    this.fleet.sweepStale(now);
     const placed: SessionRecord[] = [];
     // A shape that found no GPU in this pass will not find one later in the same pass.
     const failedShapes = new Set<string>();
@@ -204,7 +205,7 @@ export class EmbeddedStore implements ClusterStore {
   ): Promise<MigrateOutcome | undefined> {
     const session = this.sessions.get(id);
     if (session?.state !== 'assigned' || !session.placement) return undefined;
-    this.cluster.sweepStale(now);
+    this.fleet.sweepStale(now);
     const from = session.placement;
     const choice = this.index.pick(this.placementRequest(session, strategy, from.nodeId));
     this.releasePlacement(session);
@@ -282,7 +283,7 @@ export class EmbeddedStore implements ClusterStore {
   }
 
   async sessionsOnNode(nodeId: string) {
-    const node = this.cluster.requireNode(nodeId);
+    const node = this.fleet.requireNode(nodeId);
     const result: SessionRecord[] = [];
     for (const gpu of node.gpus)
       for (const id of gpu.sessionIds) result.push(copySession(this.sessions.get(id)!));
@@ -291,8 +292,8 @@ export class EmbeddedStore implements ClusterStore {
 
   async drainingNodes() {
     const result: NodeView[] = [];
-    for (const node of this.cluster.allNodes()) {
-      if (node.state === 'draining') result.push(nodeView(node, this.cluster.options.headroom));
+    for (const node of this.fleet.allNodes()) {
+      if (node.state === 'draining') result.push(nodeView(node, this.fleet.options.headroom));
     }
     return result;
   }
@@ -302,13 +303,13 @@ export class EmbeddedStore implements ClusterStore {
   }
 
   async removeNode(id: string, now: number) {
-    const node = this.cluster.node(id);
+    const node = this.fleet.node(id);
     if (!node) return undefined;
     if (node.sessionCount() > 0) {
       throw new VcaError('VCA_ERR_NODE_STATE', `Node "${id}" still hosts ${node.sessionCount()} session(s)`);
     }
-    const view = nodeView(node, this.cluster.options.headroom);
-    this.cluster.transition(node, 'removed', now);
+    const view = nodeView(node, this.fleet.options.headroom);
+    this.fleet.transition(node, 'removed', now);
     return { ...view, state: 'removed' as const, stateChangedAt: now };
   }
 
@@ -327,7 +328,7 @@ export class EmbeddedStore implements ClusterStore {
 
   async audit(): Promise<AuditReport> {
     const gpus: AuditReport['gpus'] = [];
-    for (const node of this.cluster.allNodes()) {
+    for (const node of this.fleet.allNodes()) {
       for (const gpu of node.gpus) {
         const sum = zeroLoad();
         for (const id of gpu.sessionIds) addLoad(sum, this.sessions.get(id)!.placement!.cost, 1);
@@ -380,8 +381,8 @@ export class EmbeddedStore implements ClusterStore {
     cost: LoadVector,
     now: number,
   ): void {
-    const gpu = this.cluster.requireNode(nodeId).gpus[gpuIndex]!;
-    this.cluster.commit(gpu, session.id, cost);
+    const gpu = this.fleet.requireNode(nodeId).gpus[gpuIndex]!;
+    this.fleet.commit(gpu, session.id, cost);
     session.state = 'assigned';
     session.assignedAt = now;
     session.placement = {
@@ -397,9 +398,9 @@ export class EmbeddedStore implements ClusterStore {
     const placement = session.placement;
     if (!placement) return;
     session.placement = null;
-    const node = this.cluster.node(placement.nodeId);
+    const node = this.fleet.node(placement.nodeId);
     const gpu = node?.gpus[placement.gpuIndex];
-    if (gpu) this.cluster.uncommit(gpu, session.id, placement.cost);
+    if (gpu) this.fleet.uncommit(gpu, session.id, placement.cost);
   }
 
   private end(session: SessionRecord, reason: EndReason, now: number): SessionEnd {
@@ -424,10 +425,10 @@ export class EmbeddedStore implements ClusterStore {
   }
 
   private drainIfEmpty(nodeId: string, now: number): NodeView | null {
-    const node = this.cluster.node(nodeId);
+    const node = this.fleet.node(nodeId);
     if (node?.state !== 'draining' || node.sessionCount() > 0) return null;
-    this.cluster.transition(node, 'drained', now);
-    return nodeView(node, this.cluster.options.headroom);
+    this.fleet.transition(node, 'drained', now);
+    return nodeView(node, this.fleet.options.headroom);
   }
 
   private forgetOldWebhooks(now: number): void {

@@ -1,4 +1,4 @@
-/** The Redis store: ClusterStore over ioredis and Lua scripts, for several gateway instances. */
+/** The Redis store: StateStore over ioredis and Lua scripts, for several gateway instances. */
 export { type RedisKeys, redisKeys } from './keys.js';
 export {
   createRedisStore,

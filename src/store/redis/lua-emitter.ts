@@ -6,7 +6,7 @@
  * script-loader.ts). Everything is emitted as literal Lua, field by field, exactly as one would write
  * it by hand: a script pays nothing at run time for the values having come from TypeScript.
  */
-import { canTransition, nodeStates } from '../../cluster/node-state.js';
+import { canTransition, nodeStates } from '../../fleet/node-state.js';
 import {
   costFields,
   costSeparator,
@@ -82,7 +82,7 @@ function transitionTable(): string {
     return `  ${luaKey(from)} = {${set ? ` ${set} ` : ''}},`;
   });
   return [
-    '-- Emitted from canTransition over nodeStates (src/cluster/node-state.ts).',
+    '-- Emitted from canTransition over nodeStates (src/fleet/node-state.ts).',
     'F.ALLOWED_TRANSITIONS = {',
     ...rows,
     '}',

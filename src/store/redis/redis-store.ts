@@ -1,5 +1,5 @@
 /**
- * The Redis store: the ClusterStore contract over one Redis (or one Redis Cluster slot), shared by
+ * The Redis store: the StateStore contract over one Redis (or one Redis Cluster slot), shared by
  * several gateway instances. Every mutating operation is one Lua script (one EVALSHA round trip) that
  * mirrors the embedded store's semantics exactly; this module only prepares arguments, turns replies
  * into views and records, and maps failures to VcaErrors. Key layout: keys.ts; scripts: scripts/*.lua.
@@ -8,9 +8,6 @@
 import type { Writable } from 'node:stream';
 import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { NodeRegistration } from '../../cluster/cluster-node.js';
-import type { NodeState } from '../../cluster/node-state.js';
-import type { TelemetryReport } from '../../cluster/telemetry.js';
 import type { CatalogIndex } from '../../cost/catalog.js';
 import {
   canHostStreams,
@@ -20,6 +17,9 @@ import {
   zeroLoad,
 } from '../../cost/session-cost.js';
 import { type ErrorCode, errorCatalog, isVcaError, VcaError } from '../../errors.js';
+import type { NodeState } from '../../fleet/node-state.js';
+import type { NodeRegistration } from '../../fleet/render-node.js';
+import type { TelemetryReport } from '../../fleet/telemetry.js';
 import type { PlacementStrategy } from '../../placement/strategy.js';
 import {
   defaultRetainEndedMs,
@@ -32,13 +32,13 @@ import {
 import type { EmbeddedStoreOptions } from '../embedded/embedded-store.js';
 import type {
   AuditReport,
-  ClusterStore,
   CreateSessionOptions,
   CreateSessionOutcome,
   GpuView,
   MigrateOutcome,
   NodeView,
   SessionEnd,
+  StateStore,
   WebhookMemory,
 } from '../store.js';
 import {
@@ -195,7 +195,7 @@ function finiteOrEmpty(value: number | null | undefined): number | '' {
   return typeof value === 'number' && Number.isFinite(value) ? value : '';
 }
 
-export class RedisStore implements ClusterStore {
+export class RedisStore implements StateStore {
   readonly kind = 'redis' as const;
   readonly client: RedisClient;
   readonly keys: RedisKeys;

@@ -2,7 +2,7 @@
 -- requires: settings, gpus
 -- KEYS: none. ARGV: the settings (lib/settings.lua).
 
--- Same rules as ClusterState.isEligible.
+-- Same rules as FleetState.isEligible.
 function F.is_eligible(node, g, in_use)
   if node.state ~= 'ready' or not g.hostable then
     return false

@@ -1,4 +1,4 @@
--- lifecycle: node transitions (the table is emitted from src/cluster/node-state.ts), removal, and
+-- lifecycle: node transitions (the table is emitted from src/fleet/node-state.ts), removal, and
 -- telemetry going stale.
 -- requires: base, keys, settings, nodes, pools
 -- KEYS: [1] nodes, [3] fresh, the draining index. ARGV: the settings (lib/settings.lua).
@@ -31,7 +31,7 @@ function F.delete_node(node)
   redis.call('ZREM', F.K_NODES, node.id)
 end
 
--- Same as ClusterState.transition: validates first, so a refused move writes nothing.
+-- Same as FleetState.transition: validates first, so a refused move writes nothing.
 function F.transition(node, to, now)
   if node.state == to then
     return

@@ -40,7 +40,7 @@ const distributedDefaults = {
 };
 
 /** One gaming cluster on one Redis: the key prefix, cluster name and YAML every gateway of it shares. */
-export interface DistributedCluster {
+export interface GatewayGroup {
   /** The single Redis server's URL; undefined when `redisEnv` names another deployment. */
   redisUrl: string | undefined;
   /** Extra VCA_REDIS_* variables (e.g. VCA_REDIS_MODE=cluster with VCA_REDIS_CLUSTER_NODES). */
@@ -57,11 +57,11 @@ export interface DistributedCluster {
 
 let clusters = 0;
 
-export function defineCluster(
+export function defineGatewayGroup(
   redisUrl: string | undefined,
   overrides: Record<string, unknown> = {},
   redisEnv: Record<string, string> = {},
-): DistributedCluster {
+): GatewayGroup {
   clusters++;
   const { file: configFile, remove } = writeGatewayConfig(mergeSettings(distributedDefaults, overrides));
   const keyPrefix = `vca-dist-${process.pid}-${clusters}`;
@@ -79,7 +79,7 @@ export function defineCluster(
 }
 
 /** A RedisStore in the test process over the cluster's keys, built the way the gateway builds it. */
-export async function openClusterStore(cluster: DistributedCluster): Promise<RedisStore> {
+export async function openGroupStore(cluster: GatewayGroup): Promise<RedisStore> {
   const catalog = new CatalogIndex(loadCatalog(cluster.config));
   return createRedisStore({
     ...storeOptions(cluster.config, catalog),
@@ -110,7 +110,7 @@ function gatewayEnv(options: {
 }
 
 /** Starts a gateway of `cluster`; resolves once it listens and /readyz answers 200. */
-export function startClusterGateway(cluster: DistributedCluster, name = 'gateway'): Promise<GatewayProcess> {
+export function startGroupGateway(cluster: GatewayGroup, name = 'gateway'): Promise<GatewayProcess> {
   return startGatewayProcess({ name, env: gatewayEnv(cluster) });
 }
 

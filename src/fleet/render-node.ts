@@ -13,7 +13,7 @@ export interface NodeRegistration {
   group?: string;
 }
 
-export class ClusterNode {
+export class RenderNode {
   readonly id: string;
   readonly registration: NodeRegistration;
   readonly labels: Readonly<Record<string, string>>;

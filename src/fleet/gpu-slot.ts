@@ -4,7 +4,7 @@
  */
 import type { GpuModel } from '../cost/catalog.js';
 import { capacityShare, type LoadVector, percentToShare, zeroLoad } from '../cost/session-cost.js';
-import type { ClusterNode } from './cluster-node.js';
+import type { RenderNode } from './render-node.js';
 import type { GpuTelemetry } from './telemetry.js';
 
 /** Measured load; null on a dimension the GPU did not report. */
@@ -23,7 +23,7 @@ export interface Headroom {
 
 export class GpuSlot {
   readonly key: string;
-  readonly node: ClusterNode;
+  readonly node: RenderNode;
   readonly index: number;
   readonly model: GpuModel;
   /** Sum of the costs of the live sessions placed here. Invariant: kept exact by `commit`/`uncommit`. */
@@ -41,12 +41,12 @@ export class GpuSlot {
   eligible = false;
   /** Owned by the placement index: where this GPU sits in it. */
   placementEntry: unknown = undefined;
-  /** Links of the cluster's freshness list (oldest report first); owned by ClusterState. */
+  /** Links of the fleet's freshness list (oldest report first); owned by FleetState. */
   fresherNeighbour: GpuSlot | null = null;
   olderNeighbour: GpuSlot | null = null;
   inFreshnessList = false;
 
-  constructor(node: ClusterNode, index: number, model: GpuModel) {
+  constructor(node: RenderNode, index: number, model: GpuModel) {
     this.node = node;
     this.index = index;
     this.model = model;

@@ -7,14 +7,14 @@ import { expect } from 'vitest';
 import { signBody } from '../../src/http/credentials.js';
 import { type TestGateway, testCredentials } from './gateway.js';
 
-export interface ClusterSnapshot {
+export interface FleetSnapshot {
   nodes: unknown;
   audit: unknown;
   queue: Array<[string, number]>;
 }
 
 /** What a refused request must leave exactly as it was. */
-export async function clusterSnapshot(gw: TestGateway): Promise<ClusterSnapshot> {
+export async function fleetSnapshot(gw: TestGateway): Promise<FleetSnapshot> {
   const nodes = await gw.request('operator', 'GET', '/v1/nodes');
   expect(nodes.status).toBe(200);
   const { store } = gw.gateway.vca;

@@ -1,14 +1,14 @@
 /**
- * The in-process view of the cluster: nodes, their GPUs, lifecycle transitions, telemetry freshness
+ * The in-process model of the fleet: nodes, their GPUs, lifecycle transitions, telemetry freshness
  * and committed load. It decides each GPU's eligibility for new sessions and tells a listener (the
  * placement index) whenever a GPU's load or eligibility changes, so placement never scans the fleet.
  */
 import type { CatalogIndex } from '../cost/catalog.js';
 import { addLoad, canHostStreams, type LoadVector } from '../cost/session-cost.js';
 import { VcaError } from '../errors.js';
-import { ClusterNode, type NodeRegistration } from './cluster-node.js';
 import type { GpuSlot, Headroom } from './gpu-slot.js';
 import { canTransition, type NodeState } from './node-state.js';
+import { type NodeRegistration, RenderNode } from './render-node.js';
 import type { TelemetryReport } from './telemetry.js';
 
 /** Told about every change that may move a GPU in or within the placement index. */
@@ -17,7 +17,7 @@ export interface GpuChangeListener {
   gpuRemoved(gpu: GpuSlot): void;
 }
 
-export interface ClusterStateOptions {
+export interface FleetStateOptions {
   catalog: CatalogIndex;
   headroom: Headroom;
   temperatureMarginCelsius: number;
@@ -27,22 +27,22 @@ export interface ClusterStateOptions {
   requireTelemetry: boolean;
 }
 
-export type RegisterOutcome = { node: ClusterNode; created: boolean };
+export type RegisterOutcome = { node: RenderNode; created: boolean };
 
 function sameRegistration(a: NodeRegistration, b: NodeRegistration): boolean {
   const gpuKey = (r: NodeRegistration) => r.gpus.map((g) => `${g.model}x${g.count}`).join(',');
   return a.host === b.host && a.port === b.port && a.protocol === b.protocol && gpuKey(a) === gpuKey(b);
 }
 
-export class ClusterState {
-  readonly options: ClusterStateOptions;
-  private readonly nodes = new Map<string, ClusterNode>();
+export class FleetState {
+  readonly options: FleetStateOptions;
+  private readonly nodes = new Map<string, RenderNode>();
   private listener: GpuChangeListener | undefined;
   /** Freshness list: GPUs with live telemetry, oldest report at `stalest`. */
   private stalest: GpuSlot | null = null;
   private freshest: GpuSlot | null = null;
 
-  constructor(options: ClusterStateOptions) {
+  constructor(options: FleetStateOptions) {
     this.options = options;
   }
 
@@ -50,17 +50,17 @@ export class ClusterState {
     this.listener = listener;
   }
 
-  node(id: string): ClusterNode | undefined {
+  node(id: string): RenderNode | undefined {
     return this.nodes.get(id);
   }
 
-  requireNode(id: string): ClusterNode {
+  requireNode(id: string): RenderNode {
     const node = this.nodes.get(id);
     if (!node) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${id}" is not registered`);
     return node;
   }
 
-  allNodes(): IterableIterator<ClusterNode> {
+  allNodes(): IterableIterator<RenderNode> {
     return this.nodes.values();
   }
 
@@ -87,7 +87,7 @@ export class ClusterState {
       const model = this.options.catalog.model(entry.model);
       return Array.from({ length: entry.count }, () => model);
     });
-    const node = new ClusterNode(registration, models, now);
+    const node = new RenderNode(registration, models, now);
     this.nodes.set(node.id, node);
     if (!this.options.requireTelemetry) this.transition(node, 'ready', now);
     else this.refreshNode(node);
@@ -95,7 +95,7 @@ export class ClusterState {
   }
 
   /** Moves a node along its lifecycle; illegal moves are a VCA_ERR_NODE_STATE. */
-  transition(node: ClusterNode, to: NodeState, now: number): void {
+  transition(node: RenderNode, to: NodeState, now: number): void {
     if (node.state === to) return;
     if (!canTransition(node.state, to)) {
       throw new VcaError('VCA_ERR_NODE_STATE', `Node "${node.id}" cannot go from ${node.state} to ${to}`);
@@ -115,7 +115,7 @@ export class ClusterState {
     this.refreshNode(node);
   }
 
-  recordTelemetry(node: ClusterNode, report: TelemetryReport, now: number): void {
+  recordTelemetry(node: RenderNode, report: TelemetryReport, now: number): void {
     for (const sample of report.gpus) {
       if (!node.gpus[sample.index]) {
         throw new VcaError(
@@ -138,8 +138,8 @@ export class ClusterState {
   }
 
   /** Marks GPUs whose telemetry is older than the stale limit; O(1) when none is. Returns nodes touched. */
-  sweepStale(now: number): ClusterNode[] {
-    const touched = new Set<ClusterNode>();
+  sweepStale(now: number): RenderNode[] {
+    const touched = new Set<RenderNode>();
     const limit = now - this.options.staleAfterMs;
     while (this.stalest && (this.stalest.telemetryAt ?? 0) < limit) {
       const gpu = this.stalest;
@@ -200,7 +200,7 @@ export class ClusterState {
     else this.refreshGpu(gpu);
   }
 
-  private refreshNode(node: ClusterNode): void {
+  private refreshNode(node: RenderNode): void {
     for (const gpu of node.gpus) this.refreshGpu(gpu);
   }
 
