@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { ConfigError, loadCatalog, loadConfig } from './config/index.js';
 import type { VcaConfig } from './config/schema.js';
+import { createStore } from './create-store.js';
 import { Gateway } from './http/gateway.js';
-import { createStore } from './store/create-store.js';
 
 /** The project's package.json: one level up from `src/` (run with tsx), two from `dist/src/` (npm start). */
 function readPackageJson(): { version: string } {

@@ -9,8 +9,8 @@ import { CatalogIndex } from './cost/catalog.js';
 import { FleetService } from './scaling/fleet-service.js';
 import { EventBus } from './sessions/events.js';
 import { type SessionPolicy, SessionService } from './sessions/session-service.js';
+import type { StateStore } from './state/state-store.js';
 import { EmbeddedStore, type EmbeddedStoreOptions } from './store/embedded/embedded-store.js';
-import type { StateStore } from './store/store.js';
 
 export interface Vca {
   config: Readonly<VcaConfig>;

@@ -2,7 +2,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-const coreFolders = ['cost', 'cluster', 'placement', 'sessions', 'scaling'];
+/** The domain core: plain TypeScript, and the state-store port it is written against (src/state). */
+const coreFolders = ['cost', 'fleet', 'placement', 'sessions', 'scaling', 'state'];
+/** The composition root: builds the store, the services and the gateway from the configuration. */
+const compositionRoot = /^src\/(vca|main|create-store)\.ts$|^src\/http\//;
 
 function sourceFiles(folder: string): string[] {
   return readdirSync(folder, { recursive: true, encoding: 'utf8' })
@@ -29,9 +32,12 @@ describe('architecture: the domain core', () => {
     expect(files.length).toBeGreaterThan(10);
   });
 
-  it.each(files)('%s imports neither the HTTP layer nor ioredis nor uWebSockets.js', (file) => {
+  it.each(files)('%s imports no store, no HTTP layer, no ioredis and no uWebSockets.js', (file) => {
     for (const specifier of importsOf(file)) {
-      expect(specifier).not.toMatch(/uWebSockets|ioredis|\/http\/|\/store\/redis\//);
+      expect(specifier).not.toMatch(/uWebSockets|ioredis/);
+      const target = resolvedPath(file, specifier);
+      if (target !== undefined)
+        expect(target).not.toMatch(/^src\/(store|http|hooks|metrics)\/|^src\/(vca|main|create-store)\.ts$/);
     }
   });
 
@@ -39,6 +45,24 @@ describe('architecture: the domain core', () => {
     const text = readFileSync(file, 'utf8');
     expect(text).not.toMatch(/Date\.now\(|new Date\(\)|Math\.random\(|randomUUID\(/);
   });
+});
+
+describe('architecture: the stores', () => {
+  const files = sourceFiles('src/store');
+
+  it.each(files)('%s implements the state-store port without reaching into the composition root', (file) => {
+    for (const specifier of importsOf(file)) {
+      const target = resolvedPath(file, specifier);
+      if (target !== undefined) expect(target).not.toMatch(compositionRoot);
+    }
+  });
+
+  it.each(files.filter((file) => !file.includes(`${path.sep}redis${path.sep}`)))(
+    '%s (not the Redis store) imports no ioredis',
+    (file) => {
+      for (const specifier of importsOf(file)) expect(specifier).not.toMatch(/ioredis/);
+    },
+  );
 });
 
 describe('architecture: the wire contract', () => {

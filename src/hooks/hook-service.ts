@@ -5,7 +5,7 @@
 import type { Clock } from '../clock.js';
 import { isVcaError } from '../errors.js';
 import type { FleetService } from '../scaling/fleet-service.js';
-import type { StateStore } from '../store/store.js';
+import type { StateStore } from '../state/state-store.js';
 import type { OrchestrationEvent } from './orchestration-event.js';
 
 export interface HookOutcome {

@@ -4,7 +4,7 @@
  * when the node is removed, so answering costs one HMAC, not a store round trip.
  */
 import type { SessionPlacement, SessionRecord } from '../sessions/session.js';
-import type { StateStore } from '../store/store.js';
+import type { StateStore } from '../state/state-store.js';
 import { deriveNodeKey } from '../tickets/node-key.js';
 import { signTicket } from '../tickets/ticket.js';
 

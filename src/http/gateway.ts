@@ -14,7 +14,7 @@ import { OutboundCalls } from '../hooks/outbound-calls.js';
 import { VcaMetrics } from '../metrics/vca-metrics.js';
 import { AutoscalerRunner } from '../scaling/autoscaler-runner.js';
 import { type EventRelay, isRelayed } from '../sessions/events.js';
-import type { StateStore } from '../store/store.js';
+import type { StateStore } from '../state/state-store.js';
 import { createVca, type Vca } from '../vca.js';
 import type { ApiRoute } from './api-routes.js';
 import { SessionViews } from './assignment-view.js';

@@ -10,7 +10,7 @@ import { VcaError } from '../errors.js';
 import type { VcaMetrics } from '../metrics/vca-metrics.js';
 import type { EventBus, VcaEvent } from '../sessions/events.js';
 import type { SessionService } from '../sessions/session-service.js';
-import type { StateStore } from '../store/store.js';
+import type { StateStore } from '../state/state-store.js';
 import {
   PlayEndMessageSchema,
   PlayRequestMessageSchema,

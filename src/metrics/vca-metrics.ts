@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { fullShare } from '../cost/session-cost.js';
 import { nodeStates } from '../fleet/node-state.js';
 import type { VcaEvent } from '../sessions/events.js';
-import type { StateStore } from '../store/store.js';
+import type { StateStore } from '../state/state-store.js';
 
 export interface VcaMetricsOptions {
   store: StateStore;

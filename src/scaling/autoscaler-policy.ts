@@ -6,7 +6,7 @@
 import type { AutoscalerConfig } from '../config/schema.js';
 import type { GpuModel } from '../cost/catalog.js';
 import { fullShare, referencePixelRate } from '../cost/session-cost.js';
-import type { GpuView, NodeView } from '../store/store.js';
+import type { GpuView, NodeView } from '../state/state-store.js';
 import { pickDrainVictims } from './drain-planner.js';
 
 export interface AutoscalerInput {

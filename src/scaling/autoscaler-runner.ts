@@ -6,7 +6,7 @@
 import type { Clock } from '../clock.js';
 import type { AutoscalerConfig } from '../config/schema.js';
 import type { CatalogIndex } from '../cost/catalog.js';
-import type { NodeView, StateStore } from '../store/store.js';
+import type { NodeView, StateStore } from '../state/state-store.js';
 import { type AutoscalerDecision, decideScaling } from './autoscaler-policy.js';
 import type { FleetService } from './fleet-service.js';
 

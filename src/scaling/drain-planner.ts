@@ -2,7 +2,7 @@
  * Choosing scale-down victims when the orchestrator names only a count: nodes that serve nobody yet
  * go first, then unhealthy ones, then the least committed, so the fewest sessions have to move.
  */
-import type { NodeView } from '../store/store.js';
+import type { NodeView } from '../state/state-store.js';
 
 const stateOrder: Readonly<Record<string, number>> = { provisioning: 0, unhealthy: 1, ready: 2 };
 

@@ -9,7 +9,7 @@ import type { NodeRegistration } from '../fleet/render-node.js';
 import type { TelemetryReport } from '../fleet/telemetry.js';
 import type { EventBus } from '../sessions/events.js';
 import type { SessionService } from '../sessions/session-service.js';
-import type { NodeView, StateStore } from '../store/store.js';
+import type { NodeView, StateStore } from '../state/state-store.js';
 import { pickDrainVictims } from './drain-planner.js';
 
 export interface FleetServiceOptions {

@@ -2,7 +2,7 @@
  * Domain events the gateway turns into WebSocket messages, callbacks and metrics. A tiny typed
  * emitter: listeners run synchronously and a throwing listener cannot break the domain.
  */
-import type { NodeView } from '../store/store.js';
+import type { NodeView } from '../state/state-store.js';
 import type { SessionPlacement, SessionRecord } from './session.js';
 
 export type VcaEvent =

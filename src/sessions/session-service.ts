@@ -9,7 +9,7 @@ import type { LoadVector } from '../cost/session-cost.js';
 import { VcaError } from '../errors.js';
 import type { Headroom } from '../fleet/gpu-slot.js';
 import type { PlacementStrategy } from '../placement/strategy.js';
-import type { NodeView, SessionEnd, StateStore } from '../store/store.js';
+import type { NodeView, SessionEnd, StateStore } from '../state/state-store.js';
 import type { EventBus } from './events.js';
 import type { EndReason, SessionRecord, SessionTransport } from './session.js';
 import { buildSessionSpec, type SessionAsk } from './session-request.js';

@@ -7,7 +7,7 @@ import { buildCatalog } from '../../src/config/load-catalog.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
 import { parseResolution } from '../../src/cost/resolution.js';
 import { sessionCost } from '../../src/cost/session-cost.js';
-import { redisConnection } from '../../src/store/create-store.js';
+import { redisConnection } from '../../src/create-store.js';
 
 function yamlFile(text: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'vca-config-'));

@@ -9,8 +9,8 @@ import { VcaError } from '../../src/errors.js';
 import type { GpuTelemetry } from '../../src/fleet/telemetry.js';
 import type { PlacementStrategy } from '../../src/placement/strategy.js';
 import { type SessionRecord, sessionDeadline } from '../../src/sessions/session.js';
+import type { GpuView, NodeView, SessionEnd } from '../../src/state/state-store.js';
 import type { EmbeddedStore } from '../../src/store/embedded/embedded-store.js';
-import type { GpuView, NodeView, SessionEnd } from '../../src/store/store.js';
 import { createEmbeddedStore } from '../store/embedded-factory.js';
 import {
   catalog,

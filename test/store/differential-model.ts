@@ -10,7 +10,7 @@ import { isVcaError } from '../../src/errors.js';
 import type { NodeRegistration } from '../../src/fleet/render-node.js';
 import type { GpuTelemetry, TelemetryReport } from '../../src/fleet/telemetry.js';
 import type { SessionRecord, SessionSpec } from '../../src/sessions/session.js';
-import type { GpuView, NodeView, StateStore } from '../../src/store/store.js';
+import type { GpuView, NodeView, StateStore } from '../../src/state/state-store.js';
 import { catalog, costsFor, headroom, type SessionFormat, sessionSpec } from './store-fixtures.js';
 
 /** The fleet every sequence draws from: models with and without NVENC, a shared encoder limit, regions. */

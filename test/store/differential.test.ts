@@ -20,9 +20,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import type { SessionRecord } from '../../src/sessions/session.js';
+import type { CreateSessionOutcome, StateStore } from '../../src/state/state-store.js';
 import type { EmbeddedStore } from '../../src/store/embedded/embedded-store.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
-import type { CreateSessionOutcome, StateStore } from '../../src/store/store.js';
 import {
   answer,
   applyPlacement,

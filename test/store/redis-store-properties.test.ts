@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import type { LoadVector } from '../../src/cost/session-cost.js';
-import type { GpuView, NodeView } from '../../src/store/store.js';
+import type { GpuView, NodeView } from '../../src/state/state-store.js';
 import { createTestRedisStore } from './redis-factory.js';
 import {
   costsFor,

@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VcaError } from '../../src/errors.js';
-import type { StateStore } from '../../src/store/store.js';
+import type { StateStore } from '../../src/state/state-store.js';
 import {
   costsFor,
   createOptions,

@@ -11,7 +11,7 @@ import { type LoadVector, sessionCost } from '../../src/cost/session-cost.js';
 import type { NodeRegistration } from '../../src/fleet/render-node.js';
 import type { GpuTelemetry, TelemetryReport } from '../../src/fleet/telemetry.js';
 import type { SessionSpec } from '../../src/sessions/session.js';
-import type { CreateSessionOptions, StateStore } from '../../src/store/store.js';
+import type { CreateSessionOptions, StateStore } from '../../src/state/state-store.js';
 
 export const catalog = new CatalogIndex(
   loadCatalog({ catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } }),

@@ -18,7 +18,7 @@ import { loadCatalog } from '../../src/config/load-catalog.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { VcaConfig } from '../../src/config/schema.js';
 import { CatalogIndex } from '../../src/cost/catalog.js';
-import { redisConnection } from '../../src/store/create-store.js';
+import { redisConnection } from '../../src/create-store.js';
 import { createRedisStore, type RedisStore } from '../../src/store/redis/index.js';
 import { storeOptions } from '../../src/vca.js';
 import { type ApiAnswer, callAs, type Role } from './http-call.js';

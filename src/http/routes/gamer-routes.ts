@@ -5,7 +5,7 @@ import { frameSizeName } from '../../cost/resolution.js';
 import { VcaError } from '../../errors.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
 import type { SessionService } from '../../sessions/session-service.js';
-import type { StateStore } from '../../store/store.js';
+import type { StateStore } from '../../state/state-store.js';
 import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
 import { SessionRequestSchema } from '../api-schemas.js';
 import type { SessionViews } from '../assignment-view.js';

@@ -2,7 +2,7 @@
 import { VcaError } from '../../errors.js';
 import type { FleetService } from '../../scaling/fleet-service.js';
 import type { SessionService } from '../../sessions/session-service.js';
-import type { StateStore } from '../../store/store.js';
+import type { StateStore } from '../../state/state-store.js';
 import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
 import { TelemetryReportSchema } from '../api-schemas.js';
 

@@ -7,7 +7,7 @@ import { VcaError } from '../../errors.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
 import { nodeFreeSlots } from '../../scaling/autoscaler-policy.js';
 import type { FleetService } from '../../scaling/fleet-service.js';
-import type { StateStore } from '../../store/store.js';
+import type { StateStore } from '../../state/state-store.js';
 import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
 import { DrainRequestSchema } from '../api-schemas.js';
 

@@ -7,6 +7,7 @@ import { addLoad, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
 import { VcaError } from '../../errors.js';
 import { FleetState, type FleetStateOptions } from '../../fleet/fleet-state.js';
 import type { NodeState } from '../../fleet/node-state.js';
+import { nodeView } from '../../fleet/node-view.js';
 import type { NodeRegistration } from '../../fleet/render-node.js';
 import type { TelemetryReport } from '../../fleet/telemetry.js';
 import { PlacementIndex, type PlacementRequest } from '../../placement/placement-index.js';
@@ -24,8 +25,7 @@ import type {
   SessionEnd,
   StateStore,
   WebhookMemory,
-} from '../store.js';
-import { nodeView } from '../views.js';
+} from '../../state/state-store.js';
 
 export interface EmbeddedStoreOptions extends FleetStateOptions {
   priorityClasses: readonly string[];

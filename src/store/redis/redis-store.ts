@@ -29,7 +29,6 @@ import {
   type SessionSpec,
   type SessionTransport,
 } from '../../sessions/session.js';
-import type { EmbeddedStoreOptions } from '../embedded/embedded-store.js';
 import type {
   AuditReport,
   CreateSessionOptions,
@@ -40,7 +39,8 @@ import type {
   SessionEnd,
   StateStore,
   WebhookMemory,
-} from '../store.js';
+} from '../../state/state-store.js';
+import type { EmbeddedStoreOptions } from '../embedded/embedded-store.js';
 import {
   costText,
   type GpuHashField,

@@ -4,15 +4,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { loadCatalog } from '../config/load-catalog.js';
-import type { VcaConfig } from '../config/schema.js';
-import { CatalogIndex } from '../cost/catalog.js';
-import type { EventRelay } from '../sessions/events.js';
-import { createEmbeddedStore, storeOptions } from '../vca.js';
-import { createRedisStore } from './redis/index.js';
-import { RedisEventRelay } from './redis/redis-event-relay.js';
-import type { RedisAddress, RedisConnection } from './redis/redis-store.js';
-import type { StateStore } from './store.js';
+import { loadCatalog } from './config/load-catalog.js';
+import type { VcaConfig } from './config/schema.js';
+import { CatalogIndex } from './cost/catalog.js';
+import type { EventRelay } from './sessions/events.js';
+import type { StateStore } from './state/state-store.js';
+import { createRedisStore } from './store/redis/index.js';
+import { RedisEventRelay } from './store/redis/redis-event-relay.js';
+import type { RedisAddress, RedisConnection } from './store/redis/redis-store.js';
+import { createEmbeddedStore, storeOptions } from './vca.js';
 
 export interface StoreSetup {
   store: StateStore;

@@ -1,8 +1,8 @@
 /** Serializable snapshots of in-process cluster objects, the shape every store returns. */
 
-import type { GpuSlot, Headroom } from '../fleet/gpu-slot.js';
-import type { RenderNode } from '../fleet/render-node.js';
-import type { GpuView, NodeView } from './store.js';
+import type { GpuView, NodeView } from '../state/state-store.js';
+import type { GpuSlot, Headroom } from './gpu-slot.js';
+import type { RenderNode } from './render-node.js';
 
 export function gpuView(gpu: GpuSlot, headroom: Headroom): GpuView {
   return {
