@@ -1,7 +1,8 @@
 /**
- * HTTP allocate+release benchmark (DESIGN.md "Performance budgets"): server CPU per allocation of the
- * real gateway against server CPU per request of a bare uWebSockets.js JSON endpoint, both driven by
- * autocannon from this process in the same run, each server in its own child process.
+ * HTTP allocate+release benchmark (docs/architecture.md "Performance budgets"): server CPU per
+ * allocation of the real gateway against server CPU per request of a bare uWebSockets.js JSON
+ * endpoint, both driven by autocannon from this process in the same run, each server in its own child
+ * process.
  *
  * - baseline: bench/bare-server.ts, `POST /v1/sessions` -> 201 with a JSON body of the gateway's size.
  * - floor: the same bare server driven by the gateway's allocate+release loop (its DELETE answers 200

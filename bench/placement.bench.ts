@@ -1,8 +1,8 @@
 /**
- * Placement decision benchmark (DESIGN.md "Performance budgets"): for each strategy at 1,000, 10,000
- * and 100,000 GPUs, the latency of `PlacementIndex.pick` on a fleet at steady-state occupancy, with
- * every decision committed, an older session released and 2-5 GPUs' telemetry updated between
- * decisions. Only `pick` is timed per decision; the whole-loop rate (pick + commit + release +
+ * Placement decision benchmark (docs/architecture.md "Performance budgets"): for each strategy at
+ * 1,000, 10,000 and 100,000 GPUs, the latency of `PlacementIndex.pick` on a fleet at steady-state
+ * occupancy, with every decision committed, an older session released and 2-5 GPUs' telemetry updated
+ * between decisions. Only `pick` is timed per decision; the whole-loop rate (pick + commit + release +
  * telemetry) is reported beside it. Writes bench/results/placement.{json,md}.
  *
  * Environment: BENCH_SIZES (e.g. "1000,10000"), BENCH_DECISIONS, BENCH_WARMUP, BENCH_REGION_SHARE.
@@ -251,7 +251,7 @@ decisions per configuration, then ${decisionsFor(1_000).toLocaleString('en-US')}
 
 ${table(results)}
 
-## Budgets (DESIGN.md "Performance budgets")
+## Budgets (docs/architecture.md "Performance budgets")
 
 ${budgetLines.join('\n')}
 

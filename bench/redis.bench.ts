@@ -1,5 +1,5 @@
 /**
- * Redis store benchmark (DESIGN.md "Performance budgets": one Redis round trip per allocation,
+ * Redis store benchmark (docs/architecture.md "Performance budgets": one Redis round trip per allocation,
  * throughput at least half of the embedded store's). One run, one throw-away redis-server:
  *
  * 1. `embedded`: one gateway on the embedded store;

@@ -1,10 +1,11 @@
 /**
- * WebSocket capacity benchmark (DESIGN.md "Performance budgets": 10,000 concurrent gamer WebSockets
- * held by one process). One gateway child (src/main.ts, embedded store) with enough L40S capacity for
- * every session (computed from the catalog's cost model), registered through the signed contextualize
- * webhook and kept fresh by telemetry every 2 s. The benchmark process opens BENCH_WS_CONNECTIONS
- * sockets on /v1/play (bounded concurrency), then each asks for a session (light title at 720p30,
- * wait:false) with a bounded number of requests in flight, holds it, and finally everything closes.
+ * WebSocket capacity benchmark (docs/architecture.md "Performance budgets": 10,000 concurrent gamer
+ * WebSockets held by one process). One gateway child (src/main.ts, embedded store) with enough L40S
+ * capacity for every session (computed from the catalog's cost model), registered through the signed
+ * contextualize webhook and kept fresh by telemetry every 2 s. The benchmark process opens
+ * BENCH_WS_CONNECTIONS sockets on /v1/play (bounded concurrency), then each asks for a session (light
+ * title at 720p30, wait:false) with a bounded number of requests in flight, holds it, and finally
+ * everything closes.
  *
  * Records: connect time (total, per-connection p50/p99), assignment latency (request sent -> "assigned"
  * received, p50/p99), sessions assigned (client side and the gateway's /v1/cluster), errors, gateway

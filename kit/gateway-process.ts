@@ -314,6 +314,8 @@ export interface NodeToRegister {
   model: string;
   gpuCount?: number;
   labels?: Record<string, string>;
+  /** Where gamers are sent; the loopback address unless given. */
+  host?: string;
 }
 
 export interface RegisteredNode {
@@ -345,7 +347,7 @@ export async function registerNodes(
       group: 'kit',
       nodes: batch.map((node) => ({
         id: node.id,
-        host,
+        host: node.host ?? host,
         port: 5900,
         protocol: 'webrtc',
         gpus: [{ model: node.model, count: node.gpuCount ?? 1 }],

@@ -1,6 +1,10 @@
 /**
- * The session cost vector (DESIGN.md "Session cost"): what one stream of a title at a format takes
- * from one GPU of a given model, on every dimension the balancer watches.
+ * The session cost vector: what one stream of a title at a format takes from one GPU of a given
+ * model, on every dimension the balancer watches. For title t at W x H and fps on model m, with
+ * k_t = gpuCostAt1080p60 of t: gpu = k_t * (W*H*fps)/(1920*1080*60) / renderCapacity_m,
+ * encoder = W*H*fps / encoderPixelRate_m, vram = vramBaseMiB_t + vramPerMegapixelMiB_t * W*H/1e6,
+ * encoderSessions = 1 (README "How it decides"; units and where the vector is used:
+ * docs/architecture.md "The model"; the catalog figures and their sources: config/CATALOG.md).
  */
 import type { GameEntry, GpuModel } from './catalog.js';
 import type { FrameSize } from './resolution.js';

@@ -94,21 +94,26 @@ export class GpuSlot {
 
   applyTelemetry(sample: GpuTelemetry, arrivedAt: number): void {
     const ppm = (percent: number | null | undefined) =>
-      typeof percent === 'number' ? percentToShare(percent) : null;
+      isFiniteNumber(percent) ? percentToShare(percent) : null;
     this.measured = {
       gpu: ppm(sample.utilizationGpu),
       encoder: ppm(sample.utilizationEncoder),
-      vramMiB: typeof sample.memoryUsed === 'number' ? Math.max(0, Math.round(sample.memoryUsed)) : null,
+      vramMiB: isFiniteNumber(sample.memoryUsed) ? Math.max(0, Math.round(sample.memoryUsed)) : null,
       encoderSessions:
-        typeof sample.encoderSessions === 'number' ? Math.max(0, sample.encoderSessions) : null,
+        isFiniteNumber(sample.encoderSessions) ? Math.max(0, sample.encoderSessions) : null,
     };
-    if (typeof sample.memoryTotal === 'number' && sample.memoryTotal > 0)
+    if (isFiniteNumber(sample.memoryTotal) && sample.memoryTotal > 0)
       this.memoryTotalMiB = sample.memoryTotal;
-    this.temperatureCelsius = typeof sample.temperatureGpu === 'number' ? sample.temperatureGpu : null;
+    this.temperatureCelsius = isFiniteNumber(sample.temperatureGpu) ? sample.temperatureGpu : null;
     this.throttleActive = sample.throttleActive === true;
     if (sample.uuid) this.uuid = sample.uuid;
     if (sample.name) this.reportedName = sample.name;
     this.telemetryAt = arrivedAt;
     this.stale = false;
   }
+}
+
+/** A measured value: a finite number. NaN or Infinity (a broken reading) is unknown, like a missing one. */
+function isFiniteNumber(value: number | null | undefined): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
 }

@@ -1,10 +1,14 @@
 /**
- * Outbound calls to the orchestrator (drain-complete callbacks, autoscaler scale signals): POSTed in
- * the background with retries, exponential backoff and jitter, a per-attempt timeout and a bounded
- * backlog, so no request path ever waits on an orchestrator.
+ * Outbound calls to the orchestrator that live in this instance's memory (the autoscaler's scale
+ * signals): POSTed in the background with retries, exponential backoff and jitter, a per-attempt
+ * timeout and a bounded backlog, so no request path ever waits on an orchestrator. They die with the
+ * instance; drain-complete callbacks, which must not, go through the store's outbox instead
+ * (callback-outbox.ts).
  */
+import { postOnce } from './outbound-post.js';
+
 export interface OutboundCall {
-  kind: 'node-drained' | 'scale-up' | 'scale-down';
+  kind: 'scale-up' | 'scale-down';
   url: string;
   /** JSON body; undefined sends an empty POST (what a Heat alarm_url expects). */
   body?: unknown;
@@ -63,24 +67,13 @@ export class OutboundCalls {
     const random = this.options.random ?? Math.random;
     let detail = '';
     for (let attempt = 1; attempt <= this.options.attempts && !this.closed; attempt++) {
-      try {
-        const response = await fetch(call.url, {
-          method: 'POST',
-          headers: call.body === undefined ? {} : { 'content-type': 'application/json' },
-          body: call.body === undefined ? '' : JSON.stringify(call.body),
-          signal: AbortSignal.timeout(this.options.timeoutMs),
-        });
-        await response.arrayBuffer().catch(() => undefined);
-        if (response.ok) {
-          this.options.onResult?.(call, 'delivered', `HTTP ${response.status} after ${attempt} attempt(s)`);
-          return;
-        }
-        detail = `HTTP ${response.status}`;
-        // A 4xx other than 408/429 will not get better by retrying.
-        if (response.status < 500 && response.status !== 408 && response.status !== 429) break;
-      } catch (error) {
-        detail = (error as Error).message;
+      const outcome = await postOnce({ url: call.url, body: call.body, timeoutMs: this.options.timeoutMs });
+      if (outcome.kind === 'delivered') {
+        this.options.onResult?.(call, 'delivered', `${outcome.detail} after ${attempt} attempt(s)`);
+        return;
       }
+      detail = outcome.detail;
+      if (outcome.kind === 'refused') break;
       if (attempt < this.options.attempts) {
         const delay = this.options.backoffMs * 2 ** (attempt - 1) * (0.5 + random());
         await new Promise<void>((resolve) => {

@@ -1,8 +1,9 @@
 /**
  * What a gamer is told about a session: its state, and once assigned the node endpoint, the GPU and a
- * fresh ticket signed with that node's key. Node endpoints and keys are cached per node id and dropped
- * when the node is removed, so answering costs one HMAC, not a store round trip.
+ * fresh ticket signed with that node's key. Node endpoints and keys are cached per node id, so answering
+ * costs one HMAC, not a store round trip; see `SessionViews` for how long a cached endpoint is trusted.
  */
+import type { VcaEvent } from '../sessions/events.js';
 import type { SessionPlacement, SessionRecord } from '../sessions/session.js';
 import type { StateStore } from '../state/state-store.js';
 import { deriveNodeKey } from '../tickets/node-key.js';
@@ -22,16 +23,64 @@ export interface SessionViewOptions {
   now: () => number;
 }
 
+/**
+ * How long an endpoint read from the store is served without reading it again, ms. It bounds how long
+ * an instance can send gamers to the host of a node's previous registration when it never heard of the
+ * removal (see `SessionViews`); it costs one store read per node and period on a busy instance.
+ */
+export const endpointTrustMs = 5_000;
+
+interface CachedEndpoint {
+  endpoint: NodeEndpoint;
+  /** The registration the endpoint belongs to (a node removed and registered again gets a new one). */
+  registeredAt: number;
+  readAt: number;
+}
+
+/**
+ * A node id outlives its registration: a node drained, removed and registered again under the same id
+ * may come back on another host, and any gateway instance sharing the store may have done it. So a
+ * cached endpoint is dropped on three signals, each covering what the one before can miss:
+ * - `node-removed`, here or relayed from another instance: the usual case, at once;
+ * - any other node event (here or relayed) naming another registration (`registeredAt`) than the cached
+ *   one: the relayed removal was lost but the new registration's events arrived;
+ * - age (`endpointTrustMs`): every relayed message was lost (pub/sub is best effort: a publisher that
+ *   crashed or failed to publish, a subscriber that was away, a Redis Cluster failover). Keying by
+ *   registration cannot cover this alone (learning the current registration is the store read the cache
+ *   saves), nor can clearing on a subscriber reconnect (a lost PUBLISH reconnects nobody); an age
+ *   limit bounds the stale window whatever was lost.
+ * A node's ticket key depends on its id and the master secret only, so it never goes stale.
+ */
 export class SessionViews {
   private readonly options: SessionViewOptions;
-  private readonly endpoints = new Map<string, NodeEndpoint>();
+  private readonly endpoints = new Map<string, CachedEndpoint>();
   private readonly keys = new Map<string, Buffer>();
+  /** Bumped by every forget: a store read begun before it must not cache what it read. */
+  private forgets = 0;
 
   constructor(options: SessionViewOptions) {
     this.options = options;
   }
 
-  forgetNode(nodeId: string): void {
+  /** A domain event, from this instance or relayed from another: drops what it makes stale. */
+  handleEvent(event: VcaEvent): void {
+    switch (event.type) {
+      case 'node-removed':
+        this.forgetNode(event.node.id);
+        return;
+      case 'node-state':
+      case 'node-drained': {
+        const cached = this.endpoints.get(event.node.id);
+        if (cached && cached.registeredAt !== event.node.registeredAt) this.forgetNode(event.node.id);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private forgetNode(nodeId: string): void {
+    this.forgets++;
     this.endpoints.delete(nodeId);
     this.keys.delete(nodeId);
   }
@@ -46,12 +95,20 @@ export class SessionViews {
   }
 
   async endpoint(nodeId: string): Promise<NodeEndpoint | undefined> {
+    const now = this.options.now();
     const cached = this.endpoints.get(nodeId);
-    if (cached) return cached;
+    if (cached && now - cached.readAt < endpointTrustMs) return cached.endpoint;
+    const forgets = this.forgets;
     const node = await this.options.store.getNode(nodeId);
-    if (!node) return undefined;
+    if (!node) {
+      this.endpoints.delete(nodeId);
+      return undefined;
+    }
     const endpoint = { id: node.id, host: node.host, port: node.port, protocol: node.protocol };
-    this.endpoints.set(nodeId, endpoint);
+    // A removal heard while reading may postdate the read: answer with it, but do not keep it.
+    if (forgets === this.forgets) {
+      this.endpoints.set(nodeId, { endpoint, registeredAt: node.registeredAt, readAt: now });
+    }
     return endpoint;
   }
 

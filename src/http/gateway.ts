@@ -108,6 +108,7 @@ export class Gateway {
     events.subscribe((event) => {
       this.metrics.observe(event);
       this.play.handleEvent(event);
+      views.handleEvent(event);
       if (event.type === 'node-drained') {
         logger.info({ node: event.node.id }, 'node drained');
         this.autoscaler.nodeDrained(event.node);
@@ -119,15 +120,14 @@ export class Gateway {
             node: { id: event.node.id, host: event.node.host, group: event.node.group },
           },
         });
-      } else if (event.type === 'node-removed') {
-        views.forgetNode(event.node.id);
       } else if (event.type === 'node-state') {
         logger.info({ node: event.node.id, state: event.node.state }, 'node state');
       }
     });
 
     // Redis mode: what this instance decides reaches the sockets held by the others, and back. Remote
-    // events only feed the sockets here (metrics and callbacks belong to the instance that decided).
+    // events only feed the sockets and the node endpoint cache here (metrics and callbacks belong to the
+    // instance that decided).
     this.relay = options.relay;
     if (this.relay) {
       const relay = this.relay;
@@ -135,7 +135,9 @@ export class Gateway {
         if (isRelayed(event)) relay.publish(event);
       });
       relay.onRemote((event) => {
-        if (isRelayed(event)) this.play.handleEvent(event);
+        if (!isRelayed(event)) return;
+        this.play.handleEvent(event);
+        views.handleEvent(event);
       });
     }
 

@@ -45,8 +45,10 @@ export class EventBus {
 }
 
 /**
- * Carries session events between gateway instances that share one store: the instance holding a
- * gamer's WebSocket hears about assignments, migrations and ends decided by any other instance.
+ * Carries events between gateway instances that share one store: the instance holding a gamer's
+ * WebSocket hears about assignments, migrations and ends decided by any other instance, and every
+ * instance hears of node registrations and removals (its per-instance node caches depend on them).
+ * Delivery may be best effort: a listener must stay correct when a message never arrives.
  */
 export interface EventRelay {
   publish(event: VcaEvent): void;
@@ -58,7 +60,8 @@ export interface EventRelay {
 /**
  * Events another instance may need: those about WebSocket sessions (a REST session has no socket
  * anywhere), except an assignment straight from a request, which the requesting instance answers
- * itself; and queue positions.
+ * itself; queue positions; and node state changes and removals, which invalidate the node endpoints
+ * each instance caches (a node removed and registered again under its id may have a new host).
  */
 export function isRelayed(event: VcaEvent): boolean {
   switch (event.type) {
@@ -70,6 +73,8 @@ export function isRelayed(event: VcaEvent): boolean {
     case 'session-resumed':
       return event.session.transport === 'websocket';
     case 'queue-positions':
+    case 'node-state':
+    case 'node-removed':
       return true;
     default:
       return false;

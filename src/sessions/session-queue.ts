@@ -18,6 +18,11 @@ export class SessionQueue {
     return total;
   }
 
+  /** True when `priority` is one of the configured classes. */
+  hasClass(priority: string): boolean {
+    return this.classes.has(priority);
+  }
+
   has(id: string): boolean {
     for (const entries of this.classes.values()) if (entries.has(id)) return true;
     return false;

@@ -1,8 +1,8 @@
 /**
  * The store interface: every piece of shared state (nodes, GPU load, sessions, leases, the queue,
- * webhook idempotency) behind async operations that are each atomic. The embedded store implements it
- * in-process; the Redis store implements the same contract with one Lua script per operation, so
- * several gateway instances can share one cluster. Contract tests in test/store run against both.
+ * webhook idempotency, the callback outbox) behind async operations that are each atomic. The embedded
+ * store implements it in-process; the Redis store implements the same contract with one Lua script
+ * per operation, so several gateway instances can share one cluster. Contract tests in test/store run against both.
  */
 
 import type { LoadVector } from '../cost/session-cost.js';
@@ -98,6 +98,35 @@ export interface WebhookMemory {
   result: unknown;
 }
 
+/** The drained node as its drain-complete callback names it. */
+export interface DrainedNodeRef {
+  id: string;
+  host: string;
+  group: string | null;
+}
+
+/**
+ * A callback the orchestrator must get, written by the store in the same atomic operation as the
+ * change it reports (a node becoming drained), so it outlives the gateway instance that made the
+ * change: whichever instance is alive claims and delivers it (src/hooks/callback-outbox.ts).
+ */
+export interface OutboxEntry {
+  /**
+   * `node-drained:<node id>:<registeredAt>`: one per drained node (drained is final until removal),
+   * the same on every delivery attempt, so receivers can use it as an idempotency key.
+   */
+  id: string;
+  kind: 'node-drained';
+  node: DrainedNodeRef;
+  createdAt: number;
+  /** When the entry may be claimed (again); a claim moves it to the end of the claim's lease. */
+  dueAt: number;
+  /** Claims so far, the current one included; a claim's token for `retryOutbox`. */
+  attempts: number;
+  /** Why the last attempt failed; null before any failure. */
+  lastError: string | null;
+}
+
 export interface StateStore {
   readonly kind: 'embedded' | 'redis';
 
@@ -156,6 +185,24 @@ export interface StateStore {
   rememberWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<WebhookMemory>;
   /** Replaces the result remembered for a claimed delivery key (once its processing finished). */
   settleWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<void>;
+
+  /**
+   * The callback outbox. A node's transition to drained (setNodeState on an empty node, or the end,
+   * expiry or migration of its last session) writes one `node-drained` entry due at once, in the same
+   * operation. `claimOutbox` takes up to `limit` entries due at `now`, earliest due first: each one's
+   * attempts go up by one and its due time moves to `now + leaseMs`, so no other claimer gets it until
+   * that lease runs out (the entries of a claimer that dies come back then).
+   */
+  claimOutbox(now: number, leaseMs: number, limit: number): Promise<OutboxEntry[]>;
+  /** Removes an entry (delivered, or given up); false when it is already gone. */
+  completeOutbox(id: string): Promise<boolean>;
+  /**
+   * Makes a claimed entry due again at `dueAt`, recording why the attempt failed; false, changing
+   * nothing, when the entry is gone or was claimed again since (its attempts are no longer `attempts`).
+   */
+  retryOutbox(id: string, attempts: number, dueAt: number, detail: string): Promise<boolean>;
+  /** Entries not yet delivered or given up, claimed or not. */
+  outboxLength(): Promise<number>;
   /** Committed load against the sum of live session costs, for the invariant checks. */
   audit(): Promise<AuditReport>;
   /** Resolves when the store answers; rejects (VCA_ERR_STORE_UNAVAILABLE) when it does not. */

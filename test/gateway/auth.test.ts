@@ -12,7 +12,7 @@ import {
   testCredentials,
 } from '../support/gateway.js';
 
-const fixtureDir = path.resolve(process.cwd(), '../shared/fixtures/webhooks');
+const fixtureDir = path.resolve(import.meta.dirname, '../fixtures/webhooks');
 const fixtureText = (name: string) => readFileSync(path.join(fixtureDir, name), 'utf8');
 
 const sessionBody = { game: 'unigine-heaven', resolution: '1080p', fps: 60 };

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { fleetSnapshot, postHook } from '../support/fleet-snapshot.js';
 import { idleTelemetry, startTestGateway, type TestGateway } from '../support/gateway.js';
 
-const fixtureDir = path.resolve(process.cwd(), '../shared/fixtures/webhooks');
+const fixtureDir = path.resolve(import.meta.dirname, '../fixtures/webhooks');
 const fixtureText = (name: string) => readFileSync(path.join(fixtureDir, name), 'utf8');
 const fixture = (name: string) => JSON.parse(fixtureText(name));
 
@@ -71,8 +71,8 @@ function aodhAlarmOnOsloScaleDown(): unknown {
   return alarm;
 }
 
-describe('webhooks: every shared fixture', () => {
-  it('covers every file in shared/fixtures/webhooks', () => {
+describe('webhooks: every fixture', () => {
+  it('covers every file in test/fixtures/webhooks', () => {
     expect(readdirSync(fixtureDir).sort()).toEqual(covered);
   });
 

@@ -114,7 +114,7 @@ function parseAll(text: string, options = {}) {
 }
 
 describe('gpu-probe csv parser: the real captures', () => {
-  it('has expectations for every capture in shared/fixtures/nvidia-smi', () => {
+  it('has expectations for every capture in test/fixtures/nvidia-smi', () => {
     expect(
       captures()
         .map((entry) => entry.name)

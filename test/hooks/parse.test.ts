@@ -1,5 +1,5 @@
-/** Specifications of the orchestrator-webhook parsers, driven by the shared real-world fixtures. */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+/** Specifications of the orchestrator-webhook parsers, driven by the real-world fixtures (test/fixtures). */
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VcaError } from '../../src/errors.js';
@@ -10,12 +10,7 @@ import {
   parseNotifications,
 } from '../../src/hooks/index.js';
 
-const fixturesDirectory = (() => {
-  const besideCheckout = path.resolve(process.cwd(), '../shared/fixtures/webhooks');
-  return existsSync(besideCheckout)
-    ? besideCheckout
-    : path.resolve(process.cwd(), 'shared/fixtures/webhooks');
-})();
+const fixturesDirectory = path.resolve(import.meta.dirname, '../fixtures/webhooks');
 
 /** A fresh copy on every call, so a test that edits a body cannot leak into another. */
 function fixture(name: string): Record<string, unknown> {

@@ -55,7 +55,7 @@ export const modelSets: ReadonlyArray<readonly string[] | undefined> = [
 
 const nodeStates = ['provisioning', 'ready', 'unhealthy', 'draining', 'drained', 'removed'] as const;
 
-export type GpuSampleKind = 'load' | 'unknown' | 'hot' | 'throttled';
+export type GpuSampleKind = 'load' | 'unknown' | 'hot' | 'throttled' | 'not-a-number';
 
 export interface GpuSample {
   kind: GpuSampleKind;
@@ -63,6 +63,8 @@ export interface GpuSample {
   encoder: number;
   vramShare: number;
   encoderSessions: number | null;
+  /** Reported memory total minus the catalog's, MiB (drivers report a little less than the card has). */
+  memoryDelta: number;
 }
 
 export type Operation =
@@ -74,8 +76,8 @@ export type Operation =
       format: number;
       models: number;
       region: 'eu' | 'us' | undefined;
-      labels: 'none' | 'gold' | 'empty';
-      priority: 'premium' | 'standard';
+      labels: LabelChoice;
+      priority: 'premium' | 'standard' | 'unknown-class';
       transport: 'rest' | 'websocket';
       wait: boolean;
       strategy: 'packed' | 'spread';
@@ -93,15 +95,26 @@ export type Operation =
   | { kind: 'webhook'; key: number; result: number; settle: boolean; ttlMs: number }
   | { kind: 'session-reads'; pick: number };
 
+/** Label sets a request may ask for: one key, none, or two keys in either insertion order. */
+const labelChoices = {
+  none: undefined,
+  empty: {},
+  gold: { tier: 'gold' },
+  'gold-eu': { tier: 'gold', region: 'eu' },
+  'eu-gold': { region: 'eu', tier: 'gold' },
+} as const;
+type LabelChoice = keyof typeof labelChoices;
+
 const nodeIndex = fc.nat(fleetNodes.length - 1);
 const strategy = fc.constantFrom('packed' as const, 'spread' as const);
 
 export const gpuSample: fc.Arbitrary<GpuSample> = fc.record({
-  kind: fc.constantFrom<GpuSampleKind>('load', 'load', 'load', 'load', 'unknown', 'hot', 'throttled'),
+  kind: fc.constantFrom<GpuSampleKind>('load', 'load', 'load', 'load', 'load', 'unknown', 'hot', 'throttled', 'not-a-number'),
   utilization: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
   encoder: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
   vramShare: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
   encoderSessions: fc.option(fc.nat(9), { nil: null, freq: 3 }),
+  memoryDelta: fc.constantFrom(0, 0, -512),
 });
 
 export const operation: fc.Arbitrary<Operation> = fc.oneof(
@@ -133,10 +146,16 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       format: fc.nat(formats.length - 1),
       models: fc.nat(modelSets.length - 1),
       region: fc.constantFrom(undefined, undefined, 'eu' as const, 'us' as const),
-      labels: fc.constantFrom('none' as const, 'none' as const, 'gold' as const, 'empty' as const),
-      priority: fc.constantFrom('premium' as const, 'standard' as const, 'standard' as const),
+      labels: fc.constantFrom<LabelChoice>('none', 'none', 'none', 'gold', 'empty', 'gold-eu', 'eu-gold'),
+      priority: fc.constantFrom(
+        'premium' as const,
+        'standard' as const,
+        'standard' as const,
+        'standard' as const,
+        'unknown-class' as const,
+      ),
       transport: fc.constantFrom('rest' as const, 'websocket' as const),
-      wait: fc.boolean(),
+      wait: fc.constantFrom(true, true, true, false),
       strategy,
       maxQueue: fc.constantFrom(2, 100),
     }),
@@ -182,7 +201,7 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('migrate' as const), pick: fc.nat(), strategy }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('place-queued' as const), strategy }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('place-queued' as const), strategy }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), node: nodeIndex }) },
   {
     weight: 1,
@@ -220,9 +239,13 @@ export function telemetryReport(index: number, samples: GpuSample[], badIndex: b
   const models = node.gpus.flatMap((entry) => Array.from({ length: entry.count }, () => entry.model));
   const gpus: GpuTelemetry[] = models.map((model, gpu) => {
     const sample = samples[gpu % samples.length]!;
-    const memoryTotal = catalog.model(model).vramMiB;
+    const memoryTotal = catalog.model(model).vramMiB + sample.memoryDelta;
     const temperatureGpu = sample.kind === 'hot' ? catalog.model(model).throttleTemperatureCelsius : 45;
     if (sample.kind === 'unknown') return { index: gpu, temperatureGpu, throttleActive: false };
+    if (sample.kind === 'not-a-number') {
+      // Not what JSON can carry, but what a store may be handed: a value that is no number is unknown.
+      return { index: gpu, utilizationGpu: Number.NaN, memoryUsed: Number.POSITIVE_INFINITY, temperatureGpu };
+    }
     return {
       index: gpu,
       utilizationGpu: sample.utilization,
@@ -244,8 +267,8 @@ export function requestSpec(id: string, op: Extract<Operation, { kind: 'create' 
   const costs = Object.fromEntries(
     Object.entries(costsFor(format)).filter(([model]) => allowed === undefined || allowed.includes(model)),
   );
-  const labels: Record<string, string> | undefined =
-    op.labels === 'gold' ? { tier: 'gold' } : op.labels === 'empty' ? {} : undefined;
+  const chosen = labelChoices[op.labels];
+  const labels: Record<string, string> | undefined = chosen ? { ...chosen } : undefined;
   return sessionSpec(id, format, {
     priority: op.priority,
     transport: op.transport,

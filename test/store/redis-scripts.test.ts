@@ -205,7 +205,6 @@ describe('redis scripts: emitted Lua equals the TypeScript values', () => {
       requireTelemetry: true,
       staleAfterMs: 6_000,
       retainEndedMs: 60_000,
-      maxCandidates: 2_000,
       priorityClasses: ['premium', 'standard', 'batch'],
     };
     const decoded = scriptSettingsLayout.map((setting) =>

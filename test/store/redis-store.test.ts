@@ -113,6 +113,26 @@ describe('redis store: shared by several gateway instances', () => {
       await closeAll([a, b]);
     }
   });
+
+  it("hands a callback outbox entry to one instance at a time, and to the other once the first one's lease runs out", async () => {
+    const [a, b] = await twoInstances();
+    try {
+      await readyNode(a, 'node-a');
+      await a.createSession(sessionSpec('s1'), createOptions(10));
+      await a.setNodeState('node-a', 'draining', 20, 90_000);
+      await b.endSession('s1', 'released', 30);
+      const [fromA, fromB] = await Promise.all([a.claimOutbox(40, 5_000, 10), b.claimOutbox(40, 5_000, 10)]);
+      expect([...fromA, ...fromB].map((entry) => entry.id)).toEqual(['node-drained:node-a:0']);
+      // The claimer dies without an answer: the entry comes back after the lease, to anyone.
+      expect(await b.claimOutbox(5_039, 5_000, 10)).toEqual([]);
+      const [again] = await b.claimOutbox(5_040, 5_000, 10);
+      expect(again).toMatchObject({ id: 'node-drained:node-a:0', attempts: 2 });
+      expect(await b.completeOutbox(again!.id)).toBe(true);
+      expect(await a.outboxLength()).toBe(0);
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
 });
 
 describe('redis store: keys and round trips', () => {
@@ -135,6 +155,10 @@ describe('redis store: keys and round trips', () => {
       await store.createSession(sessionSpec('s2', heavyFormat), createOptions(20));
       await store.endSession('s1', 'released', 30);
       await store.rememberWebhook('delivery-1', { accepted: 1 }, 60_000, 40);
+      // The last session of a draining node ends: the callback outbox gets its entry.
+      await store.setNodeState('node-a', 'draining', 50, 90_000);
+      await store.endSession('s2', 'released', 60);
+      expect(await store.outboxLength()).toBe(1);
       const keys: string[] = [];
       let cursor = '0';
       do {
@@ -143,6 +167,7 @@ describe('redis store: keys and round trips', () => {
         keys.push(...batch);
       } while (cursor !== '0');
       expect(keys.length).toBeGreaterThan(10);
+      expect(keys).toEqual(expect.arrayContaining([`${keyPrefix}:{eu-1}:outbox`]));
       for (const key of keys) {
         // Redis Cluster hashes only the part between the first '{' and the next '}'.
         const open = key.indexOf('{');

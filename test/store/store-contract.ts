@@ -903,5 +903,125 @@ export function describeStoreContract(
         await expectInvariant(store);
       });
     });
+
+    describe('callback outbox', () => {
+      const lease = 5_000;
+
+      it('writes one node-drained entry, due at once, when the last session of a draining node ends', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        await store.createSession(sessionSpec('s2'), createOptions(20));
+        await store.setNodeState('node-a', 'draining', 30, 90_000);
+        await store.endSession('s1', 'released', 40);
+        expect(await store.outboxLength()).toBe(0);
+        expect(await store.claimOutbox(45, lease, 10)).toEqual([]);
+
+        await store.endSession('s2', 'released', 50);
+        expect(await store.outboxLength()).toBe(1);
+        // Removing the node (what finishDrain does next) keeps its callback.
+        await store.removeNode('node-a', 55);
+        expect(await store.claimOutbox(60, lease, 10)).toEqual([
+          {
+            id: 'node-drained:node-a:0',
+            kind: 'node-drained',
+            node: { id: 'node-a', host: 'node-a.render.test', group: null },
+            createdAt: 50,
+            dueAt: 60 + lease,
+            attempts: 1,
+            lastError: null,
+          },
+        ]);
+        expect(await store.outboxLength()).toBe(1);
+        await expectInvariant(store);
+      });
+
+      it('writes one entry when an empty node is drained, and no second one for a repeated transition', async () => {
+        await store.registerNode({ ...registration('node-a'), group: 'asg-1' }, 0);
+        await store.recordTelemetry('node-a', healthyReport(1), 0);
+        expect((await store.setNodeState('node-a', 'draining', 10, 90_000)).state).toBe('drained');
+        expect((await store.setNodeState('node-a', 'drained', 20)).state).toBe('drained');
+        expect(await store.outboxLength()).toBe(1);
+        const [entry, ...others] = await store.claimOutbox(30, lease, 10);
+        expect(others).toEqual([]);
+        expect(entry).toMatchObject({
+          id: 'node-drained:node-a:0',
+          node: { id: 'node-a', host: 'node-a.render.test', group: 'asg-1' },
+          createdAt: 10,
+          attempts: 1,
+        });
+      });
+
+      it('writes the entry when the last session of a draining node expires or migrates away', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(0));
+        await store.setNodeState('node-a', 'draining', 10, 90_000);
+        await store.expireSessions(leaseMs);
+        expect((await store.claimOutbox(leaseMs, lease, 10)).map((entry) => entry.id)).toEqual([
+          'node-drained:node-a:0',
+        ]);
+
+        const t = leaseMs + 10;
+        await readyNode(store, 'node-b', [{ model: 'L4', count: 1 }], t);
+        expect((await store.createSession(sessionSpec('s2', heavyFormat), createOptions(t))).kind).toBe(
+          'assigned',
+        );
+        await readyNode(store, 'node-c', [{ model: 'L4', count: 1 }], t + 1);
+        await store.setNodeState('node-b', 'draining', t + 2, t + 3);
+        const moved = await store.migrateSession('s2', t + 3, 'packed', t + leaseMs, t + queueWaitMs);
+        expect(moved?.drainedNode?.id).toBe('node-b');
+        expect((await store.claimOutbox(t + 4, lease, 10)).map((entry) => entry.id)).toEqual([
+          `node-drained:node-b:${t}`,
+        ]);
+        expect(await store.outboxLength()).toBe(2);
+        await expectInvariant(store);
+      });
+
+      it('hides a claimed entry from every other claim until its lease runs out', async () => {
+        await readyNode(store, 'node-a');
+        await store.setNodeState('node-a', 'draining', 10, 90_000);
+        expect(await store.claimOutbox(20, lease, 10)).toHaveLength(1);
+        expect(await store.claimOutbox(21, lease, 10)).toEqual([]);
+        expect(await store.claimOutbox(20 + lease - 1, lease, 10)).toEqual([]);
+        const [again] = await store.claimOutbox(20 + lease, lease, 10);
+        expect(again).toMatchObject({ attempts: 2, dueAt: 20 + 2 * lease });
+      });
+
+      it('claims at most `limit` entries, earliest due first', async () => {
+        await readyNode(store, 'node-a');
+        await readyNode(store, 'node-b');
+        await store.setNodeState('node-b', 'draining', 10, 90_000);
+        await store.setNodeState('node-a', 'draining', 20, 90_000);
+        expect((await store.claimOutbox(30, lease, 1)).map((entry) => entry.node.id)).toEqual(['node-b']);
+        expect((await store.claimOutbox(31, lease, 1)).map((entry) => entry.node.id)).toEqual(['node-a']);
+        expect(await store.claimOutbox(32, lease, 1)).toEqual([]);
+      });
+
+      it('removes a completed entry for good', async () => {
+        await readyNode(store, 'node-a');
+        await store.setNodeState('node-a', 'draining', 10, 90_000);
+        const [entry] = await store.claimOutbox(20, lease, 10);
+        expect(await store.completeOutbox(entry!.id)).toBe(true);
+        expect(await store.completeOutbox(entry!.id)).toBe(false);
+        expect(await store.outboxLength()).toBe(0);
+        expect(await store.claimOutbox(20 + 10 * lease, lease, 10)).toEqual([]);
+        expect(await store.retryOutbox(entry!.id, entry!.attempts, 30, 'late')).toBe(false);
+        expect(await store.outboxLength()).toBe(0);
+      });
+
+      it('reschedules a retried entry, unless it was claimed again since', async () => {
+        await readyNode(store, 'node-a');
+        await store.setNodeState('node-a', 'draining', 10, 90_000);
+        const [first] = await store.claimOutbox(20, lease, 10);
+        expect(await store.retryOutbox(first!.id, first!.attempts, 1_000, 'HTTP 503')).toBe(true);
+        expect(await store.claimOutbox(999, lease, 10)).toEqual([]);
+        const [second] = await store.claimOutbox(1_000, lease, 10);
+        expect(second).toMatchObject({ attempts: 2, dueAt: 1_000 + lease, lastError: 'HTTP 503' });
+        // The first claim's lease ran out and the entry was claimed again: its late retry changes nothing.
+        expect(await store.retryOutbox(first!.id, first!.attempts, 1_001, 'timeout')).toBe(false);
+        expect(await store.claimOutbox(1_001, lease, 10)).toEqual([]);
+        expect(await store.retryOutbox('node-drained:ghost:0', 1, 1_001, 'unknown')).toBe(false);
+        expect(await store.outboxLength()).toBe(1);
+      });
+    });
   });
 }

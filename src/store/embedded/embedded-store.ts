@@ -14,7 +14,7 @@ import { PlacementIndex, type PlacementRequest } from '../../placement/placement
 import type { PlacementStrategy } from '../../placement/strategy.js';
 import { DeadlineHeap } from '../../sessions/deadline-heap.js';
 import type { EndReason, SessionRecord, SessionSpec, SessionTransport } from '../../sessions/session.js';
-import { newSessionRecord, sessionDeadline } from '../../sessions/session.js';
+import { defaultRetainEndedMs, newSessionRecord, sessionDeadline } from '../../sessions/session.js';
 import { SessionQueue } from '../../sessions/session-queue.js';
 import type {
   AuditReport,
@@ -26,6 +26,7 @@ import type {
   StateStore,
   WebhookMemory,
 } from '../../state/state-store.js';
+import { EmbeddedOutbox } from './embedded-outbox.js';
 
 export interface EmbeddedStoreOptions extends FleetStateOptions {
   priorityClasses: readonly string[];
@@ -88,11 +89,12 @@ export class EmbeddedStore implements StateStore {
   private readonly deadlines = new DeadlineHeap();
   private readonly webhooks = new Map<string, { result: unknown; expiresAt: number }>();
   private readonly webhookExpiry = new DeadlineHeap();
+  private readonly outbox = new EmbeddedOutbox();
 
   private readonly retainEndedMs: number;
 
   constructor(options: EmbeddedStoreOptions) {
-    this.retainEndedMs = options.retainEndedMs ?? 60_000;
+    this.retainEndedMs = options.retainEndedMs ?? defaultRetainEndedMs;
     this.fleet = new FleetState(options);
     this.index = new PlacementIndex(options.headroom);
     this.fleet.setListener(this.index);
@@ -123,11 +125,14 @@ export class EmbeddedStore implements StateStore {
     if (to === 'drained' && node.sessionCount() > 0) {
       throw new VcaError('VCA_ERR_NODE_STATE', `Node "${id}" still hosts ${node.sessionCount()} session(s)`);
     }
+    const wasDrained = node.state === 'drained';
     this.fleet.transition(node, to, now);
     if (to === 'draining') {
       node.drainDeadline = drainDeadline ?? null;
       if (node.sessionCount() === 0) this.fleet.transition(node, 'drained', now);
     }
+    // In the same step as the transition: the drain-complete callback outlives this process's memory.
+    if (!wasDrained && node.state === 'drained') this.outbox.addNodeDrained(node, now);
     return this.view(id);
   }
 
@@ -144,6 +149,10 @@ export class EmbeddedStore implements StateStore {
   async createSession(spec: SessionSpec, options: CreateSessionOptions): Promise<CreateSessionOutcome> {
     if (this.sessions.has(spec.id))
       throw new VcaError('VCA_ERR_SESSION_EXISTS', `Session ${spec.id} already exists`);
+    // Checked before anything changes, as the Redis store does (the gateway validates it earlier too).
+    if (!this.queue.hasClass(spec.priority)) {
+      throw new VcaError('VCA_ERR_UNKNOWN_PRIORITY', `Priority class "${spec.priority}" is not configured`);
+    }
     this.fleet.sweepStale(options.now);
     const session = newSessionRecord(
       {
@@ -326,6 +335,22 @@ export class EmbeddedStore implements StateStore {
     this.webhookExpiry.push(now + ttlMs, key);
   }
 
+  async claimOutbox(now: number, leaseMs: number, limit: number) {
+    return this.outbox.claim(now, leaseMs, limit);
+  }
+
+  async completeOutbox(id: string) {
+    return this.outbox.complete(id);
+  }
+
+  async retryOutbox(id: string, attempts: number, dueAt: number, detail: string) {
+    return this.outbox.retry(id, attempts, dueAt, detail);
+  }
+
+  async outboxLength() {
+    return this.outbox.length;
+  }
+
   async audit(): Promise<AuditReport> {
     const gpus: AuditReport['gpus'] = [];
     for (const node of this.fleet.allNodes()) {
@@ -428,6 +453,7 @@ export class EmbeddedStore implements StateStore {
     const node = this.fleet.node(nodeId);
     if (node?.state !== 'draining' || node.sessionCount() > 0) return null;
     this.fleet.transition(node, 'drained', now);
+    this.outbox.addNodeDrained(node, now);
     return nodeView(node, this.fleet.options.headroom);
   }
 
@@ -442,8 +468,28 @@ export class EmbeddedStore implements StateStore {
   }
 }
 
-/** Sessions with the same shape compete for exactly the same GPUs. */
+/** Shape keys of frozen cost tables (the gateway shares one per session format and model restriction). */
+const costShapes = new WeakMap<object, string>();
+
+/**
+ * Sessions with the same shape compete for exactly the same GPUs: the same cost on the same GPU models
+ * (so a restriction to some models is part of it), the same region (none is not ''), the same labels
+ * (in name order). A queue pass skips the rest of a shape once one of it found no GPU. The Redis
+ * store's shape_key (scripts/lib/sessions.lua) keys on the same three things.
+ */
 function shapeKey(session: SessionRecord): string {
-  const labels = session.labels ? JSON.stringify(session.labels) : '';
-  return `${session.game}|${session.width}x${session.height}@${session.fps}|${session.region ?? ''}|${labels}`;
+  let costs = costShapes.get(session.costs);
+  if (costs === undefined) {
+    costs = '';
+    for (const model of Object.keys(session.costs).sort()) {
+      const cost = session.costs[model]!;
+      costs += `${model}=${cost.gpu},${cost.encoder},${cost.vramMiB},${cost.encoderSessions};`;
+    }
+    if (Object.isFrozen(session.costs)) costShapes.set(session.costs, costs);
+  }
+  const region = session.region === undefined ? '' : `:${session.region}`;
+  const labels = session.labels
+    ? JSON.stringify(Object.keys(session.labels).sort().map((name) => [name, session.labels![name]]))
+    : '';
+  return `${costs}|${region}|${labels}`;
 }

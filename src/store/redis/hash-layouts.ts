@@ -44,7 +44,8 @@ export const nodeHash = {
 
 /**
  * The GPU hash `gpu:<node>#<index>`: catalog facts, committed load (c*), measured load (m*),
- * telemetry, and where the pool index holds it (pool and the indexed free shares fg, fe). uuid and
+ * telemetry, and where the pool index holds it (pool and the indexed free render and stream shares fg, fs); modelVram is the catalog VRAM of
+ * its model, against which a pool measures VRAM shares. uuid and
  * name are for views only.
  */
 export const gpuHash = {
@@ -58,6 +59,7 @@ export const gpuHash = {
     { name: 'encoderScope', lua: { key: 'encoder_scope', decoding: 'text' } },
     { name: 'throttleTemperature', lua: { key: 'throttle_temperature', decoding: 'number' } },
     { name: 'memoryTotal', lua: { key: 'memory_total', decoding: 'number' } },
+    { name: 'modelVram', lua: { key: 'model_vram', decoding: 'optional-number' } },
     { name: 'cg', lua: { key: 'cg', decoding: 'number' } },
     { name: 'ce', lua: { key: 'ce', decoding: 'number' } },
     { name: 'cv', lua: { key: 'cv', decoding: 'number' } },
@@ -73,7 +75,7 @@ export const gpuHash = {
     { name: 'pool', lua: { key: 'pool', decoding: 'text' } },
     { name: 'eligible', lua: { key: 'eligible', decoding: 'text' } },
     { name: 'fg', lua: { key: 'fg', decoding: 'text' } },
-    { name: 'fe', lua: { key: 'fe', decoding: 'text' } },
+    { name: 'fs', lua: { key: 'fs', decoding: 'text' } },
     { name: 'uuid' },
     { name: 'name' },
   ],

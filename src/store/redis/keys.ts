@@ -19,6 +19,8 @@
  * | `pool-gpu:<pool>`, `pool-enc:...` | zset   | eligible GPU ids by free render / encoder share (0..1)  |
  * | `session:<id>`                    | hash   | a session's fields; `spec` is its immutable part as JSON |
  * | `webhook:<key>`                   | string | `<expiresAt>:<result JSON>`, with a PX time to live      |
+ * | `outbox`                          | zset   | callback outbox entry ids, by due time (ms)             |
+ * | `outbox-entry:<id>`               | hash   | kind, node (registration JSON), createdAt, attempts, lastError |
  */
 
 /** The fixed keys every script declares, KEYS[1] on, in this order; then one queue per priority class. */
@@ -31,6 +33,8 @@ export interface RedisKeys {
   readonly scriptKeys: readonly string[];
   session(id: string): string;
   webhook(key: string): string;
+  /** The callback outbox's zset of entry ids by due time. */
+  readonly outbox: string;
 }
 
 export function redisKeys(keyPrefix: string, cluster: string, priorityClasses: readonly string[]): RedisKeys {
@@ -51,5 +55,6 @@ export function redisKeys(keyPrefix: string, cluster: string, priorityClasses: r
     ],
     session: (id) => `${base}:session:${id}`,
     webhook: (key) => `${base}:webhook:${key}`,
+    outbox: `${base}:outbox`,
   };
 }

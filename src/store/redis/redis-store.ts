@@ -36,6 +36,7 @@ import type {
   GpuView,
   MigrateOutcome,
   NodeView,
+  OutboxEntry,
   SessionEnd,
   StateStore,
   WebhookMemory,
@@ -88,15 +89,12 @@ export interface RedisStoreOptions extends EmbeddedStoreOptions {
    * lease expires, so keep this well above the worst queueing delay under load.
    */
   commandTimeoutMs?: number;
-  /** Bound on the GPUs one placement decision checks exactly (default 2000). */
-  maxCandidates?: number;
   logger?: Logger;
 }
 
 const defaultCommandTimeoutMs = 5_000;
 /** `ping()` answers health checks: it gives up sooner than a command. */
 const pingTimeoutMs = 2_000;
-const defaultMaxCandidates = 2_000;
 
 /** Redis refusals that mean "not available now" rather than a bug. */
 const unavailableReplies = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|OOM)\b/;
@@ -162,23 +160,24 @@ function parseSession(reply: unknown): SessionRecord {
   return record;
 }
 
-/** pickCosts of frozen cost tables (the gateway shares one per session format). */
-const pickCostsCache = new WeakMap<object, string>();
-
-/** What the scripts' pick reads of a session's costs: `\n<model>\t<cost>` per model, then `\n`. */
-function pickCosts(costs: SessionSpec['costs']): string {
+/**
+ * What the scripts' pick reads of a session's costs: `\n<model>\t<cost>\t<model VRAM MiB>` per model,
+ * then `\n` (a pool measures VRAM shares against its model's catalog VRAM, as PlacementIndex does).
+ * `cache` holds the text of frozen cost tables (the gateway shares one per session format).
+ */
+function pickCosts(costs: SessionSpec['costs'], catalog: CatalogIndex, cache: WeakMap<object, string>): string {
   const frozen = Object.isFrozen(costs);
   if (frozen) {
-    const cached = pickCostsCache.get(costs);
+    const cached = cache.get(costs);
     if (cached !== undefined) return cached;
   }
   let text = '';
   for (const model in costs) {
     const cost = costs[model];
-    if (cost) text += `\n${model}\t${costText(cost)}`;
+    if (cost) text += `\n${model}\t${costText(cost)}\t${catalog.model(model).vramMiB}`;
   }
   text += '\n';
-  if (frozen) pickCostsCache.set(costs, text);
+  if (frozen) cache.set(costs, text);
   return text;
 }
 
@@ -202,6 +201,7 @@ export class RedisStore implements StateStore {
   private readonly ownsClient: boolean;
   private readonly options: RedisStoreOptions;
   private readonly catalog: CatalogIndex;
+  private readonly pickCostsCache = new WeakMap<object, string>();
   private readonly scripts: ReadonlyMap<ScriptName, ScriptCall>;
   /** numberOfKeys, the fixed keys, then ARGV[1] (settings): the head of every script call. */
   private readonly scriptHead: Array<string | number>;
@@ -235,7 +235,6 @@ export class RedisStore implements StateStore {
       requireTelemetry: options.requireTelemetry,
       staleAfterMs: options.staleAfterMs,
       retainEndedMs: options.retainEndedMs ?? defaultRetainEndedMs,
-      maxCandidates: options.maxCandidates ?? defaultMaxCandidates,
       priorityClasses: options.priorityClasses,
     });
     this.scriptHead = [this.keys.scriptKeys.length, ...this.keys.scriptKeys, settings];
@@ -359,7 +358,7 @@ export class RedisStore implements StateStore {
       'create-session',
       spec.id,
       JSON.stringify({ ...spec, createdAt: options.now }),
-      pickCosts(spec.costs),
+      pickCosts(spec.costs, this.catalog, this.pickCostsCache),
       typeof spec.region === 'string' ? `:${spec.region}` : '',
       labelsArgument(spec.labels),
       spec.priority,
@@ -484,6 +483,35 @@ export class RedisStore implements StateStore {
     await this.call(() =>
       this.client.set(this.keys.webhook(key), value, 'PX', Math.max(1, Math.ceil(ttlMs))),
     );
+  }
+
+  async claimOutbox(now: number, leaseMs: number, limit: number): Promise<OutboxEntry[]> {
+    const claimed = (await this.run('claim-outbox', now, leaseMs, limit)) as Array<[string, string[], string]>;
+    return claimed.map(([id, flat, dueAt]) => {
+      const entry = hashOf<'kind' | 'node' | 'createdAt' | 'attempts' | 'lastError'>(flat);
+      const registration = JSON.parse(entry.node!) as NodeRegistration;
+      return {
+        id,
+        kind: entry.kind as OutboxEntry['kind'],
+        node: { id: registration.id, host: registration.host, group: registration.group ?? null },
+        createdAt: Number(entry.createdAt),
+        dueAt: Number(dueAt),
+        attempts: Number(entry.attempts),
+        lastError: entry.lastError ? entry.lastError : null,
+      };
+    });
+  }
+
+  async completeOutbox(id: string): Promise<boolean> {
+    return (await this.run('complete-outbox', id)) === 1;
+  }
+
+  async retryOutbox(id: string, attempts: number, dueAt: number, detail: string): Promise<boolean> {
+    return (await this.run('retry-outbox', id, attempts, dueAt, detail)) === 1;
+  }
+
+  async outboxLength(): Promise<number> {
+    return this.call(() => this.client.zcard(this.keys.outbox));
   }
 
   async audit(): Promise<AuditReport> {

@@ -16,8 +16,6 @@ export interface ScriptSettings {
   requireTelemetry: boolean;
   staleAfterMs: number;
   retainEndedMs: number;
-  /** Bound on the GPUs one placement decision checks exactly. */
-  maxCandidates: number;
   /** Highest first. */
   priorityClasses: readonly string[];
 }
@@ -43,7 +41,6 @@ export const scriptSettingsLayout: readonly SettingLayout[] = [
   { name: 'requireTelemetry', lua: 'REQUIRE_TELEMETRY', kind: 'flag' },
   { name: 'staleAfterMs', lua: 'STALE_AFTER_MS', kind: 'number' },
   { name: 'retainEndedMs', lua: 'RETAIN_ENDED_MS', kind: 'number' },
-  { name: 'maxCandidates', lua: 'MAX_CANDIDATES', kind: 'number' },
   { name: 'priorityClasses', lua: 'CLASSES', kind: 'list' },
 ];
 

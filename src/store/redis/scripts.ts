@@ -29,6 +29,9 @@ export const scriptNames = [
   'sessions-on-node',
   'queue-positions',
   'remember-webhook',
+  'claim-outbox',
+  'complete-outbox',
+  'retry-outbox',
   'audit',
   'index-nodes',
 ] as const;

@@ -1,6 +1,6 @@
 #!/bin/bash
 # A stand-in for `nvidia-smi --query-gpu=... --format=csv[,nounits][,noheader] [-lms N]` that replays
-# real captures (shared/fixtures/nvidia-smi/*.query-gpu.csv): header first (requested names with their
+# real captures (test/fixtures/nvidia-smi/*.query-gpu.csv): header first (requested names with their
 # units), then the requested columns of the capture rows, once or every N ms. Bash and awk, not Node,
 # so that a restart costs milliseconds. Misbehaviour on demand, through the environment:
 #   FAKE_SMI_FIXTURES    comma-separated capture files; their rows are replayed in turn, one per tick

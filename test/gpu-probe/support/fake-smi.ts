@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
-const fixtureDir = path.resolve(repoRoot, '../shared/fixtures/nvidia-smi');
+const fixtureDir = path.join(repoRoot, 'test/fixtures/nvidia-smi');
 const cliPath = path.join(repoRoot, 'gpu-probe/src/cli.ts');
 const fakeScript = path.join(import.meta.dirname, 'fake-nvidia-smi.sh');
 

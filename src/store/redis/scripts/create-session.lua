@@ -14,6 +14,8 @@ local key = F.session_key(id)
 if redis.call('EXISTS', key) == 1 then
   F.fail('VCA_ERR_SESSION_EXISTS', 'Session ' .. id .. ' already exists')
 end
+-- An unknown class is refused whether or not a GPU is free, before anything is written.
+F.queue_key(ARGV[7])
 local session = {
   id = id,
   state = 'queued',
@@ -32,7 +34,6 @@ if not gpu then
   if ARGV[11] == 'no-wait' then
     return { 'refused', 'no-capacity' }
   end
-  F.queue_key(session.priority)
   if F.queue_length() >= tonumber(ARGV[12]) then
     return { 'refused', 'queue-full' }
   end

@@ -40,7 +40,7 @@ for i, gpu in ipairs(gpus) do
   redis.call('HSET', F.gpu_key(gid),
     'node', node_id, 'index', index, 'model', gpu.model,
     'hostable', gpu.hostable, 'encoderLimit', gpu.encoderLimit, 'encoderScope', gpu.encoderScope,
-    'throttleTemperature', gpu.throttleTemperature, 'memoryTotal', gpu.memoryTotal,
+    'throttleTemperature', gpu.throttleTemperature, 'memoryTotal', gpu.memoryTotal, 'modelVram', gpu.memoryTotal,
     'cg', 0, 'ce', 0, 'cv', 0, 'cs', 0,
     'mg', '', 'me', '', 'mv', '', 'ms', '',
     'temperature', '', 'throttle', '0', 'uuid', '', 'name', '', 'telemetryAt', '', 'stale', '0',

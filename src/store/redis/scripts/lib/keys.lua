@@ -3,7 +3,7 @@
 -- KEYS (every script): [1] <base>:nodes  [2] <base>:seq  [3] <base>:fresh  [4] <base>:deadlines
 --   [5] <base>:pools  [6..] <base>:queue:<class>, highest class first (src/store/redis/keys.ts).
 --   Keys computed from data: node:<id>, gpu:<node>#<i>, gpu-sessions:<node>#<i>, pool-gpu/pool-enc:<pool>,
---   session:<id>, webhook:<key>, draining.
+--   session:<id>, webhook:<key>, draining, outbox, outbox-entry:<id>.
 -- ARGV: none.
 
 -- emit: script-keys
@@ -11,6 +11,8 @@
 -- Draining node ids by registration sequence: read every tick by every instance, so it must not
 -- cost a read of every node.
 F.K_DRAINING = F.BASE .. ':draining'
+-- Callback outbox entry ids by due time (lib/outbox.lua).
+F.K_OUTBOX = F.BASE .. ':outbox'
 
 function F.node_key(id)
   return F.BASE .. ':node:' .. id
@@ -29,4 +31,7 @@ function F.session_key(id)
 end
 function F.pool_key(axis, pool)
   return F.BASE .. ':pool-' .. axis .. ':' .. pool
+end
+function F.outbox_entry_key(id)
+  return F.BASE .. ':outbox-entry:' .. id
 end

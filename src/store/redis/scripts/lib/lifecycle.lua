@@ -1,6 +1,6 @@
 -- lifecycle: node transitions (the table is emitted from src/fleet/node-state.ts), removal, and
--- telemetry going stale.
--- requires: base, keys, settings, nodes, pools
+-- telemetry going stale. A move to drained writes the node's drain-complete callback to the outbox.
+-- requires: base, keys, settings, nodes, pools, outbox
 -- KEYS: [1] nodes, [3] fresh, the draining index. ARGV: the settings (lib/settings.lua).
 
 -- emit: allowed-transitions
@@ -21,7 +21,7 @@ function F.delete_node(node)
     local pool = redis.call('HGET', F.gpu_key(gid), 'pool')
     if pool and pool ~= '' then
       redis.call('ZREM', F.pool_key('gpu', pool), gid)
-      redis.call('ZREM', F.pool_key('enc', pool), gid)
+      redis.call('ZREM', F.pool_key('stream', pool), gid)
     end
     redis.call('ZREM', F.K_FRESH, gid)
     redis.call('DEL', F.gpu_key(gid), F.gpu_sessions_key(gid))
@@ -45,6 +45,9 @@ function F.transition(node, to, now)
   if to ~= 'draining' then
     redis.call('HSET', F.node_key(node.id), 'state', to, 'stateChangedAt', now, 'drainDeadline', '')
     redis.call('ZREM', F.K_DRAINING, node.id)
+    if to == 'drained' then
+      F.add_node_drained(node, now)
+    end
   else
     redis.call('HSET', F.node_key(node.id), 'state', to, 'stateChangedAt', now)
     redis.call('ZADD', F.K_DRAINING, redis.call('ZSCORE', F.K_NODES, node.id), node.id)

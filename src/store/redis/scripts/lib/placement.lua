@@ -61,18 +61,18 @@ function F.candidate_fits(gid, cost, labels, exclude, nodes)
 end
 
 -- Picks a GPU for a session (its pick costs, region and labels). Each pool of a model the session has
--- a cost for (and of its region, if it names one) is a cursor over the pool's sorted set of its
--- dominant axis, walked from the need upward (packed: best fit) or from the emptiest downward (spread)
--- in batches read WITH their scores. The cursors are merged by score left after the session
--- (free share - need): the next candidate checked is always the best one of all pools (packed: least
--- left, spread: most; ties go to the pool first in name order), so the first candidate that passes the
--- exact check is the answer, and a losing pool's GPUs are never loaded. The same GPU as taking each
--- pool's first fit and then the best pool. At most MAX_CANDIDATES GPUs are checked per decision:
--- beyond that bound a request may be queued although some GPU far down a pool would fit (only with
--- thousands of GPUs that fail on VRAM, labels or the secondary axis).
+-- a cost for (and of its region, if it names one) is a cursor over the pool's sorted set of the
+-- session's dominant axis there — render, or "stream": the larger of its encoder share and its VRAM
+-- share of the model (as PlacementIndex) — walked from the need upward (packed: best fit) or from the
+-- emptiest downward (spread) in batches read WITH their scores. The cursors are merged by score left
+-- after the session (free share - need): the next candidate checked is always the best one of all
+-- pools (packed: least left, spread: most; ties go to the pool first in name order), so the first
+-- candidate that passes the exact check is the answer, and a losing pool's GPUs are never loaded.
+-- Exact: every GPU whose free share on the dominant axis covers the need is checked before the
+-- answer is "nothing fits" (a decision reads each such GPU at most once).
 -- Returns the GPU (load_gpu table), the cost on its model and its node (load_node table), or nil.
 function F.pick(session, strategy, exclude)
-  local packed = strategy ~= 'spread'
+  local packed = strategy == 'packed'
   local region = session.region
   local labels = nil
   if session.labels ~= '' then
@@ -100,19 +100,28 @@ function F.pick(session, strategy, exclude)
   for _, pool in ipairs(pools) do
     local separator = string.find(pool, '|', 1, true)
     local model = string.sub(pool, 1, separator - 1)
-    local cost = nil
+    local cost, model_vram = nil, nil
     if region == nil or region == string.sub(pool, separator + 1) then
-      cost = F.cost_on(session.pick, model)
+      cost, model_vram = F.cost_on(session.pick, model)
     end
     if cost ~= nil then
       local gpu_need = cost.gpu / F.GPU_CAP
-      local enc_need = cost.encoder / F.ENC_CAP
-      if gpu_need <= 1 and enc_need <= 1 then
-        local encoder_primary = enc_need > gpu_need
-        local need = encoder_primary and enc_need or gpu_need
+      local encoder_need = cost.encoder / F.ENC_CAP
+      local stream_need, stream_floor = encoder_need, encoder_need
+      if model_vram ~= nil then
+        local vram_need = cost.vramMiB / (F.VRAM_HEADROOM * model_vram)
+        stream_need = math.max(encoder_need, vram_need)
+        stream_floor = math.min(encoder_need, vram_need)
+      end
+      if gpu_need <= 1 and stream_need <= 1 then
+        local stream_primary = stream_need > gpu_need
+        local need = stream_primary and stream_need or gpu_need
+        -- The walk starts where a GPU may still fit: the stream share is the tighter of two, so a GPU
+        -- fits only if it covers the smaller of the two needs (its score is then below zero).
+        local low = stream_primary and stream_floor or gpu_need
         local cursor = {
-          key = F.pool_key(encoder_primary and 'enc' or 'gpu', pool),
-          low = F.fmt(need - F.SCORE_EPSILON),
+          key = F.pool_key(stream_primary and 'stream' or 'gpu', pool),
+          low = F.fmt(low - F.SCORE_EPSILON),
           need = need,
           cost = cost,
           offset = 0,
@@ -126,7 +135,7 @@ function F.pick(session, strategy, exclude)
     end
   end
   local nodes = {}
-  for _ = 1, F.MAX_CANDIDATES do
+  while true do
     local best, best_left = nil, nil
     for _, cursor in ipairs(cursors) do
       -- Refilled only when needed: an accepted candidate never costs a read of the batch after it.
@@ -150,5 +159,4 @@ function F.pick(session, strategy, exclude)
       return found, best.cost, found_node
     end
   end
-  return nil
 end
