@@ -168,16 +168,24 @@ const HooksConfigSchema = Type.Object(
   {
     /** How long a webhook delivery id is remembered for replay detection. */
     idempotencyTtlSeconds: Seconds(86_400, 60, 30 * 86_400),
-    /** POSTed `{event: 'node-drained', node}` when a draining node is empty. */
+    /**
+     * POSTed `{event: 'node-drained', node}` with `Idempotency-Key` when a draining node is empty, from
+     * the store's outbox by whichever instance is alive (retried with `callbackBackoffSeconds` and
+     * `callbackTimeoutSeconds`, or after the answer's Retry-After).
+     */
     drainedCallbackUrl: Type.String({ default: '' }),
+    /** Attempts of one drain-complete callback before it is given up (logged, counted as failed). */
+    drainedCallbackAttempts: Count(12, 1, 1000),
+    /** Bound on the wait between attempts of a drain-complete callback, a Retry-After included. */
+    drainedCallbackMaxDelaySeconds: Seconds(300, 1, 86_400),
     /** POSTed by the autoscaler (a Heat alarm_url takes an empty POST). */
     scaleUpUrl: Type.String({ default: '' }),
     scaleDownUrl: Type.String({ default: '' }),
-    /** Attempts per outbound call, with exponential backoff and jitter between them. */
+    /** Attempts per autoscaler signal, with exponential backoff and jitter between them. */
     callbackAttempts: Count(6, 1, 50),
     callbackTimeoutSeconds: Seconds(5, 0.1, 120),
     callbackBackoffSeconds: Seconds(1, 0.01, 600),
-    /** Outbound calls in flight at most; further ones are dropped (and counted) past this. */
+    /** Autoscaler signals in flight at most; further ones are dropped (and counted) past this. */
     callbackQueueLimit: Count(1000, 1),
   },
   { additionalProperties: false, default: {} },

@@ -83,7 +83,11 @@ export class CallbackOutbox {
 
   private async pass(): Promise<void> {
     const { store, clock } = this.options;
-    const entries = await store.claimOutbox(clock.now(), this.leaseMs, this.options.batchSize ?? defaultBatchSize);
+    const entries = await store.claimOutbox(
+      clock.now(),
+      this.leaseMs,
+      this.options.batchSize ?? defaultBatchSize,
+    );
     const settled = await Promise.allSettled(entries.map((entry) => this.attempt(entry)));
     const failure = settled.find((result) => result.status === 'rejected');
     // A store call that failed leaves its entry claimed: it comes back once the lease runs out.
@@ -110,14 +114,27 @@ export class CallbackOutbox {
     }
     if (outcome.kind === 'refused' || entry.attempts >= this.options.attempts) {
       await store.completeOutbox(entry.id);
-      this.options.onResult?.(entry, 'failed', `${outcome.detail}; given up after ${entry.attempts} attempt(s)`);
+      this.options.onResult?.(
+        entry,
+        'failed',
+        `${outcome.detail}; given up after ${entry.attempts} attempt(s)`,
+      );
       return;
     }
     const delayMs = Math.min(this.options.maxDelayMs, outcome.retryAfterMs ?? this.backoffMs(entry.attempts));
-    const rescheduled = await store.retryOutbox(entry.id, entry.attempts, clock.now() + delayMs, outcome.detail);
+    const rescheduled = await store.retryOutbox(
+      entry.id,
+      entry.attempts,
+      clock.now() + delayMs,
+      outcome.detail,
+    );
     // Not rescheduled: the lease ran out during the attempt and another claim owns the entry now.
     if (rescheduled) {
-      this.options.onResult?.(entry, 'retried', `${outcome.detail}; next attempt in ${Math.round(delayMs)} ms`);
+      this.options.onResult?.(
+        entry,
+        'retried',
+        `${outcome.detail}; next attempt in ${Math.round(delayMs)} ms`,
+      );
     }
   }
 

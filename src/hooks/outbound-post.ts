@@ -55,7 +55,11 @@ export async function postOnce(post: OutboundPost, now: () => number = Date.now)
     if (response.ok) return { kind: 'delivered', detail };
     if (!retryable(response.status)) return { kind: 'refused', detail };
     const headers = response.headers;
-    return { kind: 'retry', detail, retryAfterMs: retryAfterMs(headers.get('retry-after'), headers.get('date'), now()) };
+    return {
+      kind: 'retry',
+      detail,
+      retryAfterMs: retryAfterMs(headers.get('retry-after'), headers.get('date'), now()),
+    };
   } catch (error) {
     return { kind: 'retry', detail: (error as Error).message, retryAfterMs: null };
   }

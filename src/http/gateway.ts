@@ -9,6 +9,7 @@ import type { Clock } from '../clock.js';
 import type { VcaConfig } from '../config/schema.js';
 import type { Catalog } from '../cost/catalog.js';
 import { isVcaError } from '../errors.js';
+import { CallbackOutbox } from '../hooks/callback-outbox.js';
 import { HookService } from '../hooks/hook-service.js';
 import { OutboundCalls } from '../hooks/outbound-calls.js';
 import { VcaMetrics } from '../metrics/vca-metrics.js';
@@ -48,6 +49,7 @@ export class Gateway {
   readonly autoscaler: AutoscalerRunner;
   readonly routes: ApiRoute[];
   private readonly outbound: OutboundCalls;
+  private readonly callbackOutbox: CallbackOutbox;
   private readonly logger: Logger;
   private readonly relay: EventRelay | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -84,6 +86,23 @@ export class Gateway {
         log({ kind: call.kind, url: call.url, outcome, detail }, 'outbound call');
       },
     });
+    this.callbackOutbox = new CallbackOutbox({
+      store,
+      url: config.hooks.drainedCallbackUrl,
+      clock,
+      timeoutMs: config.hooks.callbackTimeoutSeconds * 1000,
+      backoffMs: config.hooks.callbackBackoffSeconds * 1000,
+      maxDelayMs: config.hooks.drainedCallbackMaxDelaySeconds * 1000,
+      attempts: config.hooks.drainedCallbackAttempts,
+      onResult: (entry, outcome, detail) => {
+        if (outcome !== 'skipped') this.metrics.outboundCalls.inc({ kind: entry.kind, outcome });
+        const level = outcome === 'failed' ? 'error' : outcome === 'retried' ? 'warn' : 'info';
+        logger[level](
+          { kind: entry.kind, id: entry.id, node: entry.node.id, outcome, detail },
+          'callback outbox',
+        );
+      },
+    });
     this.autoscaler = new AutoscalerRunner({
       store,
       fleet,
@@ -111,15 +130,8 @@ export class Gateway {
       views.handleEvent(event);
       if (event.type === 'node-drained') {
         logger.info({ node: event.node.id }, 'node drained');
+        // Its callback is already in the store's outbox (written with the drain): callbackOutbox sends it.
         this.autoscaler.nodeDrained(event.node);
-        this.outbound.send({
-          kind: 'node-drained',
-          url: config.hooks.drainedCallbackUrl,
-          body: {
-            event: 'node-drained',
-            node: { id: event.node.id, host: event.node.host, group: event.node.group },
-          },
-        });
       } else if (event.type === 'node-state') {
         logger.info({ node: event.node.id, state: event.node.state }, 'node state');
       }
@@ -229,6 +241,8 @@ export class Gateway {
       await this.vca.sessions.tick();
       await this.vca.fleet.tick();
     });
+    // Apart from the tick above, so a slow orchestrator never holds up lease expiry or drains.
+    every(tickMs, () => this.callbackOutbox.deliverDue());
     every(Math.max(250, (config.leases.resumeGraceSeconds * 1000) / 4), () =>
       this.vca.sessions.renewLeases(this.play.attachedSessionIds(), 'websocket'),
     );
@@ -244,7 +258,8 @@ export class Gateway {
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
     await this.server.close();
-    await this.outbound.close(this.vca.config.server.shutdownGraceSeconds * 1000);
+    const graceMs = this.vca.config.server.shutdownGraceSeconds * 1000;
+    await Promise.all([this.outbound.close(graceMs), this.callbackOutbox.close(graceMs)]);
     await this.relay?.close();
     await this.vca.store.close();
     this.logger.info('gateway stopped');

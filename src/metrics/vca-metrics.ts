@@ -85,9 +85,17 @@ export class VcaMetrics {
     });
     this.outboundCalls = new Counter({
       name: 'vca_outbound_calls_total',
-      help: 'Callbacks and scale signals sent to the orchestrator, by outcome',
+      help: 'Callbacks and scale signals sent to the orchestrator, by outcome (retried: an attempt failed, another follows)',
       labelNames: ['kind', 'outcome'],
       registers,
+    });
+    new Gauge({
+      name: 'vca_callback_outbox_entries',
+      help: 'Drain-complete callbacks in the store waiting for delivery (claimed or not)',
+      registers,
+      async collect() {
+        this.set(await store.outboxLength());
+      },
     });
     this.websocketConnections = new Gauge({
       name: 'vca_websocket_connections',

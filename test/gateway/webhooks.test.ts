@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { sleep } from '../../kit/polling.js';
 import { fleetSnapshot, postHook } from '../support/fleet-snapshot.js';
 import { idleTelemetry, startTestGateway, type TestGateway } from '../support/gateway.js';
 
@@ -314,6 +315,13 @@ describe('webhooks: replays change nothing', () => {
 });
 
 describe('webhooks: drained callback', () => {
+  interface Attempt {
+    method: string;
+    url: string;
+    contentType: string;
+    idempotencyKey: string;
+    body: string;
+  }
   let callbackServer: http.Server | undefined;
   afterEach(async () => {
     await gw?.close();
@@ -323,8 +331,11 @@ describe('webhooks: drained callback', () => {
     callbackServer = undefined;
   });
 
-  it('retries a failing callback and delivers {event: node-drained} once the draining node empties', async () => {
-    const attempts: Array<{ method: string; url: string; contentType: string; body: string }> = [];
+  /** An orchestrator on port 0 that records every callback and answers the n-th (from 1) with `answer(n)`. */
+  async function startReceiver(
+    answer: (attempt: number) => { status: number; headers?: Record<string, string> },
+  ): Promise<{ attempts: Attempt[]; url: string }> {
+    const attempts: Attempt[] = [];
     callbackServer = http.createServer((request, response) => {
       let body = '';
       request.setEncoding('utf8');
@@ -336,17 +347,34 @@ describe('webhooks: drained callback', () => {
           method: request.method ?? '',
           url: request.url ?? '',
           contentType: request.headers['content-type'] ?? '',
+          idempotencyKey: String(request.headers['idempotency-key'] ?? ''),
           body,
         });
-        response.statusCode = attempts.length === 1 ? 500 : 200;
+        const { status, headers = {} } = answer(attempts.length);
+        response.writeHead(status, headers);
         response.end();
       });
     });
     await new Promise<void>((resolve) => callbackServer!.listen(0, '127.0.0.1', resolve));
     const { port } = callbackServer.address() as AddressInfo;
+    return { attempts, url: `http://127.0.0.1:${port}/cb` };
+  }
 
+  /** Waits (real time: the outbox runs on the gateway's tick) until `attempts` holds `count` callbacks. */
+  async function attemptsReach(attempts: Attempt[], count: number, timeoutMs = 5_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (attempts.length < count && Date.now() < deadline) await sleep(20);
+    expect(attempts).toHaveLength(count);
+  }
+
+  async function metricsText(): Promise<string> {
+    return String((await gw.request('operator', 'GET', '/metrics')).body);
+  }
+
+  it('retries a failing callback and delivers {event: node-drained} once the draining node empties', async () => {
+    const receiver = await startReceiver((attempt) => ({ status: attempt === 1 ? 500 : 200 }));
     gw = await startTestGateway({
-      hooks: { drainedCallbackUrl: `http://127.0.0.1:${port}/cb`, callbackBackoffSeconds: 0.05 },
+      hooks: { drainedCallbackUrl: receiver.url, callbackBackoffSeconds: 0.05 },
     });
     const node = await gw.registerNode('render-1', 'L4');
     await gw.telemetry('render-1', node.token, idleTelemetry(1));
@@ -361,26 +389,93 @@ describe('webhooks: drained callback', () => {
     expect(drain.body.state).toBe('draining');
 
     // Still hosting a session: not drained, no callback.
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(attempts).toHaveLength(0);
+    await sleep(150);
+    expect(receiver.attempts).toHaveLength(0);
 
     expect((await gw.request('gamer', 'DELETE', `/v1/sessions/${session.body.sessionId}`)).status).toBe(200);
-    const deadline = Date.now() + 5000;
-    while (attempts.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(attempts).toHaveLength(2);
-    for (const attempt of attempts) {
+    await attemptsReach(receiver.attempts, 1);
+    // The retry is due after the backoff (at most 75 ms) on the gateway's clock.
+    gw.clock.advance(100);
+    await attemptsReach(receiver.attempts, 2);
+    const [first, second] = receiver.attempts;
+    for (const attempt of receiver.attempts) {
       expect(attempt).toMatchObject({ method: 'POST', url: '/cb' });
       expect(attempt.contentType).toMatch(/^application\/json/);
-      expect(JSON.parse(attempt.body)).toMatchObject({ event: 'node-drained', node: { id: 'render-1' } });
+      expect(JSON.parse(attempt.body)).toEqual({
+        event: 'node-drained',
+        node: { id: 'render-1', host: '127.0.0.1', group: 'test-group' },
+      });
     }
+    // One callback, one key: a receiver drops a duplicate delivered twice.
+    expect(first!.idempotencyKey).toMatch(/^node-drained:render-1:\d+$/);
+    expect(second!.idempotencyKey).toBe(first!.idempotencyKey);
 
-    const metrics = await gw.request('operator', 'GET', '/metrics');
-    expect(metrics.body).toMatch(/vca_outbound_calls_total\{kind="node-drained",outcome="delivered"\} 1\b/);
-    expect(metrics.body).not.toMatch(/vca_outbound_calls_total\{kind="node-drained",outcome="failed"\}/);
+    const metrics = await metricsText();
+    expect(metrics).toMatch(/vca_outbound_calls_total\{kind="node-drained",outcome="delivered"\} 1\b/);
+    expect(metrics).toMatch(/vca_outbound_calls_total\{kind="node-drained",outcome="retried"\} 1\b/);
+    expect(metrics).not.toMatch(/vca_outbound_calls_total\{kind="node-drained",outcome="failed"\}/);
+    expect(metrics).toMatch(/vca_callback_outbox_entries 0\b/);
     // Drained nodes are removed from the fleet.
     expect((await gw.request('operator', 'GET', '/v1/nodes/render-1')).status).toBe(404);
     // No further attempts once delivered.
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(attempts).toHaveLength(2);
+    gw.clock.advance(60_000);
+    await sleep(1_200);
+    expect(receiver.attempts).toHaveLength(2);
+  });
+
+  it('waits as long as a 503 with Retry-After: 1 asks, then delivers once', async () => {
+    const receiver = await startReceiver((attempt) =>
+      attempt === 1 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200 },
+    );
+    gw = await startTestGateway({
+      // A fast tick; a backoff of its own far longer than the one second asked for.
+      telemetry: { reportIntervalSeconds: 0.2 },
+      hooks: { drainedCallbackUrl: receiver.url, callbackBackoffSeconds: 60 },
+    });
+    await gw.registerNode('render-1', 'L4');
+    const drain = await gw.request('operator', 'POST', '/v1/nodes/render-1/drain', { deadlineSeconds: 600 });
+    expect(drain.body.state).toBe('drained');
+    await attemptsReach(receiver.attempts, 1);
+    expect(await gw.gateway.vca.store.outboxLength()).toBe(1);
+
+    gw.clock.advance(999);
+    await sleep(400);
+    expect(receiver.attempts).toHaveLength(1);
+    gw.clock.advance(1);
+    await attemptsReach(receiver.attempts, 2);
+    await sleep(400);
+    expect(receiver.attempts).toHaveLength(2);
+    expect(await gw.gateway.vca.store.outboxLength()).toBe(0);
+    const metrics = await metricsText();
+    expect(metrics).toMatch(/vca_outbound_calls_total\{kind="node-drained",outcome="delivered"\} 1\b/);
+    expect(metrics).toMatch(/vca_outbound_calls_total\{kind="node-drained",outcome="retried"\} 1\b/);
+  });
+
+  it('gives a callback up at once when the orchestrator refuses it with a 4xx other than 408 and 429', async () => {
+    const receiver = await startReceiver(() => ({ status: 400 }));
+    gw = await startTestGateway({
+      telemetry: { reportIntervalSeconds: 0.2 },
+      hooks: { drainedCallbackUrl: receiver.url },
+    });
+    await gw.registerNode('render-1', 'L4');
+    await gw.request('operator', 'POST', '/v1/nodes/render-1/drain', { deadlineSeconds: 600 });
+    await attemptsReach(receiver.attempts, 1);
+    gw.clock.advance(600_000);
+    await sleep(400);
+    expect(receiver.attempts).toHaveLength(1);
+    expect(await gw.gateway.vca.store.outboxLength()).toBe(0);
+    expect(await metricsText()).toMatch(
+      /vca_outbound_calls_total\{kind="node-drained",outcome="failed"\} 1\b/,
+    );
+  });
+
+  it('completes drained callbacks without sending anything when no URL is configured', async () => {
+    gw = await startTestGateway({ telemetry: { reportIntervalSeconds: 0.2 } });
+    await gw.registerNode('render-1', 'L4');
+    await gw.request('operator', 'POST', '/v1/nodes/render-1/drain', { deadlineSeconds: 600 });
+    const deadline = Date.now() + 5_000;
+    while ((await gw.gateway.vca.store.outboxLength()) > 0 && Date.now() < deadline) await sleep(20);
+    expect(await gw.gateway.vca.store.outboxLength()).toBe(0);
+    expect(await metricsText()).not.toMatch(/vca_outbound_calls_total\{kind="node-drained"/);
   });
 });

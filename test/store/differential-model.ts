@@ -83,6 +83,8 @@ export type Operation =
       strategy: 'packed' | 'spread';
       maxQueue: number;
     }
+  /** Two requests for one format, the first restricted to some GPU models: queue passes must tell them apart. */
+  | { kind: 'create-twins'; format: number; models: number; strategy: 'packed' | 'spread' }
   | { kind: 'end'; pick: number; reason: 'released' | 'node-reported-ended' }
   | { kind: 'expire'; advance: number }
   | { kind: 'renew'; pick: number; extendMs: number }
@@ -109,7 +111,17 @@ const nodeIndex = fc.nat(fleetNodes.length - 1);
 const strategy = fc.constantFrom('packed' as const, 'spread' as const);
 
 export const gpuSample: fc.Arbitrary<GpuSample> = fc.record({
-  kind: fc.constantFrom<GpuSampleKind>('load', 'load', 'load', 'load', 'load', 'unknown', 'hot', 'throttled', 'not-a-number'),
+  kind: fc.constantFrom<GpuSampleKind>(
+    'load',
+    'load',
+    'load',
+    'load',
+    'load',
+    'unknown',
+    'hot',
+    'throttled',
+    'not-a-number',
+  ),
   utilization: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
   encoder: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
   vramShare: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 100 })),
@@ -158,6 +170,15 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       wait: fc.constantFrom(true, true, true, false),
       strategy,
       maxQueue: fc.constantFrom(2, 100),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('create-twins' as const),
+      format: fc.nat(formats.length - 1),
+      models: fc.integer({ min: 2, max: modelSets.length - 1 }),
+      strategy,
     }),
   },
   {
@@ -261,7 +282,28 @@ export function telemetryReport(index: number, samples: GpuSample[], badIndex: b
   return { gpus };
 }
 
-export function requestSpec(id: string, op: Extract<Operation, { kind: 'create' }>): SessionSpec {
+export type CreateOperation = Extract<Operation, { kind: 'create' }>;
+
+/** The two create operations of a `create-twins` step: restricted first, then the same format unrestricted. */
+export function twins(op: Extract<Operation, { kind: 'create-twins' }>): [CreateOperation, CreateOperation] {
+  const base = {
+    kind: 'create' as const,
+    format: op.format,
+    region: undefined,
+    labels: 'none' as const,
+    priority: 'standard' as const,
+    transport: 'rest' as const,
+    wait: true,
+    strategy: op.strategy,
+    maxQueue: 100,
+  };
+  return [
+    { ...base, models: op.models },
+    { ...base, models: 0 },
+  ];
+}
+
+export function requestSpec(id: string, op: CreateOperation): SessionSpec {
   const format = formats[op.format]!;
   const allowed = modelSets[op.models];
   const costs = Object.fromEntries(

@@ -39,6 +39,7 @@ import {
   sessionFacts,
   snapshot,
   telemetryReport,
+  twins,
 } from './differential-model.js';
 import { createEmbeddedStore } from './embedded-factory.js';
 import { createTestRedisStore } from './redis-factory.js';
@@ -246,6 +247,12 @@ async function apply(pair: Pair, op: Operation, step: number): Promise<void> {
     case 'create':
       await create(pair, op, `s${step}`);
       break;
+    case 'create-twins': {
+      const [restricted, open] = twins(op);
+      await create(pair, restricted, `s${step}r`);
+      await create(pair, open, `s${step}o`);
+      break;
+    }
     case 'end': {
       const id = pair.pick(op.pick);
       if (!id) break;
@@ -334,9 +341,13 @@ async function startFleet(pair: Pair, samples: GpuSample[]): Promise<void> {
   }
 }
 
-async function runSequence(samples: GpuSample[], operations: Operation[]): Promise<void> {
-  const embedded = createEmbeddedStore();
-  const redis = await createTestRedisStore(client);
+async function runSequence(
+  requireTelemetry: boolean,
+  samples: GpuSample[],
+  operations: Operation[],
+): Promise<void> {
+  const embedded = createEmbeddedStore({ requireTelemetry });
+  const redis = await createTestRedisStore(client, { requireTelemetry });
   const pair = new Pair(embedded, redis);
   stats.sequences++;
   try {
@@ -364,6 +375,8 @@ describe('stores: differential (embedded vs Redis)', () => {
   it(`answer and look the same after every step of ${runs} random operation sequences`, async () => {
     await fc.assert(
       fc.asyncProperty(
+        // Most sequences as the gateway runs by default; some with nodes ready before any telemetry.
+        fc.constantFrom(true, true, true, false),
         fc.array(gpuSample, { minLength: 2 * fleetNodes.length, maxLength: 2 * fleetNodes.length }),
         fc.array(operation, { minLength: 1, maxLength: 60, size: 'max' }),
         runSequence,

@@ -486,7 +486,9 @@ export class RedisStore implements StateStore {
   }
 
   async claimOutbox(now: number, leaseMs: number, limit: number): Promise<OutboxEntry[]> {
-    const claimed = (await this.run('claim-outbox', now, leaseMs, limit)) as Array<[string, string[], string]>;
+    const claimed = (await this.run('claim-outbox', now, leaseMs, limit)) as Array<
+      [string, string[], string]
+    >;
     return claimed.map(([id, flat, dueAt]) => {
       const entry = hashOf<'kind' | 'node' | 'createdAt' | 'attempts' | 'lastError'>(flat);
       const registration = JSON.parse(entry.node!) as NodeRegistration;
