@@ -371,9 +371,18 @@ describe('webhooks: drained callback', () => {
     return String((await gw.request('operator', 'GET', '/metrics')).body);
   }
 
+  /** Waits until the gateway has rescheduled a failed attempt (its clock may move on only then). */
+  async function retriedOnce(): Promise<void> {
+    const retried = /vca_outbound_calls_total\{kind="node-drained",outcome="retried"\} 1\b/;
+    const deadline = Date.now() + 5_000;
+    while (!retried.test(await metricsText()) && Date.now() < deadline) await sleep(20);
+    expect(await metricsText()).toMatch(retried);
+  }
+
   it('retries a failing callback and delivers {event: node-drained} once the draining node empties', async () => {
     const receiver = await startReceiver((attempt) => ({ status: attempt === 1 ? 500 : 200 }));
     gw = await startTestGateway({
+      telemetry: { reportIntervalSeconds: 0.2 },
       hooks: { drainedCallbackUrl: receiver.url, callbackBackoffSeconds: 0.05 },
     });
     const node = await gw.registerNode('render-1', 'L4');
@@ -394,6 +403,7 @@ describe('webhooks: drained callback', () => {
 
     expect((await gw.request('gamer', 'DELETE', `/v1/sessions/${session.body.sessionId}`)).status).toBe(200);
     await attemptsReach(receiver.attempts, 1);
+    await retriedOnce();
     // The retry is due after the backoff (at most 75 ms) on the gateway's clock.
     gw.clock.advance(100);
     await attemptsReach(receiver.attempts, 2);
@@ -419,7 +429,7 @@ describe('webhooks: drained callback', () => {
     expect((await gw.request('operator', 'GET', '/v1/nodes/render-1')).status).toBe(404);
     // No further attempts once delivered.
     gw.clock.advance(60_000);
-    await sleep(1_200);
+    await sleep(400);
     expect(receiver.attempts).toHaveLength(2);
   });
 
@@ -436,6 +446,7 @@ describe('webhooks: drained callback', () => {
     const drain = await gw.request('operator', 'POST', '/v1/nodes/render-1/drain', { deadlineSeconds: 600 });
     expect(drain.body.state).toBe('drained');
     await attemptsReach(receiver.attempts, 1);
+    await retriedOnce();
     expect(await gw.gateway.vca.store.outboxLength()).toBe(1);
 
     gw.clock.advance(999);
