@@ -23,6 +23,8 @@ function retryable(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
+const httpDateShape = /^[A-Za-z]{3}.*\d{1,2}:\d{2}:\d{2}/;
+
 /**
  * The wait a Retry-After header asks for, ms: delay-seconds, or an HTTP date measured against the
  * answer's own Date header (so the two clocks need not agree), else against `now`. Null when absent or
@@ -32,6 +34,8 @@ export function retryAfterMs(value: string | null, responseDate: string | null, 
   if (value === null) return null;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // An HTTP date names its day first and has a time of day; Date.parse alone accepts far more ('-5').
+  if (!httpDateShape.test(text)) return null;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return null;
   const dated = responseDate === null ? Number.NaN : Date.parse(responseDate);

@@ -109,9 +109,16 @@ function gatewayEnv(options: {
   };
 }
 
-/** Starts a gateway of `cluster`; resolves once it listens and /readyz answers 200. */
-export function startGroupGateway(cluster: GatewayGroup, name = 'gateway'): Promise<GatewayProcess> {
-  return startGatewayProcess({ name, env: gatewayEnv(cluster) });
+/**
+ * Starts a gateway of `cluster`; resolves once it listens and /readyz answers 200. `env`: variables of
+ * this gateway alone, over the cluster's (e.g. its own VCA_DRAINED_CALLBACK_URL).
+ */
+export function startGroupGateway(
+  cluster: GatewayGroup,
+  name = 'gateway',
+  env: Record<string, string> = {},
+): Promise<GatewayProcess> {
+  return startGatewayProcess({ name, env: { ...gatewayEnv(cluster), ...env } });
 }
 
 export type { ApiAnswer } from './http-call.js';
