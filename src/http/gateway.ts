@@ -138,8 +138,8 @@ export class Gateway {
     });
 
     // Redis mode: what this instance decides reaches the sockets held by the others, and back. Remote
-    // events only feed the sockets and the node endpoint cache here (metrics and callbacks belong to the
-    // instance that decided).
+    // events only feed the sockets and the node endpoint cache here (metrics and scale signals belong to
+    // the instance that decided; drain callbacks to the store's outbox).
     this.relay = options.relay;
     if (this.relay) {
       const relay = this.relay;
