@@ -99,8 +99,7 @@ export class GpuSlot {
       gpu: ppm(sample.utilizationGpu),
       encoder: ppm(sample.utilizationEncoder),
       vramMiB: isFiniteNumber(sample.memoryUsed) ? Math.max(0, Math.round(sample.memoryUsed)) : null,
-      encoderSessions:
-        isFiniteNumber(sample.encoderSessions) ? Math.max(0, sample.encoderSessions) : null,
+      encoderSessions: isFiniteNumber(sample.encoderSessions) ? Math.max(0, sample.encoderSessions) : null,
     };
     if (isFiniteNumber(sample.memoryTotal) && sample.memoryTotal > 0)
       this.memoryTotalMiB = sample.memoryTotal;

@@ -438,7 +438,7 @@ export function fits(node: NodeView, gpu: GpuView, cost: LoadVector): boolean {
  * The documented placement score: the dominant axis is render, or "stream" — the larger of the
  * encoder share and the VRAM share of the model (the tighter of free encoder and free VRAM).
  */
-function score(gpu: GpuView, cost: LoadVector): Score {
+export function score(gpu: GpuView, cost: LoadVector): Score {
   const poolVram = headroom.vram * catalog.model(gpu.model).vramMiB;
   const gpuNeed = cost.gpu / gpuCapacity;
   const streamNeed = Math.max(cost.encoder / encoderCapacity, cost.vramMiB / poolVram);

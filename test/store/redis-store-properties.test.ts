@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import type { LoadVector } from '../../src/cost/session-cost.js';
 import type { GpuView, NodeView } from '../../src/state/state-store.js';
+import { score } from './differential-model.js';
 import { createTestRedisStore } from './redis-factory.js';
 import {
   costsFor,
@@ -103,18 +104,6 @@ function fits(node: NodeView, gpu: GpuView, cost: LoadVector): boolean {
   return true;
 }
 
-/**
- * Free share of `gpu` left on the session's dominant axis after placing `cost` (the placement score of
- * the Redis store's pick): the axis whose need, as a share of capacity, is larger (encoder on a tie loses).
- */
-function shareLeft(gpu: GpuView, cost: LoadVector): number {
-  const gpuNeed = cost.gpu / gpu.capacity.gpu;
-  const encoderNeed = cost.encoder / gpu.capacity.encoder;
-  return encoderNeed > gpuNeed
-    ? (gpu.capacity.encoder - gpu.effective.encoder) / gpu.capacity.encoder - encoderNeed
-    : (gpu.capacity.gpu - gpu.effective.gpu) / gpu.capacity.gpu - gpuNeed;
-}
-
 let server: RedisServer;
 
 beforeAll(async () => {
@@ -161,7 +150,7 @@ describe('redis store: properties', () => {
                       // The decision first marks GPUs silent for longer than staleAfterMs as stale.
                       const goesStale = gpu.telemetryAt !== null && gpu.telemetryAt < now - staleAfterMs;
                       if (!gpu.eligible || goesStale || !cost || !fits(node, gpu, cost)) continue;
-                      const left = shareLeft(gpu, cost);
+                      const left = score(gpu, cost).left;
                       lefts.push(left);
                       if (node.id === placement.nodeId && gpu.index === placement.gpuIndex) chosen = left;
                     }

@@ -489,7 +489,11 @@ function shapeKey(session: SessionRecord): string {
   }
   const region = session.region === undefined ? '' : `:${session.region}`;
   const labels = session.labels
-    ? JSON.stringify(Object.keys(session.labels).sort().map((name) => [name, session.labels![name]]))
+    ? JSON.stringify(
+        Object.keys(session.labels)
+          .sort()
+          .map((name) => [name, session.labels![name]]),
+      )
     : '';
   return `${costs}|${region}|${labels}`;
 }

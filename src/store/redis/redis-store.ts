@@ -165,7 +165,11 @@ function parseSession(reply: unknown): SessionRecord {
  * then `\n` (a pool measures VRAM shares against its model's catalog VRAM, as PlacementIndex does).
  * `cache` holds the text of frozen cost tables (the gateway shares one per session format).
  */
-function pickCosts(costs: SessionSpec['costs'], catalog: CatalogIndex, cache: WeakMap<object, string>): string {
+function pickCosts(
+  costs: SessionSpec['costs'],
+  catalog: CatalogIndex,
+  cache: WeakMap<object, string>,
+): string {
   const frozen = Object.isFrozen(costs);
   if (frozen) {
     const cached = cache.get(costs);
