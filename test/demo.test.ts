@@ -5,7 +5,7 @@ describe('demo: npm run demo', () => {
   it('starts the gateway and simulated nodes, serves synthetic gamers, and stops cleanly', async () => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'demo/demo.ts', '--duration', '14', '--plain'],
+      ['--import', 'tsx', 'demo/demo.ts', '--duration', '20', '--plain'],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
