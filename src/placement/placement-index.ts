@@ -21,7 +21,7 @@ import { clearBit, highestBelow, lowestAtLeast, setBit } from './bit-set-64.js';
 import type { PlacementStrategy } from './strategy.js';
 
 /** Buckets per axis: a free share s in [0, 1] falls in bucket floor(s * 64) (1.0 in the last). */
-const axis = 64;
+export const axis = 64;
 
 export interface PlacementRequest {
   /** Cost of the session on each GPU model allowed to host it, keyed by model name. */
@@ -98,14 +98,15 @@ interface PoolSearch {
   primaryBucket: number;
 }
 
-function bucketOf(share: number): number {
+/** The bucket of a free share on one axis of a pool's grid. */
+export function bucketOf(share: number): number {
   if (!(share > 0)) return 0;
   if (share >= 1) return axis - 1;
   return Math.floor(share * axis);
 }
 
 /** First bucket b with b / 64 >= share, i.e. every GPU in it has at least `share` free. */
-function sureBucket(share: number): number {
+export function sureBucket(share: number): number {
   return Math.max(0, Math.ceil(share * axis - 1e-9));
 }
 

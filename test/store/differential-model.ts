@@ -9,6 +9,7 @@ import type { LoadVector } from '../../src/cost/session-cost.js';
 import { isVcaError } from '../../src/errors.js';
 import type { NodeRegistration } from '../../src/fleet/render-node.js';
 import type { GpuTelemetry, TelemetryReport } from '../../src/fleet/telemetry.js';
+import { axis, bucketOf, sureBucket } from '../../src/placement/placement-index.js';
 import type { SessionRecord, SessionSpec } from '../../src/sessions/session.js';
 import type { GpuView, NodeView, StateStore } from '../../src/state/state-store.js';
 import { catalog, costsFor, headroom, type SessionFormat, sessionSpec } from './store-fixtures.js';
@@ -399,7 +400,6 @@ export async function snapshot(store: StateStore, sessionIds: readonly string[])
 
 // The placement oracle -------------------------------------------------------------------------------
 
-const axis = 64;
 const gpuCapacity = Math.floor(headroom.gpu * 1_000_000);
 const encoderCapacity = Math.floor(headroom.encoder * 1_000_000);
 
@@ -408,16 +408,6 @@ interface Score {
   left: number;
   /** True when the embedded index's grid surely covers the request in this GPU's cell (not a boundary cell). */
   sure: boolean;
-}
-
-function bucketOf(share: number): number {
-  if (!(share > 0)) return 0;
-  if (share >= 1) return axis - 1;
-  return Math.floor(share * axis);
-}
-
-function sureBucket(share: number): number {
-  return Math.max(0, Math.ceil(share * axis - 1e-9));
 }
 
 /** Could `gpu` of `node` take `cost` now on every dimension (the exact check of both stores)? */

@@ -8,9 +8,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
-import type { LoadVector } from '../../src/cost/session-cost.js';
-import type { GpuView, NodeView } from '../../src/state/state-store.js';
-import { score } from './differential-model.js';
+import { fits, score } from './differential-model.js';
 import { createTestRedisStore } from './redis-factory.js';
 import {
   costsFor,
@@ -89,20 +87,6 @@ const operation: fc.Arbitrary<Operation> = fc.oneof(
     }),
   },
 );
-
-/** PlacementIndex.fits, from the outside: could this GPU take `cost` now on every dimension? */
-function fits(node: NodeView, gpu: GpuView, cost: LoadVector): boolean {
-  const { effective, capacity } = gpu;
-  if (effective.gpu + cost.gpu > capacity.gpu) return false;
-  if (effective.encoder + cost.encoder > capacity.encoder) return false;
-  if (effective.vramMiB + cost.vramMiB > capacity.vramMiB) return false;
-  if (effective.encoderSessions + cost.encoderSessions > capacity.encoderSessions) return false;
-  if (node.encoderSessionLimit !== null) {
-    const inUse = node.gpus.reduce((total, other) => total + other.effective.encoderSessions, 0);
-    if (inUse + cost.encoderSessions > node.encoderSessionLimit) return false;
-  }
-  return true;
-}
 
 let server: RedisServer;
 
