@@ -19,6 +19,17 @@ export const environmentVariables: ReadonlyArray<{
 }> = [
   { name: 'PORT', path: 'server.port', description: 'TCP port the gateway listens on (0 = any free port)' },
   { name: 'HOST', path: 'server.host', description: 'Address the gateway binds to' },
+  {
+    name: 'VCA_ADMIN_PORT',
+    path: 'server.adminPort',
+    description:
+      'Port of the admin listener (health, readiness, metrics, operator API on node:http): -1 = off (default), 0 = any free port',
+  },
+  {
+    name: 'VCA_ADMIN_HOST',
+    path: 'server.adminHost',
+    description: 'Address the admin listener binds to (default: the same as `HOST`)',
+  },
   { name: 'VCA_STORE', path: 'store.kind', description: '`embedded` (default) or `redis`' },
   {
     name: 'VCA_REDIS_MODE',

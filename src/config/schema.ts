@@ -25,6 +25,21 @@ const ServerConfigSchema = Type.Object(
     requestsPerSecondPerAddress: Count(500, 1),
     requestBurst: Count(1000, 1),
     shutdownGraceSeconds: Seconds(5, 0, 600),
+    /**
+     * The admin listener on Node's own HTTP server (`src/http/admin-server.ts`): /healthz, /readyz,
+     * /metrics and the operator API, for load balancers and health checkers that speak HTTP/1.0 or
+     * send what uWebSockets.js v20.30 cannot parse. -1 = off (the default); 0 = any free port.
+     */
+    adminPort: Type.Integer({ minimum: -1, maximum: 65_535, default: -1 }),
+    /** Address the admin listener binds to; empty = the same as `host` (load balancers sit on other hosts). */
+    adminHost: Type.String({ default: '' }),
+    /** The admin listener's limits: request head (431 above it), body (413), open connections, timeouts. */
+    adminMaxHeaderBytes: Count(16 * 1024, 1024, 1024 * 1024),
+    adminMaxBodyBytes: Count(16 * 1024, 1024, 1024 * 1024),
+    adminMaxConnections: Count(64, 1, 100_000),
+    /** Time to receive a request head (clamped to the request timeout), then the whole request. */
+    adminHeadersTimeoutSeconds: Seconds(10, 1, 600),
+    adminRequestTimeoutSeconds: Seconds(30, 1, 3600),
   },
   { additionalProperties: false, default: {} },
 );

@@ -20,6 +20,11 @@ export interface CredentialsConfig {
 export interface PresentedCredentials {
   headers: Readonly<Record<string, string>>;
   query: URLSearchParams;
+  /**
+   * Set only for a WebSocket upgrade, where browsers cannot send headers: `?token=` is read there and
+   * nowhere else (a token in a REST URL ends up in access logs and proxies' histories).
+   */
+  queryTokenAccepted?: boolean;
 }
 
 const digest = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -30,13 +35,14 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(left, right) && a.length === b.length;
 }
 
-/** The bearer token of a request: `Authorization: Bearer T`, or `?token=T` (browsers cannot set WS headers). */
+/** The bearer token of a request: `Authorization: Bearer T`, or `?token=T` on a WebSocket upgrade only. */
 export function bearerToken(request: PresentedCredentials): string | undefined {
   const header = request.headers.authorization;
   if (header) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     return match?.[1];
   }
+  if (request.queryTokenAccepted !== true) return undefined;
   return request.query.get('token') ?? undefined;
 }
 

@@ -17,6 +17,7 @@ import { AutoscalerRunner } from '../scaling/autoscaler-runner.js';
 import { type EventRelay, isRelayed } from '../sessions/events.js';
 import type { StateStore } from '../state/state-store.js';
 import { createVca, type Vca } from '../vca.js';
+import { AdminServer } from './admin-server.js';
 import type { ApiRoute } from './api-routes.js';
 import { SessionViews } from './assignment-view.js';
 import { Credentials } from './credentials.js';
@@ -45,6 +46,8 @@ export class Gateway {
   readonly metrics: VcaMetrics;
   readonly credentials: Credentials;
   readonly server: HttpServer;
+  /** The admin listener on node:http (`server.adminPort`), undefined when it is off. */
+  readonly admin: AdminServer | undefined;
   readonly play: PlaySockets;
   readonly autoscaler: AutoscalerRunner;
   readonly routes: ApiRoute[];
@@ -174,6 +177,17 @@ export class Gateway {
       clock,
       idempotencyTtlMs: config.hooks.idempotencyTtlSeconds * 1000,
     });
+    // Health, readiness, metrics and the operator API: served on the data plane and on the admin listener.
+    const adminRoutes = operatorRoutes({
+      fleet,
+      store,
+      catalog,
+      metrics: this.metrics,
+      autoscalerConfig: config.autoscaler,
+      autoscalerView: () => this.autoscaler.view(),
+      isReady: () => this.readiness(),
+      publicMetrics: config.auth.publicMetrics,
+    });
     this.routes = [
       ...gamerRoutes({ sessions, store, catalog, views, metrics: this.metrics }),
       ...nodeRoutes({ fleet, sessions, store }),
@@ -193,16 +207,7 @@ export class Gateway {
             event.summary,
           ),
       }),
-      ...operatorRoutes({
-        fleet,
-        store,
-        catalog,
-        metrics: this.metrics,
-        autoscalerConfig: config.autoscaler,
-        autoscalerView: () => this.autoscaler.view(),
-        isReady: () => this.readiness(),
-        publicMetrics: config.auth.publicMetrics,
-      }),
+      ...adminRoutes,
     ];
     this.routes.push(openApiRoute(this.routes, options.version ?? '0.0.0'));
     const pipeline = new RoutePipeline({
@@ -213,15 +218,39 @@ export class Gateway {
     });
     for (const route of this.routes) this.server.route(route.method, route.path, pipeline.handler(route));
     this.server.websocket('/v1/play', pipeline.websocket('/v1/play', 'gamer', this.play.route()));
+    this.admin =
+      config.server.adminPort < 0
+        ? undefined
+        : new AdminServer({
+            host: config.server.adminHost || config.server.host,
+            port: config.server.adminPort,
+            limits: {
+              maxHeaderBytes: config.server.adminMaxHeaderBytes,
+              maxBodyBytes: config.server.adminMaxBodyBytes,
+              maxConnections: config.server.adminMaxConnections,
+              headersTimeoutMs: config.server.adminHeadersTimeoutSeconds * 1000,
+              requestTimeoutMs: config.server.adminRequestTimeoutSeconds * 1000,
+            },
+            logger,
+            closeGraceMs: config.server.shutdownGraceSeconds * 1000,
+          });
+    if (this.admin)
+      for (const route of adminRoutes) this.admin.route(route.method, route.path, pipeline.handler(route));
   }
 
   get port(): number {
     return this.listeningPort;
   }
 
+  /** The admin listener's bound port; undefined when `server.adminPort` is off. */
+  get adminPort(): number | undefined {
+    return this.admin?.port;
+  }
+
   async start(): Promise<number> {
     const { config } = this.vca;
     this.listeningPort = await this.server.listen();
+    await this.admin?.listen();
     const every = (ms: number, task: () => Promise<unknown>) => {
       let running = false;
       const timer = setInterval(() => {
@@ -248,7 +277,10 @@ export class Gateway {
     );
     if (config.autoscaler.enabled)
       every(config.autoscaler.intervalSeconds * 1000, () => this.autoscaler.runOnce());
-    this.logger.info({ port: this.listeningPort, store: this.vca.store.kind }, 'gateway listening');
+    this.logger.info(
+      { port: this.listeningPort, adminPort: this.adminPort, store: this.vca.store.kind },
+      'gateway listening',
+    );
     return this.listeningPort;
   }
 
@@ -257,7 +289,7 @@ export class Gateway {
     if (this.stopping) return;
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
-    await this.server.close();
+    await Promise.all([this.server.close(), this.admin?.close()]);
     const graceMs = this.vca.config.server.shutdownGraceSeconds * 1000;
     await Promise.all([this.outbound.close(graceMs), this.callbackOutbox.close(graceMs)]);
     await this.relay?.close();

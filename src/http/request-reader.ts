@@ -2,11 +2,13 @@
  * The request side of an exchange with uWebSockets.js: copies method, path, query, headers and the
  * client address out of the uWS request before its callback returns (uWS invalidates it then), and
  * buffers the body under a byte limit, answering 413 as soon as a chunked body passes it. Also owns
- * reading that body as JSON (415 for other media types, 400 for malformed JSON).
+ * reading that body as JSON (415 for other media types, 400 for malformed JSON or JSON nested deeper
+ * than `maxJsonDepth`, refused before any parser sees it).
  */
 
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { VcaError } from '../errors.js';
+import { exceedsJsonDepth, jsonTooDeepError } from './json-depth.js';
 import { addressFromBytes } from './remote-address.js';
 import type { Exchange, ReplyWriter } from './reply-writer.js';
 
@@ -133,6 +135,8 @@ export async function readJsonBody(body: RequestBody, contentType: string | unde
   }
   const bytes = await body.bytes;
   if (bytes.length === 0) return undefined;
+  // Before parsing: what reads the parsed value may recurse, and a deep enough value overflows its stack.
+  if (exceedsJsonDepth(bytes)) throw jsonTooDeepError('body');
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (err) {

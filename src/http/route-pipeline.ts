@@ -2,26 +2,28 @@
  * The one pipeline every v1 route runs through: it proves the caller's access (`RouteAccess`), then
  * reads and parses the declared body, and only then calls the handler, so handlers neither
  * authenticate nor validate. Errors a route throws are counted by code; anything that is not a
- * `VcaError` is logged with the route and becomes VCA_ERR_INTERNAL. WebSocket routes get the same
- * access check before their own upgrade decision.
+ * `VcaError` is logged with the route and becomes VCA_ERR_INTERNAL, except a body the client abandoned
+ * (counted apart, logged by nobody). WebSocket routes get the same access check before their own
+ * upgrade decision, the only place a bearer token may come in the query.
  */
 import type { Logger } from 'pino';
 import { isVcaError, VcaError } from '../errors.js';
 import type { VcaMetrics } from '../metrics/vca-metrics.js';
 import type { ApiRoute, RouteAccess } from './api-routes.js';
-import type { Credentials } from './credentials.js';
+import type { Credentials, PresentedCredentials } from './credentials.js';
 import type { RequestContext, RouteHandler, UpgradeContext, WsRoute } from './handler-api.js';
+import { RequestAbortedError } from './request-reader.js';
 
 export interface RoutePipelineOptions {
   credentials: Credentials;
-  metrics: Pick<VcaMetrics, 'httpErrors'>;
+  metrics: Pick<VcaMetrics, 'httpErrors' | 'httpAbortedRequests'>;
   logger: Logger;
   /** Milliseconds clock of the signature window. */
   now: () => number;
 }
 
 /** Returns when the caller may use the route, throws 401 or 403 when not; reads headers and query only. */
-type AccessCheck = (request: UpgradeContext) => void;
+type AccessCheck = (request: UpgradeContext & PresentedCredentials) => void;
 
 export class RoutePipeline {
   private readonly options: RoutePipelineOptions;
@@ -43,6 +45,11 @@ export class RoutePipeline {
         const value = body === undefined ? undefined : body.parse(await ctx.readJson(), ctx);
         return await route.handler(ctx, value);
       } catch (error) {
+        // The client left before its body was complete: its doing, nobody to answer, nothing to page on.
+        if (error instanceof RequestAbortedError) {
+          metrics.httpAbortedRequests.inc();
+          throw error;
+        }
         metrics.httpErrors.inc({ code: isVcaError(error) ? error.code : 'VCA_ERR_INTERNAL' });
         if (isVcaError(error) || !(error instanceof Error)) throw error;
         logger.error({ err: error, route: route.path }, 'route failed');
@@ -58,7 +65,8 @@ export class RoutePipeline {
     return {
       ...route,
       upgrade: (ctx) => {
-        checkAccess(ctx);
+        // Browsers cannot set headers on an upgrade: only here may a bearer token come as `?token=`.
+        checkAccess({ ...ctx, queryTokenAccepted: true });
         return route.upgrade(ctx);
       },
     };

@@ -16,6 +16,7 @@ import type {
 import { isVcaError, VcaError } from '../errors.js';
 import type { Admission, ConnectionSlot } from './admission.js';
 import type { UpgradeContext, WsRoute, WsSession } from './handler-api.js';
+import { exceedsJsonDepth, jsonTooDeepError } from './json-depth.js';
 import { toPublicError } from './problem.js';
 import type { Exchange, ReplyWriter, ReportUnexpected } from './reply-writer.js';
 import { type CopiedRequest, copyRequest } from './request-reader.js';
@@ -255,10 +256,17 @@ export class WebSocketSessions {
       session.send(wsError('VCA_ERR_MALFORMED_JSON', 'Send JSON as text frames, not binary'));
       return;
     }
+    // A view, not a copy: read only within this callback, before uWS reuses `message`.
+    const bytes = Buffer.from(message);
+    if (exceedsJsonDepth(bytes)) {
+      const tooDeep = jsonTooDeepError('message');
+      session.send(wsError(tooDeep.code, tooDeep.message, tooDeep.extra));
+      return;
+    }
     let parsed: unknown;
     try {
       // Decoding copies the bytes: uWS reuses `message` once this callback returns.
-      parsed = JSON.parse(Buffer.from(message).toString('utf8'));
+      parsed = JSON.parse(bytes.toString('utf8'));
     } catch {
       session.send(wsError('VCA_ERR_MALFORMED_JSON', 'The message is not valid JSON'));
       return;

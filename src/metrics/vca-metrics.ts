@@ -26,6 +26,8 @@ export class VcaMetrics {
   readonly webhookEvents: Counter<'source' | 'action' | 'outcome'>;
   readonly outboundCalls: Counter<'kind' | 'outcome'>;
   readonly websocketConnections: Gauge;
+  readonly httpAbortedRequests: Counter;
+  readonly websocketClosed: Counter<'reason'>;
   private readonly sessionsAssigned: Counter<'game' | 'resolution'>;
   private readonly sessionsEnded: Counter<'reason'>;
   private readonly migrations: Counter;
@@ -100,6 +102,17 @@ export class VcaMetrics {
     this.websocketConnections = new Gauge({
       name: 'vca_websocket_connections',
       help: 'Open gamer WebSocket connections on this instance',
+      registers,
+    });
+    this.httpAbortedRequests = new Counter({
+      name: 'vca_http_aborted_requests_total',
+      help: 'Requests whose client went away before its body was complete (not an error of the gateway)',
+      registers,
+    });
+    this.websocketClosed = new Counter({
+      name: 'vca_websocket_closed_total',
+      help: 'WebSockets the gateway cut off to protect the others, by reason (message-rate, messages-in-flight, slow-consumer)',
+      labelNames: ['reason'],
       registers,
     });
     new Gauge({

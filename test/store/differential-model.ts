@@ -96,7 +96,15 @@ export type Operation =
   | { kind: 'place-queued'; strategy: 'packed' | 'spread' }
   | { kind: 'remove'; node: number }
   | { kind: 'webhook'; key: number; result: number; settle: boolean; ttlMs: number }
-  | { kind: 'session-reads'; pick: number };
+  | { kind: 'session-reads'; pick: number }
+  /** The callback outbox: claim due entries, then complete or reschedule the first one claimed. */
+  | {
+      kind: 'outbox';
+      leaseMs: number;
+      limit: number;
+      then: 'complete' | 'retry' | 'nothing';
+      delayMs: number;
+    };
 
 /** Label sets a request may ask for: one key, none, or two keys in either insertion order. */
 const labelChoices = {
@@ -236,6 +244,16 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('session-reads' as const), pick: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('outbox' as const),
+      leaseMs: fc.integer({ min: 1, max: 5_000 }),
+      limit: fc.integer({ min: 1, max: 3 }),
+      then: fc.constantFrom('complete' as const, 'retry' as const, 'nothing' as const),
+      delayMs: fc.integer({ min: 0, max: 3_000 }),
+    }),
+  },
 );
 
 export function nodeRegistration(index: number, otherHost: boolean): NodeRegistration {
@@ -372,17 +390,19 @@ export function nodeFacts(node: NodeView | undefined) {
 
 /** The observable state of a store: nodes in listing order, the queue, the draining index, the audit. */
 export async function snapshot(store: StateStore, sessionIds: readonly string[]) {
-  const [nodes, positions, draining, audit] = await Promise.all([
+  const [nodes, positions, draining, audit, outbox] = await Promise.all([
     store.listNodes(),
     store.queuePositions(),
     store.drainingNodes(),
     store.audit(),
+    store.outboxLength(),
   ]);
   const sessions = await Promise.all(sessionIds.map((id) => store.getSession(id)));
   return {
     nodes: nodes.map(nodeFacts),
     queue: [...positions.entries()].sort((a, b) => a[1] - b[1]),
     draining: draining.map((node) => node.id),
+    outbox,
     audit: {
       liveSessions: audit.liveSessions,
       queuedSessions: audit.queuedSessions,

@@ -315,6 +315,20 @@ async function apply(pair: Pair, op: Operation, step: number): Promise<void> {
       }
       break;
     }
+    case 'outbox': {
+      const answers = await pair.both((store) => store.claimOutbox(pair.now, op.leaseMs, op.limit));
+      if (!answers) break;
+      expect(answers[1], 'outbox: the same entries claimed').toEqual(answers[0]);
+      const first = answers[0][0];
+      if (!first || op.then === 'nothing') break;
+      const settled = await pair.both((store) =>
+        op.then === 'complete'
+          ? store.completeOutbox(first.id)
+          : store.retryOutbox(first.id, first.attempts, pair.now + op.delayMs, 'HTTP 503'),
+      );
+      if (settled) expect(settled[1]).toBe(settled[0]);
+      break;
+    }
     case 'session-reads': {
       const node = fleetNodes[op.pick % fleetNodes.length]!.id;
       const answers = await pair.both((store) => store.sessionsOnNode(node));
