@@ -22,6 +22,10 @@ export const errorCatalog = {
   VCA_ERR_SESSION_NOT_FOUND: { status: 404, title: 'No such session' },
   VCA_ERR_SESSION_ENDED: { status: 410, title: 'The session has ended' },
   VCA_ERR_SESSION_EXISTS: { status: 409, title: 'A session with this id already exists' },
+  VCA_ERR_GAMER_SESSION_LIMIT: {
+    status: 409,
+    title: 'The gamer already holds as many live sessions as allowed; end one first',
+  },
   VCA_ERR_NODE_NOT_FOUND: { status: 404, title: 'No such rendering node' },
   VCA_ERR_NODE_CONFLICT: { status: 409, title: 'The node is already registered with a different definition' },
   VCA_ERR_NODE_STATE: { status: 409, title: 'The node is not in a state that allows this operation' },

@@ -43,6 +43,7 @@ export function sessionPolicy(config: Readonly<VcaConfig>): SessionPolicy {
     queueTimeoutMs: config.queue.timeoutSeconds * 1000,
     restLeaseMs: config.leases.restSeconds * 1000,
     websocketLeaseMs: config.leases.resumeGraceSeconds * 1000,
+    maxSessionsPerGamer: config.auth.maxSessionsPerGamer,
   };
 }
 

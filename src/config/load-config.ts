@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
+import { GamerJwtKeyError, readGamerJwtKeys } from './gamer-jwt-keys.js';
 import { ConfigSchema, type VcaConfig } from './schema.js';
 
 /** Environment variables an operator can set, and the config path each overrides. */
@@ -99,6 +100,38 @@ export const environmentVariables: ReadonlyArray<{
     name: 'VCA_PUBLIC_METRICS',
     path: 'auth.publicMetrics',
     description: '`true` to serve /metrics without a token',
+  },
+  {
+    name: 'VCA_GAMER_JWT_ISSUER',
+    path: 'auth.gamerJwt.issuer',
+    description: 'Required `iss` of gamer identity tokens (JWTs); setting it turns them on',
+  },
+  {
+    name: 'VCA_GAMER_JWT_AUDIENCE',
+    path: 'auth.gamerJwt.audience',
+    description: 'Required `aud` of gamer identity tokens',
+  },
+  {
+    name: 'VCA_GAMER_JWT_PUBLIC_KEYS',
+    path: 'auth.gamerJwt.publicKeys',
+    description: 'Comma-separated PEM public keys gamer identity tokens are verified with',
+    list: true,
+  },
+  {
+    name: 'VCA_GAMER_JWT_JWKS_FILE',
+    path: 'auth.gamerJwt.jwksFile',
+    description: 'Local JWKS file with those keys instead (read once at boot, never fetched)',
+  },
+  {
+    name: 'VCA_GAMER_JWT_ALGORITHMS',
+    path: 'auth.gamerJwt.algorithms',
+    description: 'Comma-separated accepted signature algorithms (default `RS256,ES256,EdDSA`)',
+    list: true,
+  },
+  {
+    name: 'VCA_MAX_SESSIONS_PER_GAMER',
+    path: 'auth.maxSessionsPerGamer',
+    description: 'Most live sessions one gamer (identity token `sub`) may hold (default 1)',
   },
   {
     name: 'VCA_DRAINED_CALLBACK_URL',
@@ -261,6 +294,14 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<VcaConfig>
     throw new ConfigError(
       'invalid configuration at autoscaler.minNodes: must not exceed autoscaler.maxNodes',
     );
+  }
+  if (config.auth.gamerJwt) {
+    try {
+      readGamerJwtKeys(config.auth.gamerJwt);
+    } catch (error) {
+      if (!(error instanceof GamerJwtKeyError)) throw error;
+      throw new ConfigError(`invalid configuration at ${error.message}`);
+    }
   }
   return deepFreeze(config);
 }

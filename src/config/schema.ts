@@ -21,6 +21,12 @@ const ServerConfigSchema = Type.Object(
     maxWsPayloadBytes: Count(16 * 1024, 256, 1024 * 1024),
     wsIdleTimeoutSeconds: Count(60, 8, 960),
     wsMaxBackpressureBytes: Count(256 * 1024, 1024, 64 * 1024 * 1024),
+    /**
+     * Messages per second one WebSocket may send, sustained, and at once (its burst); past that budget
+     * it is closed with 1008. A /v1/play client sends a few messages per session (request, resume, end).
+     */
+    wsMessagesPerSecond: Count(20, 1, 100_000),
+    wsMessageBurst: Count(50, 1, 100_000),
     maxConnectionsPerAddress: Count(256, 1),
     requestsPerSecondPerAddress: Count(500, 1),
     requestBurst: Count(1000, 1),
@@ -153,6 +159,48 @@ const CatalogConfigSchema = Type.Object(
 
 const Token = Type.String({ minLength: 16, maxLength: 256 });
 
+/** Signature algorithms a gamer identity token may use: public-key ones only (never `none` or HMAC). */
+export const gamerJwtAlgorithms = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
+
+/**
+ * Gamer identity tokens: JWTs the operator's platform signs for one gamer, verified here offline (no
+ * network fetch) against `publicKeys` (PEM) or the keys of a local JWKS file, exactly one of the two.
+ * Sessions asked for with one belong to its `sub`. See src/http/gamer-jwt.ts.
+ */
+const GamerJwtConfigSchema = Type.Object(
+  {
+    /** Required `iss`. */
+    issuer: Type.String({ minLength: 1, maxLength: 1024 }),
+    /** Required in `aud`. */
+    audience: Type.String({ minLength: 1, maxLength: 1024 }),
+    /** SPKI PEM public keys (`-----BEGIN PUBLIC KEY-----`); a token verifies with any of them. */
+    publicKeys: Type.Array(Type.String({ minLength: 1, maxLength: 16_384 }), { default: [], maxItems: 32 }),
+    /** A JWKS JSON file (`{"keys": [...]}`, public keys), read once at boot; a token's `kid` picks the key. */
+    jwksFile: Type.String({ default: '', maxLength: 4096 }),
+    algorithms: Type.Array(Type.Union(gamerJwtAlgorithms.map((name) => Type.Literal(name))), {
+      minItems: 1,
+      uniqueItems: true,
+      default: ['RS256', 'ES256', 'EdDSA'],
+    }),
+    /** Leeway for `exp` and `nbf` against this gateway's clock. */
+    clockToleranceSeconds: Seconds(30, 0, 300),
+  },
+  { additionalProperties: false },
+);
+export type GamerJwtConfig = Static<typeof GamerJwtConfigSchema>;
+
 const AuthConfigSchema = Type.Object(
   {
     /** Bearer tokens of gamer front-ends (the service that logs gamers in). */
@@ -167,6 +215,10 @@ const AuthConfigSchema = Type.Object(
     signatureToleranceSeconds: Seconds(300, 1, 3600),
     /** Serve /metrics without a token (for a Prometheus on a private network). */
     publicMetrics: Type.Boolean({ default: false }),
+    /** Optional per-gamer identity tokens; without it gamer routes take the static gamer tokens only. */
+    gamerJwt: Type.Optional(GamerJwtConfigSchema),
+    /** Most live (queued or assigned) sessions one gamer (a gamer JWT's `sub`) may hold at once. */
+    maxSessionsPerGamer: Count(1, 1, 1000),
   },
   { additionalProperties: false, default: {} },
 );

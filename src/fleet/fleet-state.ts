@@ -73,16 +73,9 @@ export class FleetState {
    * a different definition under a live id is a conflict.
    */
   register(registration: NodeRegistration, now: number): RegisterOutcome {
+    this.checkRegistration(registration);
     const existing = this.nodes.get(registration.id);
-    if (existing) {
-      if (!sameRegistration(existing.registration, registration)) {
-        throw new VcaError(
-          'VCA_ERR_NODE_CONFLICT',
-          `Node "${registration.id}" is already registered with another host, port, protocol or GPU set; drain and remove it first`,
-        );
-      }
-      return { node: existing, created: false };
-    }
+    if (existing) return { node: existing, created: false };
     const models = registration.gpus.flatMap((entry) => {
       const model = this.options.catalog.model(entry.model);
       return Array.from({ length: entry.count }, () => model);
@@ -92,6 +85,24 @@ export class FleetState {
     if (!this.options.requireTelemetry) this.transition(node, 'ready', now);
     else this.refreshNode(node);
     return { node, created: true };
+  }
+
+  /**
+   * Throws what `register` would refuse, changing nothing: another definition under a live id (or
+   * under `pending`, the same id earlier in one batch), or an unknown GPU model.
+   */
+  checkRegistration(registration: NodeRegistration, pending?: NodeRegistration): void {
+    const known = this.nodes.get(registration.id)?.registration ?? pending;
+    if (known) {
+      if (!sameRegistration(known, registration)) {
+        throw new VcaError(
+          'VCA_ERR_NODE_CONFLICT',
+          `Node "${registration.id}" is already registered with another host, port, protocol or GPU set; drain and remove it first`,
+        );
+      }
+      return;
+    }
+    for (const entry of registration.gpus) this.options.catalog.model(entry.model);
   }
 
   /** Moves a node along its lifecycle; illegal moves are a VCA_ERR_NODE_STATE. */

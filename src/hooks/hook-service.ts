@@ -1,9 +1,16 @@
 /**
  * Applies normalized orchestration events to the fleet, exactly once per delivery: the idempotency key
  * is claimed in the store before anything changes, and a replay gets the first result back unchanged.
+ *
+ * Every effect is one all-or-nothing store step (a batch registered, a list of nodes or a count's
+ * victims drained), checked whole before anything changes, also against other gateway instances. So a
+ * refused event (a 4xx: unknown node, conflict, unknown GPU model) changed nothing, and its key is
+ * released rather than settled: the key holds applied results only, and the next delivery under the
+ * same id, corrected or not, is judged afresh instead of being answered the refusal for the whole
+ * replay window. A failure of the store itself (5xx) is remembered, since it may have applied.
  */
 import type { Clock } from '../clock.js';
-import { isVcaError } from '../errors.js';
+import { isVcaError, type VcaError } from '../errors.js';
 import type { FleetService } from '../scaling/fleet-service.js';
 import type { StateStore } from '../state/state-store.js';
 import type { OrchestrationEvent } from './orchestration-event.js';
@@ -22,8 +29,11 @@ export interface HookOutcome {
   draining: Array<{ id: string; state: string }>;
   /** For a drain-count the fleet could not fully satisfy. */
   shortfall: number;
-  /** Set when applying failed; replays return the same failure. */
-  error: { code: string; status: number; detail: string } | null;
+  /**
+   * Set when applying failed. A refusal (4xx, nothing changed) is answered once and not remembered; a
+   * store failure (5xx) is, and replays return it. `field`: the body entry at fault, when known.
+   */
+  error: { code: string; status: number; detail: string; field?: string } | null;
 }
 
 export interface AppliedHook {
@@ -63,8 +73,15 @@ export class HookService {
     } catch (error) {
       if (!isVcaError(error)) throw error;
       outcome.error = { code: error.code, status: error.status, detail: error.message };
+      const field = refusalField(error, event.action);
+      if (field !== undefined) outcome.error.field = field;
     }
-    await store.settleWebhook(key, outcome, idempotencyTtlMs, clock.now());
+    if (outcome.error !== null && outcome.error.status < 500) {
+      // Refused before anything changed: the key must not answer a corrected delivery with this.
+      await store.forgetWebhook(key);
+    } else {
+      await store.settleWebhook(key, outcome, idempotencyTtlMs, clock.now());
+    }
     return { outcome, replayed: false };
   }
 
@@ -84,10 +101,8 @@ export class HookService {
         return;
       }
       case 'drain-nodes': {
-        for (const id of action.nodeIds) {
-          const node = await fleet.drainNode(id);
-          outcome.draining.push({ id: node.id, state: node.state });
-        }
+        const nodes = await fleet.drainNodes(action.nodeIds);
+        outcome.draining = nodes.map((node) => ({ id: node.id, state: node.state }));
         return;
       }
       case 'drain-count': {
@@ -116,4 +131,20 @@ export class HookService {
       error: null,
     };
   }
+}
+
+/** The body entry a refusal is about: the error's own field, or the entry naming the node it names. */
+function refusalField(error: VcaError, action: OrchestrationEvent['action']): string | undefined {
+  const { field, nodeId } = error.extra ?? {};
+  if (typeof field === 'string') return field;
+  if (typeof nodeId !== 'string') return undefined;
+  if (action.kind === 'drain-nodes') {
+    const index = action.nodeIds.indexOf(nodeId);
+    return index < 0 ? undefined : action.fields[index];
+  }
+  if (action.kind === 'register-nodes') {
+    const index = action.nodes.findIndex((node) => node.id === nodeId);
+    return index < 0 ? undefined : `nodes.${index}`;
+  }
+  return undefined;
 }

@@ -6,7 +6,12 @@ export type AdjustmentType = 'change_in_capacity' | 'exact_capacity' | 'percent_
 /** What the VCA does about an event. `record` is logged and stored for replay checks; it changes no node. */
 export type OrchestrationAction =
   | { kind: 'register-nodes'; nodes: NodeRegistration[] }
-  | { kind: 'drain-nodes'; nodeIds: string[] }
+  | {
+      kind: 'drain-nodes';
+      nodeIds: string[];
+      /** Where the body names each node (`nodes.<index>` of its first mention), for a refusal's `field`. */
+      fields: string[];
+    }
   | { kind: 'drain-count'; count: number }
   | { kind: 'record' };
 

@@ -72,13 +72,18 @@ function parseScaleDown(body: Record<string, unknown>): OrchestrationEvent {
 
   assertMatches(ContextualizeScaleDownByNodesSchema, body, '', WHAT);
   // A repeated id drains the same node; collapsing it keeps the action a set, as the caller meant.
-  const nodeIds = [...new Set(body.nodes.map(nodeIdOf))];
+  const firstMention = new Map<string, string>();
+  body.nodes.forEach((reference, index) => {
+    const id = nodeIdOf(reference);
+    if (!firstMention.has(id)) firstMention.set(id, `nodes.${index}`);
+  });
+  const nodeIds = [...firstMention.keys()];
   return {
     idempotencyKey: `contextualize:${body.eventId}`,
     source: 'contextualize',
     eventType: 'scale-down',
     group: body.group,
-    action: { kind: 'drain-nodes', nodeIds },
+    action: { kind: 'drain-nodes', nodeIds, fields: [...firstMention.values()] },
     summary: toSummaryLine(
       `contextualize scale-down of group ${body.group}: drain ${countOf(nodeIds.length, 'node')} (${listForSummary(nodeIds)})`,
     ),

@@ -5,7 +5,9 @@
  * secret (Aodh cannot sign) or, for the VCA's own format, an HMAC-SHA256 signature with a timestamp.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { GamerJwtConfig } from '../config/schema.js';
 import { VcaError } from '../errors.js';
+import { GamerJwtVerifier, looksLikeJwt } from './gamer-jwt.js';
 
 export type Role = 'gamer' | 'node' | 'orchestrator' | 'operator';
 
@@ -15,6 +17,8 @@ export interface CredentialsConfig {
   orchestratorSecret: string;
   masterSecret: string;
   signatureToleranceSeconds: number;
+  /** Gamer identity tokens (JWTs) accepted on gamer routes besides the static gamer tokens. */
+  gamerJwt?: GamerJwtConfig | undefined;
 }
 
 export interface PresentedCredentials {
@@ -50,6 +54,7 @@ export class Credentials {
   private readonly gamerDigests: ReadonlySet<string>;
   private readonly operatorDigests: ReadonlySet<string>;
   private readonly config: CredentialsConfig;
+  private readonly gamerJwt: GamerJwtVerifier | undefined;
 
   constructor(config: CredentialsConfig) {
     if (Buffer.byteLength(config.masterSecret) < 32)
@@ -59,6 +64,26 @@ export class Credentials {
     this.config = config;
     this.gamerDigests = new Set(config.gamerTokens.map(digest));
     this.operatorDigests = new Set(config.operatorTokens.map(digest));
+    this.gamerJwt = config.gamerJwt ? new GamerJwtVerifier(config.gamerJwt) : undefined;
+  }
+
+  /**
+   * Gamer routes: answers the gamer the caller acts for. A static gamer token is a front-end acting
+   * for every gamer (null); with `auth.gamerJwt`, a bearer token shaped like a JWT that is no static
+   * token is a gamer identity token: the answer is then the promise of its verified `sub`. Refusals as
+   * `requireRole` (401, 403), and 401 for an identity token that does not verify.
+   */
+  requireGamer(request: PresentedCredentials, nowMs: number): string | null | Promise<string> {
+    if (this.gamerJwt) {
+      const token = bearerToken(request);
+      if (token !== undefined && looksLikeJwt(token)) {
+        const known = digest(token);
+        if (!this.gamerDigests.has(known) && !this.operatorDigests.has(known))
+          return this.gamerJwt.subject(token, nowMs);
+      }
+    }
+    this.requireRole(request, 'gamer');
+    return null;
   }
 
   /** The token a node presents on its own routes; handed out when the node registers. */

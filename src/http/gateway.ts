@@ -167,9 +167,12 @@ export class Gateway {
         requestsPerSecondPerAddress: config.server.requestsPerSecondPerAddress,
         requestBurst: config.server.requestBurst,
         wsMaxBackpressureBytes: config.server.wsMaxBackpressureBytes,
+        wsMessagesPerSecond: config.server.wsMessagesPerSecond,
+        wsMessageBurst: config.server.wsMessageBurst,
       },
       logger,
       closeGraceMs: config.server.shutdownGraceSeconds * 1000,
+      onWebSocketCut: (reason) => this.metrics.websocketClosed.inc({ reason }),
     });
     const hooks = new HookService({
       store,

@@ -16,6 +16,12 @@ export interface RequestContext {
   /** Lower-case header names; repeated headers are joined with ', '. */
   headers: Record<string, string>;
   remoteAddress: string;
+  /**
+   * On gamer routes, set by the route pipeline once access is proven: the gamer the caller acts for —
+   * the `sub` of a verified gamer identity token — or null for a front-end's static gamer token, which
+   * acts for every gamer. Undefined on other routes.
+   */
+  gamer?: string | null;
   /** The body as JSON, `undefined` when there is none; 415 when not JSON-typed, 400 when malformed. */
   readJson(): Promise<unknown>;
   /** The body bytes (empty when there is none), at most `maxBodyBytes`. */

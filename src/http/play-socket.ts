@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { VcaError } from '../errors.js';
 import type { VcaMetrics } from '../metrics/vca-metrics.js';
 import type { EventBus, VcaEvent } from '../sessions/events.js';
+import { mayActOn } from '../sessions/session.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { StateStore } from '../state/state-store.js';
 import {
@@ -26,6 +27,8 @@ export interface PlayClient {
   lastPosition: number | null;
   /** Set when this connection resumed its session: tells our own resume event from another's. */
   resumeId: string | null;
+  /** The gamer the socket acts for, proven at the upgrade (`RequestContext.gamer`; null: a front-end). */
+  gamer: string | null;
 }
 
 export interface PlaySocketsOptions {
@@ -61,7 +64,7 @@ export class PlaySockets {
   route(): WsRoute<PlayClient> {
     const { metrics } = this.options;
     return {
-      upgrade: () => ({ sessionId: null, lastPosition: null, resumeId: null }),
+      upgrade: (ctx) => ({ sessionId: null, lastPosition: null, resumeId: null, gamer: ctx.gamer ?? null }),
       open: () => metrics.websocketConnections.inc(),
       message: (socket, message) => this.onMessage(socket, message),
       close: (socket) => {
@@ -161,7 +164,12 @@ export class PlaySockets {
     const started = process.hrtime.bigint();
     let outcomeLabel = 'refused';
     try {
-      const outcome = await this.options.sessions.request(ask as never, 'websocket', wait ?? true);
+      const outcome = await this.options.sessions.request(
+        ask as never,
+        'websocket',
+        wait ?? true,
+        socket.data.gamer,
+      );
       outcomeLabel = outcome.kind;
       if (socket.closed) return; // the lease runs out unless the gamer resumes from another socket
       this.attach(socket, outcome.session.id);
@@ -187,7 +195,8 @@ export class PlaySockets {
       throw new VcaError('VCA_ERR_UNAUTHORIZED', 'The resume token does not match the session');
     }
     const session = await store.getSession(message.sessionId);
-    if (!session)
+    // Another gamer's session is answered as an unknown one, whatever token came with it.
+    if (!session || !mayActOn(socket.data.gamer, session))
       throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${message.sessionId}" does not exist`);
     if (session.state === 'ended') {
       throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${session.id}" ended (${session.endReason})`, {

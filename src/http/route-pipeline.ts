@@ -22,8 +22,14 @@ export interface RoutePipelineOptions {
   now: () => number;
 }
 
-/** Returns when the caller may use the route, throws 401 or 403 when not; reads headers and query only. */
-type AccessCheck = (request: UpgradeContext & PresentedCredentials) => void;
+/**
+ * Returns when the caller may use the route, throws 401 or 403 when not; reads headers and query only.
+ * A gamer route's check answers the gamer the caller acts for (`RequestContext.gamer`), or a promise
+ * of it while an identity token is verified; the other checks answer nothing.
+ */
+type AccessCheck = (
+  request: UpgradeContext & PresentedCredentials,
+) => string | null | Promise<string> | void;
 
 export class RoutePipeline {
   private readonly options: RoutePipelineOptions;
@@ -41,7 +47,10 @@ export class RoutePipeline {
     return async (ctx) => {
       try {
         if (signed) await this.checkSignature(ctx);
-        else checkAccess?.(ctx);
+        else if (checkAccess) {
+          const gamer = checkAccess(ctx);
+          if (gamer !== undefined) ctx.gamer = gamer instanceof Promise ? await gamer : gamer;
+        }
         const value = body === undefined ? undefined : body.parse(await ctx.readJson(), ctx);
         return await route.handler(ctx, value);
       } catch (error) {
@@ -66,7 +75,14 @@ export class RoutePipeline {
       ...route,
       upgrade: (ctx) => {
         // Browsers cannot set headers on an upgrade: only here may a bearer token come as `?token=`.
-        checkAccess({ ...ctx, queryTokenAccepted: true });
+        const gamer = checkAccess({ ...ctx, queryTokenAccepted: true });
+        if (gamer instanceof Promise) {
+          return gamer.then((subject) => {
+            ctx.gamer = subject;
+            return route.upgrade(ctx);
+          });
+        }
+        if (gamer !== undefined) ctx.gamer = gamer;
         return route.upgrade(ctx);
       },
     };
@@ -79,6 +95,7 @@ export class RoutePipeline {
       case 'public':
         return undefined;
       case 'gamer':
+        return (request) => credentials.requireGamer(request, this.options.now());
       case 'operator':
         return (request) => credentials.requireRole(request, access);
       case 'node':

@@ -21,7 +21,7 @@ import {
 } from './reply-writer.js';
 import { announcesBody, copyRequest, readJsonBody, startBodyReader } from './request-reader.js';
 import { Router } from './router.js';
-import { type WebSocketLimits, WebSocketSessions } from './ws-sessions.js';
+import { type WebSocketCutReason, type WebSocketLimits, WebSocketSessions } from './ws-sessions.js';
 
 export interface HttpLimits extends AdmissionLimits, WebSocketLimits {
   /** Largest accepted request body; larger ones get 413 before (content-length) or while (chunked) buffering. */
@@ -35,8 +35,10 @@ export interface HttpServerOptions {
   logger: Logger;
   /** Called with every unexpected (non-`VcaError`) error a handler throws, after it is logged. */
   onError?: (err: unknown) => void;
-  /** Milliseconds clock for rate limiting; defaults to `Date.now`. */
+  /** Milliseconds clock for rate limiting and WebSocket message budgets; defaults to `Date.now`. */
   now?: () => number;
+  /** Told each time a WebSocket is cut off for breaking a limit (for a metric). */
+  onWebSocketCut?: (reason: WebSocketCutReason) => void;
   /** How long `close()` waits for in-flight HTTP requests before tearing connections down. */
   closeGraceMs?: number;
 }
@@ -80,21 +82,25 @@ export class HttpServer {
     this.closeGraceMs = options.closeGraceMs ?? 5_000;
     const reportUnexpected = (err: unknown, bindings: Record<string, unknown>) =>
       this.reportUnexpected(err, bindings);
-    this.admission = new Admission(options.limits, options.now ?? Date.now);
+    const now = options.now ?? Date.now;
+    this.admission = new Admission(options.limits, now);
     this.writer = new ReplyWriter({
       logger: this.logger,
       reportUnexpected,
       isClosing: () => this.admission.closing,
     });
     this.websockets = new WebSocketSessions({
+      limits: options.limits,
       writer: this.writer,
       admission: this.admission,
       reportUnexpected,
+      now,
+      onCut: options.onWebSocketCut,
     });
     this.app = uws.App() as ClosableApp;
     // Every upgrade request lands here and is routed by the WebSocket sessions; plain GETs on '/*' are
     // yielded by uWS (no sec-websocket-key) to the HTTP catch-all below.
-    this.app.ws('/*', this.websockets.behavior(options.limits));
+    this.app.ws('/*', this.websockets.behavior());
     this.app.any('/*', (res, req) => this.onHttpRequest(res, req));
   }
 

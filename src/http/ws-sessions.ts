@@ -1,9 +1,10 @@
 /**
  * The WebSocket side of the uWebSockets.js adapter: routes upgrades (admitted, capped per address,
  * decided asynchronously by the route and completed inside `res.cork`), wraps each uWS socket in a
- * `WsSession` that sends JSON, cuts off slow consumers and is never touched after close, feeds a
- * socket's JSON messages to its route one at a time in arrival order, and closes every socket on
- * shutdown.
+ * `WsSession` that sends JSON, cuts off slow consumers and is never touched after close, holds each
+ * socket to a message budget (closed with 1008 past it, so one flooding socket cannot starve the
+ * others), feeds a socket's JSON messages to its route one at a time in arrival order, and closes
+ * every socket on shutdown.
  */
 
 import type {
@@ -17,6 +18,7 @@ import { isVcaError, VcaError } from '../errors.js';
 import type { Admission, ConnectionSlot } from './admission.js';
 import type { UpgradeContext, WsRoute, WsSession } from './handler-api.js';
 import { exceedsJsonDepth, jsonTooDeepError } from './json-depth.js';
+import { checkMessageBudgetLimits, MessageBudget, type MessageBudgetLimits } from './message-budget.js';
 import { toPublicError } from './problem.js';
 import type { Exchange, ReplyWriter, ReportUnexpected } from './reply-writer.js';
 import { type CopiedRequest, copyRequest } from './request-reader.js';
@@ -29,12 +31,24 @@ export interface WebSocketLimits {
   wsIdleTimeoutSeconds: number;
   /** Bytes queued for a WebSocket above which messages are dropped and the slow consumer is closed. */
   wsMaxBackpressureBytes: number;
+  /** Messages per second one socket may send, sustained; past its budget it is closed with 1008. */
+  wsMessagesPerSecond: number;
+  /** Messages one socket may send at once above the sustained rate. */
+  wsMessageBurst: number;
 }
 
+/** Why the gateway cut a socket off (a low-cardinality metric label). */
+export type WebSocketCutReason = 'message-rate' | 'messages-in-flight' | 'slow-consumer';
+
 export interface WebSocketSessionsOptions {
+  limits: WebSocketLimits;
   writer: ReplyWriter;
   admission: Admission;
   reportUnexpected: ReportUnexpected;
+  /** Milliseconds clock of the message budgets. */
+  now: () => number;
+  /** Told each time a socket is cut off, after its close frame is queued. */
+  onCut?: ((reason: WebSocketCutReason) => void) | undefined;
 }
 
 /** The uWS `send` result meaning the message was dropped because backpressure exceeded `maxBackpressure`. */
@@ -71,6 +85,8 @@ class UwsSession<U> implements WsSession<U> {
     private readonly socket: WebSocket<SocketHolder>,
     readonly data: U,
     readonly remoteAddress: string,
+    readonly budget: MessageBudget,
+    private readonly onCut: (reason: WebSocketCutReason) => void,
   ) {}
 
   get closed(): boolean {
@@ -87,7 +103,7 @@ class UwsSession<U> implements WsSession<U> {
     });
     if (result === wsSendDropped) {
       // The client missed a message, so its view of the session is wrong: cut it off rather than let it drift.
-      this.close(1013, 'slow consumer');
+      this.cutOff('slow-consumer', 1013, 'slow consumer');
       return false;
     }
     return true;
@@ -98,6 +114,13 @@ class UwsSession<U> implements WsSession<U> {
     this.isEnding = true;
     // end() runs the close handler synchronously; the uWS socket is invalid afterwards.
     this.socket.end(code, truncateUtf8(reason, maxCloseReasonBytes));
+  }
+
+  /** Closes the socket for breaking a limit and reports why (once: a closed socket breaks nothing). */
+  cutOff(reason: WebSocketCutReason, code: number, text: string): void {
+    if (this.closed) return;
+    this.close(code, text);
+    this.onCut(reason);
   }
 
   /** Called from uWS's close handler: from here on the uWS socket must not be touched. */
@@ -127,11 +150,30 @@ export class WebSocketSessions {
   private readonly writer: ReplyWriter;
   private readonly admission: Admission;
   private readonly reportUnexpected: ReportUnexpected;
+  private readonly now: () => number;
+  private readonly onCut: (reason: WebSocketCutReason) => void;
+  private readonly limits: WebSocketLimits;
+  private readonly budgetLimits: MessageBudgetLimits;
+  /** The close reason of a socket past its budget, built once. */
+  private readonly rateLimitReason: string;
 
   constructor(options: WebSocketSessionsOptions) {
+    const { limits } = options;
+    this.limits = limits;
+    this.budgetLimits = { ratePerSecond: limits.wsMessagesPerSecond, burst: limits.wsMessageBurst };
+    checkMessageBudgetLimits(this.budgetLimits);
+    this.rateLimitReason = `message rate over ${limits.wsMessagesPerSecond}/s (burst ${limits.wsMessageBurst})`;
     this.writer = options.writer;
     this.admission = options.admission;
     this.reportUnexpected = options.reportUnexpected;
+    this.now = options.now;
+    this.onCut = (reason) => {
+      try {
+        options.onCut?.(reason);
+      } catch (err) {
+        this.reportUnexpected(err, { event: 'websocket cut', reason });
+      }
+    };
   }
 
   add<U>(pattern: string, route: WsRoute<U>): void {
@@ -144,7 +186,8 @@ export class WebSocketSessions {
   }
 
   /** The uWS behaviour for `app.ws('/*', ...)`: every upgrade request is routed by this class. */
-  behavior(limits: WebSocketLimits): WebSocketBehavior<SocketHolder> {
+  behavior(): WebSocketBehavior<SocketHolder> {
+    const { limits } = this;
     return {
       maxPayloadLength: limits.maxWsPayloadBytes,
       idleTimeout: limits.wsIdleTimeoutSeconds,
@@ -237,7 +280,13 @@ export class WebSocketSessions {
 
   private onOpen(socket: WebSocket<SocketHolder>): void {
     const holder = socket.getUserData();
-    const session = new UwsSession<unknown>(socket, holder.data, holder.slot.address);
+    const session = new UwsSession<unknown>(
+      socket,
+      holder.data,
+      holder.slot.address,
+      new MessageBudget(this.budgetLimits, this.now()),
+      this.onCut,
+    );
     holder.session = session;
     this.sessions.add(session);
     try {
@@ -252,6 +301,11 @@ export class WebSocketSessions {
     const holder = socket.getUserData();
     const session = holder.session;
     if (session === undefined || session.closed) return;
+    // Every frame spends from the budget, checked before it costs any decoding or parsing.
+    if (!session.budget.spend(this.now())) {
+      session.cutOff('message-rate', 1008, this.rateLimitReason);
+      return;
+    }
     if (isBinary) {
       session.send(wsError('VCA_ERR_MALFORMED_JSON', 'Send JSON as text frames, not binary'));
       return;
@@ -272,7 +326,7 @@ export class WebSocketSessions {
       return;
     }
     if (session.queued >= maxQueuedWsMessages) {
-      session.close(1008, 'too many messages in flight');
+      session.cutOff('messages-in-flight', 1008, 'too many messages in flight');
       return;
     }
     session.queued += 1;

@@ -4,13 +4,16 @@
  */
 import type { Clock } from '../clock.js';
 import type { CatalogIndex } from '../cost/catalog.js';
-import { VcaError } from '../errors.js';
+import { isVcaError, VcaError } from '../errors.js';
 import type { NodeRegistration } from '../fleet/render-node.js';
 import type { TelemetryReport } from '../fleet/telemetry.js';
 import type { EventBus } from '../sessions/events.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { NodeView, StateStore } from '../state/state-store.js';
-import { pickDrainVictims } from './drain-planner.js';
+import { drainVictimStates, pickDrainVictims } from './drain-planner.js';
+
+/** Picks of count-drain victims before giving up, each lost to a change by another caller in between. */
+const maxVictimPicks = 5;
 
 export interface FleetServiceOptions {
   store: StateStore;
@@ -29,35 +32,16 @@ export class FleetService {
   }
 
   /**
-   * Registers nodes, all or none: every GPU model and every re-registration is checked before the
-   * first node is added, so a bad entry in a batch leaves the fleet unchanged.
+   * Registers nodes, all or none, in one store step: every GPU model and every re-registration is
+   * checked there before the first node is added, so a bad entry in a batch (or a conflicting
+   * registration by another instance a moment earlier) leaves the fleet unchanged.
    */
   async registerNodes(
     registrations: readonly NodeRegistration[],
   ): Promise<Array<{ node: NodeView; created: boolean }>> {
-    for (const registration of registrations) {
-      const models = registration.gpus.flatMap((entry) =>
-        Array.from({ length: entry.count }, () => this.options.catalog.model(entry.model).name),
-      );
-      const existing = await this.options.store.getNode(registration.id);
-      if (
-        existing &&
-        (existing.host !== registration.host ||
-          existing.port !== registration.port ||
-          existing.protocol !== registration.protocol ||
-          existing.gpus.map((gpu) => gpu.model).join() !== models.join())
-      ) {
-        throw new VcaError(
-          'VCA_ERR_NODE_CONFLICT',
-          `Node "${registration.id}" is already registered with another host, port, protocol or GPU set; drain and remove it first`,
-        );
-      }
-    }
-    const results: Array<{ node: NodeView; created: boolean }> = [];
-    for (const registration of registrations) {
-      const result = await this.options.store.registerNode(registration, this.options.clock.now());
+    const results = await this.options.store.registerNodes(registrations, this.options.clock.now());
+    for (const result of results) {
       if (result.created) this.options.events.emit({ type: 'node-state', node: result.node });
-      results.push(result);
     }
     this.options.sessions.requestQueuePass();
     return results;
@@ -88,12 +72,55 @@ export class FleetService {
     return node;
   }
 
-  /** Drains `count` nodes chosen by the VCA (least committed first) and reports which. */
+  /**
+   * Starts draining every named node in one store step, all or none: an unknown node, or one that can
+   * no longer drain, refuses the whole call (VCA_ERR_NODE_NOT_FOUND / VCA_ERR_NODE_STATE with
+   * `extra.nodeId`) and nothing changes.
+   */
+  async drainNodes(ids: readonly string[], deadlineMs?: number): Promise<NodeView[]> {
+    const now = this.options.clock.now();
+    const nodes = await this.options.store.drainNodes(
+      ids,
+      now,
+      now + (deadlineMs ?? this.options.defaultDrainDeadlineMs),
+    );
+    await this.announceDrains(nodes);
+    return nodes;
+  }
+
+  /**
+   * Drains `count` nodes chosen by the VCA (least committed first) in one store step and reports
+   * which; fewer when the fleet has fewer candidates. The victims are picked from a read and drained
+   * only if each is still a candidate, so two scale-downs on two instances never pick the same node
+   * and count it twice: the one that loses picks again.
+   */
   async drainCount(count: number, deadlineMs?: number): Promise<NodeView[]> {
-    const victims = pickDrainVictims(await this.options.store.listNodes(), count);
-    const drained: NodeView[] = [];
-    for (const victim of victims) drained.push(await this.drainNode(victim.id, deadlineMs));
-    return drained;
+    const { store, clock } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      const victims = pickDrainVictims(await store.listNodes(), count);
+      if (victims.length === 0) return [];
+      const now = clock.now();
+      try {
+        const nodes = await store.drainNodes(
+          victims.map((victim) => victim.id),
+          now,
+          now + (deadlineMs ?? this.options.defaultDrainDeadlineMs),
+          { onlyFrom: drainVictimStates },
+        );
+        await this.announceDrains(nodes);
+        return nodes;
+      } catch (error) {
+        const overtaken =
+          isVcaError(error) && (error.code === 'VCA_ERR_NODE_STATE' || error.code === 'VCA_ERR_NODE_NOT_FOUND');
+        if (!overtaken || attempt >= maxVictimPicks) throw error;
+      }
+    }
+  }
+
+  /** After a drain step: tells listeners, and finishes the nodes that were empty (drained at once). */
+  private async announceDrains(nodes: readonly NodeView[]): Promise<void> {
+    for (const node of nodes) this.options.events.emit({ type: 'node-state', node });
+    for (const node of nodes) if (node.state === 'drained') await this.options.sessions.finishDrain(node);
   }
 
   async undrainNode(id: string): Promise<NodeView> {

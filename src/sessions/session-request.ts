@@ -41,11 +41,13 @@ function fitsEmptyGpu(cost: LoadVector, vramMiB: number, headroom: Headroom): bo
   );
 }
 
+/** `owner`: the gamer the session will belong to (null: asked by a front-end for any gamer). */
 export function buildSessionSpec(
   ask: SessionAsk,
   id: string,
   transport: SessionTransport,
   context: SessionSpecContext,
+  owner: string | null = null,
 ): SessionSpec {
   const game = context.catalog.game(ask.game);
   const size = context.catalog.checkFormat(game, ask.resolution, ask.fps);
@@ -91,5 +93,6 @@ export function buildSessionSpec(
     region: ask.region,
     labels: ask.labels === undefined ? undefined : Object.freeze({ ...ask.labels }),
     costs,
+    owner,
   };
 }

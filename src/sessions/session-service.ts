@@ -11,7 +11,7 @@ import type { Headroom } from '../fleet/gpu-slot.js';
 import type { PlacementStrategy } from '../placement/strategy.js';
 import type { NodeView, SessionEnd, StateStore } from '../state/state-store.js';
 import type { EventBus } from './events.js';
-import type { EndReason, SessionRecord, SessionTransport } from './session.js';
+import { type EndReason, mayActOn, type SessionRecord, type SessionTransport } from './session.js';
 import { buildSessionSpec, type SessionAsk } from './session-request.js';
 
 export interface SessionPolicy {
@@ -25,6 +25,8 @@ export interface SessionPolicy {
   restLeaseMs: number;
   /** Lease of a WebSocket session, renewed while its socket is open; the resume grace after a drop. */
   websocketLeaseMs: number;
+  /** Most live (queued or assigned) sessions of one gamer (sessions with an owner); absent: no limit. */
+  maxSessionsPerGamer?: number;
 }
 
 export interface SessionServiceOptions {
@@ -63,16 +65,31 @@ export class SessionService {
     return transport === 'rest' ? this.options.policy.restLeaseMs : this.options.policy.websocketLeaseMs;
   }
 
-  /** Places a new session, or queues it; refusals throw VCA_ERR_NO_CAPACITY / VCA_ERR_QUEUE_FULL. */
-  async request(ask: SessionAsk, transport: SessionTransport, wait: boolean): Promise<RequestOutcome> {
+  /**
+   * Places a new session, or queues it; refusals throw VCA_ERR_NO_CAPACITY / VCA_ERR_QUEUE_FULL, and
+   * VCA_ERR_GAMER_SESSION_LIMIT when `owner` (the gamer asking; null for a front-end) already holds
+   * `maxSessionsPerGamer` live sessions.
+   */
+  async request(
+    ask: SessionAsk,
+    transport: SessionTransport,
+    wait: boolean,
+    owner: string | null = null,
+  ): Promise<RequestOutcome> {
     const { store, policy, clock, ids } = this.options;
-    const spec = buildSessionSpec(ask, ids(), transport, {
-      catalog: this.options.catalog,
-      headroom: policy.headroom,
-      priorityClasses: policy.priorityClasses,
-      defaultPriority: policy.defaultPriority,
-      costCache: this.costCache,
-    });
+    const spec = buildSessionSpec(
+      ask,
+      ids(),
+      transport,
+      {
+        catalog: this.options.catalog,
+        headroom: policy.headroom,
+        priorityClasses: policy.priorityClasses,
+        defaultPriority: policy.defaultPriority,
+        costCache: this.costCache,
+      },
+      owner,
+    );
     // Capacity freed since the last queue pass belongs to the queue first (FIFO): run a pending pass
     // before placing, or a newcomer takes what a queued session was due.
     if (this.queuePassScheduled || this.queuePassRunning) await this.runQueuePass();
@@ -84,6 +101,7 @@ export class SessionService {
       maxQueueLength: policy.maxQueueLength,
       leaseExpiresAt: now + this.leaseMs(transport),
       queueDeadline: now + policy.queueTimeoutMs,
+      maxOwnerSessions: policy.maxSessionsPerGamer,
     });
     switch (outcome.kind) {
       case 'assigned':
@@ -97,6 +115,12 @@ export class SessionService {
         });
         return outcome;
       case 'refused':
+        if (outcome.reason === 'owner-limit') {
+          throw new VcaError(
+            'VCA_ERR_GAMER_SESSION_LIMIT',
+            `This gamer already holds ${policy.maxSessionsPerGamer} live session(s), the most allowed; end one (DELETE /v1/sessions/:id) before asking for another`,
+          );
+        }
         throw outcome.reason === 'queue-full'
           ? new VcaError(
               'VCA_ERR_QUEUE_FULL',
@@ -111,16 +135,20 @@ export class SessionService {
     }
   }
 
-  async get(id: string): Promise<SessionRecord> {
+  /**
+   * The session, as `gamer` may see it: another gamer's session is answered exactly as an unknown one
+   * (VCA_ERR_SESSION_NOT_FOUND), so its existence is not revealed. `gamer` null: a front-end, any session.
+   */
+  async get(id: string, gamer: string | null = null): Promise<SessionRecord> {
     const session = await this.options.store.getSession(id);
-    if (!session)
+    if (!session || !mayActOn(gamer, session))
       throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${id}" does not exist or ended long ago`);
     return session;
   }
 
   /** Renews a session's lease (REST heartbeat). Ended sessions answer VCA_ERR_SESSION_ENDED. */
-  async heartbeat(id: string): Promise<SessionRecord> {
-    const session = await this.get(id);
+  async heartbeat(id: string, gamer: string | null = null): Promise<SessionRecord> {
+    const session = await this.get(id, gamer);
     if (session.state === 'ended') {
       throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${id}" ended (${session.endReason})`, {
         endReason: session.endReason,
@@ -137,8 +165,16 @@ export class SessionService {
     return this.options.store.renewLeases(ids, this.options.clock.now() + this.leaseMs(transport));
   }
 
-  /** Ends a session exactly once; a second call returns undefined and changes nothing. */
-  async end(id: string, reason: EndReason): Promise<SessionRecord | undefined> {
+  /**
+   * Ends a session exactly once; a second call returns undefined and changes nothing, as does a call by
+   * a `gamer` the session does not belong to (null: a front-end, which may end any session).
+   */
+  async end(id: string, reason: EndReason, gamer: string | null = null): Promise<SessionRecord | undefined> {
+    if (gamer !== null) {
+      // The owner never changes, so the session read here is still the gamer's when it is ended below.
+      const session = await this.options.store.getSession(id);
+      if (!session || !mayActOn(gamer, session)) return undefined;
+    }
     const ended = await this.options.store.endSession(id, reason, this.options.clock.now());
     if (!ended) return undefined;
     await this.afterEnd(ended);

@@ -26,6 +26,11 @@ export interface SessionSpec {
   region?: string | undefined;
   labels?: Readonly<Record<string, string>> | undefined;
   costs: Readonly<Record<string, LoadVector>>;
+  /**
+   * The gamer the session belongs to: the `sub` of the identity token it was asked for with; null (or
+   * absent) when a front-end asked with a static gamer token.
+   */
+  owner?: string | null | undefined;
 }
 
 export interface SessionPlacement {
@@ -36,6 +41,7 @@ export interface SessionPlacement {
 }
 
 export interface SessionRecord extends SessionSpec {
+  owner: string | null;
   state: SessionState;
   createdAt: number;
   queuedAt: number | null;
@@ -48,6 +54,15 @@ export interface SessionRecord extends SessionSpec {
   /** The session ends if its lease is not renewed before this instant, ms. */
   leaseExpiresAt: number;
   migrations: number;
+}
+
+/**
+ * Whether `gamer` may read, renew, resume or end `session`: a gamer (the `sub` of a verified identity
+ * token) only its own sessions; null — a front-end's static token, which acts for every gamer — any.
+ * Callers answer a session `gamer` may not act on as unknown, so its existence is not revealed.
+ */
+export function mayActOn(gamer: string | null, session: SessionRecord): boolean {
+  return gamer === null || session.owner === gamer;
 }
 
 /** How long an ended session stays readable (a look-up answers how it ended) unless configured, ms. */
@@ -74,6 +89,7 @@ export function newSessionRecord(spec: SessionSpec, now: number, leaseExpiresAt:
     region: spec.region,
     labels: spec.labels,
     costs: spec.costs,
+    owner: spec.owner ?? null,
     state: 'queued',
     createdAt: now,
     queuedAt: null,

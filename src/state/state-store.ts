@@ -59,12 +59,18 @@ export interface CreateSessionOptions {
   maxQueueLength: number;
   leaseExpiresAt: number;
   queueDeadline: number;
+  /**
+   * Most live (queued or assigned) sessions one owner may hold: a session with an owner (`spec.owner`)
+   * is refused with `owner-limit` when its owner already holds this many, checked in the same atomic
+   * step that creates it. Absent: no limit.
+   */
+  maxOwnerSessions?: number;
 }
 
 export type CreateSessionOutcome =
   | { kind: 'assigned'; session: SessionRecord }
   | { kind: 'queued'; session: SessionRecord; position: number }
-  | { kind: 'refused'; reason: 'no-capacity' | 'queue-full' };
+  | { kind: 'refused'; reason: 'no-capacity' | 'queue-full' | 'owner-limit' };
 
 /** A session that ended, and the node that its end left empty while draining, if any. */
 export interface SessionEnd {
@@ -127,14 +133,41 @@ export interface OutboxEntry {
   lastError: string | null;
 }
 
+export interface DrainNodesOptions {
+  /**
+   * The states each node must still be in (a count drain's victims, picked from an earlier read that
+   * another instance may have overtaken); without it any state that may move to draining, or draining.
+   */
+  onlyFrom?: readonly NodeState[];
+}
+
 export interface StateStore {
   readonly kind: 'embedded' | 'redis';
 
   registerNode(registration: NodeRegistration, now: number): Promise<{ node: NodeView; created: boolean }>;
+  /**
+   * Registers a batch in one step, all or none: every entry is checked first (GPU models known, a live
+   * id re-registered only with its own definition, an id listed twice only with one definition), and
+   * a refusal (VCA_ERR_UNKNOWN_GPU_MODEL, VCA_ERR_NODE_CONFLICT, with `extra.nodeId`) changes nothing.
+   * Answers one entry per registration, in order (`created: false` for a node already known).
+   */
+  registerNodes(
+    registrations: readonly NodeRegistration[],
+    now: number,
+  ): Promise<Array<{ node: NodeView; created: boolean }>>;
   getNode(id: string): Promise<NodeView | undefined>;
   listNodes(): Promise<NodeView[]>;
   /** Moves a node along its lifecycle; draining takes a deadline. Draining an empty node drains it at once. */
   setNodeState(id: string, to: NodeState, now: number, drainDeadline?: number): Promise<NodeView>;
+  /**
+   * Starts draining every node of `ids` (a repeated id counts once) in one step, all or none: each
+   * must exist (else VCA_ERR_NODE_NOT_FOUND) and may move to draining, and with `onlyFrom` must still
+   * be in one of those states (else VCA_ERR_NODE_STATE; both with `extra.nodeId`), checked before the
+   * first one changes, so a node that another instance drained or removed meanwhile refuses the whole
+   * step. A node already draining gets the new deadline; an empty one drains at once (its callback in
+   * the outbox, as setNodeState). Answers the nodes in the order of `ids`.
+   */
+  drainNodes(ids: readonly string[], now: number, drainDeadline: number, options?: DrainNodesOptions): Promise<NodeView[]>;
   recordTelemetry(nodeId: string, report: TelemetryReport, now: number): Promise<NodeView>;
   /** Makes GPUs with old telemetry ineligible. */
   sweepStale(now: number): Promise<void>;
@@ -185,6 +218,8 @@ export interface StateStore {
   rememberWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<WebhookMemory>;
   /** Replaces the result remembered for a claimed delivery key (once its processing finished). */
   settleWebhook(key: string, result: unknown, ttlMs: number, now: number): Promise<void>;
+  /** Drops a delivery key, claimed or settled, so the next delivery under it is applied afresh. */
+  forgetWebhook(key: string): Promise<void>;
 
   /**
    * The callback outbox. A node's transition to drained (setNodeState on an empty node, or the end,

@@ -11,6 +11,7 @@ import { type ApiRoute, defineRoute, json, jsonBody, parsedBody } from '../../sr
 import { Credentials, signBody } from '../../src/http/credentials.js';
 import type { RequestContext, UpgradeContext } from '../../src/http/handler-api.js';
 import { buildOpenApi } from '../../src/http/openapi.js';
+import { RequestAbortedError } from '../../src/http/request-reader.js';
 import { RoutePipeline } from '../../src/http/route-pipeline.js';
 
 const secrets = {
@@ -22,27 +23,40 @@ const secrets = {
 };
 const nowMs = 1_800_000_000_000;
 
-function buildPipeline() {
+function buildPipeline(logger = pino({ level: 'silent' })) {
   const httpErrors = new Counter({
     name: 'test_http_errors_total',
     help: 'test',
     labelNames: ['code'] as const,
     registers: [],
   });
+  const httpAbortedRequests = new Counter({
+    name: 'test_http_aborted_requests_total',
+    help: 'test',
+    registers: [],
+  });
   const pipeline = new RoutePipeline({
     credentials: new Credentials(secrets),
-    metrics: { httpErrors },
-    logger: pino({ level: 'silent' }),
+    metrics: { httpErrors, httpAbortedRequests },
+    logger,
     now: () => nowMs,
   });
   const countOf = async (code: string) =>
     (await httpErrors.get()).values.find((value) => value.labels.code === code)?.value ?? 0;
-  return { pipeline, countOf };
+  const abortedCount = async () => (await httpAbortedRequests.get()).values[0]?.value ?? 0;
+  return { pipeline, countOf, abortedCount };
 }
 
 /** A request as the server hands it over, with a body whose reads are counted. */
 function request(
-  options: { headers?: Record<string, string>; body?: string; params?: Record<string, string> } = {},
+  options: {
+    headers?: Record<string, string>;
+    body?: string;
+    params?: Record<string, string>;
+    query?: string;
+    /** The client goes away before its body is complete. */
+    aborted?: boolean;
+  } = {},
 ) {
   const reads = { raw: 0, json: 0 };
   const raw = Buffer.from(options.body ?? '');
@@ -50,15 +64,17 @@ function request(
     method: 'POST',
     path: '/test',
     params: options.params ?? {},
-    query: new URLSearchParams(),
+    query: new URLSearchParams(options.query ?? ''),
     headers: options.headers ?? {},
     remoteAddress: '127.0.0.1',
     readRaw: async () => {
       reads.raw += 1;
+      if (options.aborted) throw new RequestAbortedError();
       return raw;
     },
     readJson: async () => {
       reads.json += 1;
+      if (options.aborted) throw new RequestAbortedError();
       return raw.length === 0 ? undefined : JSON.parse(raw.toString());
     },
   };
@@ -163,6 +179,34 @@ describe('route pipeline: access', () => {
     expect(parsed).toEqual([{ x: 1, y: 2 }]);
   });
 
+  it('reads a bearer token only from the Authorization header on HTTP routes, never from ?token=', async () => {
+    const { pipeline } = buildPipeline();
+    const credentials = new Credentials(secrets);
+    const routeFor = (access: 'gamer' | 'operator' | 'node') =>
+      pipeline.handler(
+        defineRoute({
+          method: 'GET',
+          path: '/v1/test/:id',
+          access,
+          summary: 'test',
+          responses: { 200: 'ok' },
+          handler: () => json(200, {}),
+        }),
+      );
+    const tokens = {
+      gamer: secrets.gamerTokens[0] as string,
+      operator: secrets.operatorTokens[0] as string,
+      node: credentials.nodeToken('n-1'),
+    };
+    for (const access of ['gamer', 'operator', 'node'] as const) {
+      const handler = routeFor(access);
+      const inQuery = request({ params: { id: 'n-1' }, query: `token=${encodeURIComponent(tokens[access])}` });
+      await expect(handler(inQuery.ctx)).rejects.toMatchObject({ code: 'VCA_ERR_UNAUTHORIZED' });
+      const inHeader = request({ params: { id: 'n-1' }, headers: { authorization: `Bearer ${tokens[access]}` } });
+      expect(await handler(inHeader.ctx)).toEqual({ status: 200, body: {} });
+    }
+  });
+
   it('checks a WebSocket route before its own upgrade decision', async () => {
     const { pipeline } = buildPipeline();
     let upgrades = 0;
@@ -241,6 +285,22 @@ describe('route pipeline: body', () => {
       security: [],
       requestBody: { required: false, content: { 'application/json': { schema: { type: 'object' } } } },
     });
+  });
+
+  it('counts a body the client abandoned as an abort, not an error, and logs nothing', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const { pipeline, countOf, abortedCount } = buildPipeline(logger);
+    const { route, seen } = pointRoute();
+    const error = await Promise.resolve(pipeline.handler(route)(request({ aborted: true }).ctx)).catch(
+      (err: unknown) => err,
+    );
+    // Rethrown as it is: the server sees the exchange aborted and answers nobody.
+    expect(error).toBeInstanceOf(RequestAbortedError);
+    expect(await abortedCount()).toBe(1);
+    expect(await countOf('VCA_ERR_INTERNAL')).toBe(0);
+    expect(lines).toEqual([]);
+    expect(seen).toEqual([]);
   });
 
   it('turns an unexpected error into VCA_ERR_INTERNAL without its message', async () => {

@@ -23,6 +23,8 @@ const defaultLimits: HttpLimits = {
   requestsPerSecondPerAddress: 10_000,
   requestBurst: 10_000,
   wsMaxBackpressureBytes: 64 * 1024,
+  wsMessagesPerSecond: 1000,
+  wsMessageBurst: 1000,
 };
 
 interface Started {
@@ -401,6 +403,22 @@ describe('http: request bodies', () => {
     expect(await res.json()).toMatchObject({ code: 'VCA_ERR_MALFORMED_JSON', status: 400 });
   });
 
+  it('refuses JSON nested deeper than 64 levels with 400 VCA_ERR_VALIDATION before parsing it', async () => {
+    const post = (body: string) =>
+      fetch(`${app.base}/watched`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const deep = await post(`${'['.repeat(65)}${']'.repeat(65)}`);
+    expect(deep.status).toBe(400);
+    expect(deep.headers.get('content-type')).toBe('application/problem+json');
+    expect(await deep.json()).toMatchObject({ code: 'VCA_ERR_VALIDATION', maxDepth: 64 });
+    expect(bodyOutcomes.at(-1)).toBe('VCA_ERR_VALIDATION');
+    const deepObjects = await post(`${'{"a":'.repeat(150)}1${'}'.repeat(150)}`);
+    expect(await deepObjects.json()).toMatchObject({ code: 'VCA_ERR_VALIDATION', maxDepth: 64 });
+    // Brackets inside strings are text, not nesting; 64 levels are still fine.
+    const inString = await post(JSON.stringify({ text: '['.repeat(900) }));
+    expect(inString.status).toBe(200);
+    expect((await post(`${'['.repeat(64)}${']'.repeat(64)}`)).status).toBe(200);
+  });
+
   it('survives a client that aborts mid-body and keeps serving', async () => {
     const { req, response } = rawRequest(app.port, {
       method: 'POST',
@@ -650,6 +668,61 @@ describe('websocket', () => {
     expect(app.errors).toHaveLength(1);
     client.send({ type: 'ping' });
     expect(await client.next()).toEqual({ type: 'echo', message: { type: 'ping' } });
+  });
+
+  it('answers a message nested deeper than 64 levels with an error message and keeps the socket open', async () => {
+    const app = await startServer(playRoute);
+    const client = await connect(`${app.wsBase}/v1/play/a?token=good`);
+    await client.next();
+    client.send(`${'['.repeat(2000)}${']'.repeat(2000)}`);
+    expect(await client.next()).toMatchObject({ type: 'error', code: 'VCA_ERR_VALIDATION', maxDepth: 64 });
+    client.send({ type: 'ping' });
+    expect(await client.next()).toEqual({ type: 'echo', message: { type: 'ping' } });
+  });
+
+  it('closes a socket that floods past its message budget with 1008 and a reason, and keeps serving the others', async () => {
+    const cuts: string[] = [];
+    const app = await startServer(playRoute, {
+      limits: { wsMessagesPerSecond: 10, wsMessageBurst: 20 },
+      onWebSocketCut: (reason) => cuts.push(reason),
+    });
+    const calm = await connect(`${app.wsBase}/v1/play/a?token=good`);
+    const flood = await connect(`${app.wsBase}/v1/play/a?token=good`);
+    await calm.next();
+    await flood.next();
+    // One-byte frames as fast as the client can write them, as the flood that starved everyone did.
+    for (let i = 0; i < 5_000 && flood.socket.readyState === WebSocket.OPEN; i += 1) flood.socket.send('x');
+    expect(await flood.closed).toEqual({ code: 1008, reason: 'message rate over 10/s (burst 20)' });
+    // The burst was served (each malformed frame answered) before the cut; nothing after it.
+    expect(flood.messages.length).toBeLessThanOrEqual(20);
+    expect(cuts).toEqual(['message-rate']);
+    calm.send({ type: 'ping', n: 1 });
+    expect(await calm.next()).toEqual({ type: 'echo', message: { type: 'ping', n: 1 } });
+    expect(calm.socket.readyState).toBe(WebSocket.OPEN);
+    await sleep(20);
+    expect(app.server.connections).toBe(1);
+  });
+
+  it('refills a message budget over time: a socket within its sustained rate is never cut', async () => {
+    let now = 1_000_000;
+    const cuts: string[] = [];
+    const app = await startServer(playRoute, {
+      now: () => now,
+      limits: { wsMessagesPerSecond: 2, wsMessageBurst: 3 },
+      onWebSocketCut: (reason) => cuts.push(reason),
+    });
+    const client = await connect(`${app.wsBase}/v1/play/a?token=good`);
+    await client.next();
+    for (let n = 0; n < 10; n += 1) {
+      client.send({ type: 'ping', n });
+      expect(await client.next()).toEqual({ type: 'echo', message: { type: 'ping', n } });
+      now += 500;
+    }
+    for (let n = 0; n < 3; n += 1) client.send({ type: 'ping', n });
+    for (let n = 0; n < 3; n += 1) await client.next();
+    client.send({ type: 'ping', n: 3 });
+    expect((await client.closed).code).toBe(1008);
+    expect(cuts).toEqual(['message-rate']);
   });
 
   it('closes a socket that sends a message over maxWsPayloadBytes', async () => {

@@ -41,13 +41,14 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
         202: 'Queued: position; heartbeat to keep the place, GET to see the assignment',
         400: 'Invalid body',
         422: 'Unknown game, resolution or frame rate not allowed',
+        409: 'The gamer (identity token) already holds auth.maxSessionsPerGamer live sessions',
         503: 'No capacity and wait=false, or queue full',
       },
-      async handler(_ctx, body) {
+      async handler(ctx, body) {
         const started = process.hrtime.bigint();
         let outcomeLabel = 'refused';
         try {
-          const outcome = await sessions.request(body, 'rest', body.wait ?? true);
+          const outcome = await sessions.request(body, 'rest', body.wait ?? true, ctx.gamer ?? null);
           outcomeLabel = outcome.kind;
           if (outcome.kind === 'assigned') {
             return json(201, await views.describe(outcome.session), {
@@ -67,9 +68,9 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
       path: '/v1/sessions/:id',
       access: 'gamer',
       summary: 'Read a session: queued with position, assigned with a fresh ticket, or ended with its reason',
-      responses: { 200: 'The session', 404: 'Unknown session' },
+      responses: { 200: 'The session', 404: "Unknown session, or another gamer's" },
       async handler(ctx) {
-        const session = await sessions.get(ctx.params.id!);
+        const session = await sessions.get(ctx.params.id!, ctx.gamer ?? null);
         const position =
           session.state === 'queued' ? (await store.queuePositions()).get(session.id) : undefined;
         return json(200, await views.describe(session, position === undefined ? {} : { position }));
@@ -82,11 +83,11 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
       summary: 'Renew the lease of a REST session (queued or assigned)',
       responses: {
         200: 'Renewed; the session as GET returns it',
-        404: 'Unknown session',
+        404: "Unknown session, or another gamer's",
         410: 'Session ended',
       },
       async handler(ctx) {
-        const session = await sessions.heartbeat(ctx.params.id!);
+        const session = await sessions.heartbeat(ctx.params.id!, ctx.gamer ?? null);
         const position =
           session.state === 'queued' ? (await store.queuePositions()).get(session.id) : undefined;
         return json(200, await views.describe(session, position === undefined ? {} : { position }));
@@ -98,15 +99,15 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
       access: 'gamer',
       summary:
         'End a session (or leave the queue); a second DELETE is answered 404 or 410 and changes nothing',
-      responses: { 200: 'Ended', 404: 'Unknown session', 410: 'Already ended' },
+      responses: { 200: 'Ended', 404: "Unknown session, or another gamer's", 410: 'Already ended' },
       async handler(ctx) {
         const id = ctx.params.id!;
-        const ended = await sessions.end(id, 'released');
+        const gamer = ctx.gamer ?? null;
+        const ended = await sessions.end(id, 'released', gamer);
         if (ended) return json(200, await views.describe(ended));
-        const known = await store.getSession(id);
-        if (known)
-          throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${id}" already ended (${known.endReason})`);
-        throw new VcaError('VCA_ERR_SESSION_NOT_FOUND', `Session "${id}" does not exist`);
+        // Unknown, or another gamer's (answered alike), or ended already.
+        const known = await sessions.get(id, gamer);
+        throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${id}" already ended (${known.endReason})`);
       },
     }),
     defineRoute({

@@ -1,7 +1,8 @@
 /**
  * Orchestrator webhooks: the VCA's own contextualization format (HMAC-signed), Aodh/Ceilometer alarms
  * and raw oslo / Ceilometer event notifications (shared secret: Aodh cannot sign). Every body is parsed
- * and validated whole before anything changes; replays return the first result.
+ * and validated whole before anything changes, and its effect is one all-or-nothing store step; replays
+ * return the first applied result, and a refused event (4xx, nothing changed) is not remembered.
  */
 import { VcaError } from '../../errors.js';
 import type { AppliedHook, HookService } from '../../hooks/hook-service.js';
@@ -38,7 +39,9 @@ export function hookRoutes(deps: HookRouteDeps): ApiRoute[] {
     });
     deps.onApplied?.(event, applied);
     if (outcome.error) {
+      const { field } = outcome.error;
       throw new VcaError(outcome.error.code as never, outcome.error.detail, {
+        ...(field === undefined ? {} : { field }),
         eventId: outcome.eventId,
         replayed: applied.replayed,
       });
@@ -67,6 +70,9 @@ export function hookRoutes(deps: HookRouteDeps): ApiRoute[] {
         200: 'Applied, or a replay of an applied event',
         401: 'Bad signature',
         400: 'Invalid body',
+        404: 'A scale-down names a node that is not registered (`field` names it); nothing changed',
+        409: 'A node conflicts with its registration or cannot drain (`field` names it); nothing changed',
+        422: 'A GPU model is not in the catalog; nothing changed',
       },
       handler: async (_ctx, event) => json(200, await apply(event)),
     }),

@@ -6,7 +6,7 @@
 import { addLoad, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
 import { VcaError } from '../../errors.js';
 import { FleetState, type FleetStateOptions } from '../../fleet/fleet-state.js';
-import type { NodeState } from '../../fleet/node-state.js';
+import { canTransition, type NodeState } from '../../fleet/node-state.js';
 import { nodeView } from '../../fleet/node-view.js';
 import type { NodeRegistration } from '../../fleet/render-node.js';
 import type { TelemetryReport } from '../../fleet/telemetry.js';
@@ -20,6 +20,7 @@ import type {
   AuditReport,
   CreateSessionOptions,
   CreateSessionOutcome,
+  DrainNodesOptions,
   MigrateOutcome,
   NodeView,
   SessionEnd,
@@ -52,6 +53,7 @@ function copySession(session: SessionRecord): SessionRecord {
     region: session.region,
     labels: session.labels,
     costs: session.costs,
+    owner: session.owner,
     state: session.state,
     createdAt: session.createdAt,
     queuedAt: session.queuedAt,
@@ -90,6 +92,8 @@ export class EmbeddedStore implements StateStore {
   private readonly webhooks = new Map<string, { result: unknown; expiresAt: number }>();
   private readonly webhookExpiry = new DeadlineHeap();
   private readonly outbox = new EmbeddedOutbox();
+  /** Live (queued or assigned) sessions per owner: up at creation, down in `end`, the one way out. */
+  private readonly ownerSessions = new Map<string, number>();
 
   private readonly retainEndedMs: number;
 
@@ -108,6 +112,23 @@ export class EmbeddedStore implements StateStore {
   async registerNode(registration: NodeRegistration, now: number) {
     const { node, created } = this.fleet.register(registration, now);
     return { node: nodeView(node, this.fleet.options.headroom), created };
+  }
+
+  async registerNodes(registrations: readonly NodeRegistration[], now: number) {
+    // Every entry checked before the first is added: nothing here awaits, so no other call slips in.
+    const batch = new Map<string, NodeRegistration>();
+    for (const registration of registrations) {
+      try {
+        this.fleet.checkRegistration(registration, batch.get(registration.id));
+      } catch (error) {
+        throw namingNode(error, registration.id);
+      }
+      if (!batch.has(registration.id)) batch.set(registration.id, registration);
+    }
+    return registrations.map((registration) => {
+      const { node, created } = this.fleet.register(registration, now);
+      return { node: nodeView(node, this.fleet.options.headroom), created };
+    });
   }
 
   async getNode(id: string) {
@@ -136,6 +157,26 @@ export class EmbeddedStore implements StateStore {
     return this.view(id);
   }
 
+  async drainNodes(ids: readonly string[], now: number, drainDeadline: number, options: DrainNodesOptions = {}) {
+    const unique = [...new Set(ids)];
+    const nodes = unique.map((id) => {
+      const node = this.fleet.node(id);
+      if (!node) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${id}" is not registered`, { nodeId: id });
+      const refusal = drainRefusal(id, node.state, options.onlyFrom);
+      if (refusal) throw new VcaError('VCA_ERR_NODE_STATE', refusal, { nodeId: id });
+      return node;
+    });
+    for (const node of nodes) {
+      this.fleet.transition(node, 'draining', now);
+      node.drainDeadline = drainDeadline;
+      if (node.sessionCount() === 0) {
+        this.fleet.transition(node, 'drained', now);
+        this.outbox.addNodeDrained(node, now);
+      }
+    }
+    return nodes.map((node) => nodeView(node, this.fleet.options.headroom));
+  }
+
   async recordTelemetry(nodeId: string, report: TelemetryReport, now: number) {
     const node = this.fleet.requireNode(nodeId);
     this.fleet.recordTelemetry(node, report, now);
@@ -153,6 +194,14 @@ export class EmbeddedStore implements StateStore {
     if (!this.queue.hasClass(spec.priority)) {
       throw new VcaError('VCA_ERR_UNKNOWN_PRIORITY', `Priority class "${spec.priority}" is not configured`);
     }
+    const owner = spec.owner ?? null;
+    if (
+      owner !== null &&
+      options.maxOwnerSessions !== undefined &&
+      (this.ownerSessions.get(owner) ?? 0) >= options.maxOwnerSessions
+    ) {
+      return { kind: 'refused', reason: 'owner-limit' };
+    }
     this.fleet.sweepStale(options.now);
     const session = newSessionRecord(
       {
@@ -166,6 +215,7 @@ export class EmbeddedStore implements StateStore {
     if (this.tryPlace(session, options.strategy, options.now, undefined)) {
       this.sessions.set(session.id, session);
       this.deadlines.push(sessionDeadline(session), session.id);
+      if (owner !== null) this.ownerSessions.set(owner, (this.ownerSessions.get(owner) ?? 0) + 1);
       return { kind: 'assigned', session: copySession(session) };
     }
     if (options.waitMode === 'no-wait') return { kind: 'refused', reason: 'no-capacity' };
@@ -175,6 +225,7 @@ export class EmbeddedStore implements StateStore {
     this.sessions.set(session.id, session);
     this.queue.add(session.id, session.priority);
     this.deadlines.push(sessionDeadline(session), session.id);
+    if (owner !== null) this.ownerSessions.set(owner, (this.ownerSessions.get(owner) ?? 0) + 1);
     return { kind: 'queued', session: copySession(session), position: this.queue.position(session.id)! };
   }
 
@@ -335,6 +386,11 @@ export class EmbeddedStore implements StateStore {
     this.webhookExpiry.push(now + ttlMs, key);
   }
 
+  async forgetWebhook(key: string): Promise<void> {
+    // Its expiry heap entry stays; forgetOldWebhooks skips a key that is gone or claimed again since.
+    this.webhooks.delete(key);
+  }
+
   async claimOutbox(now: number, leaseMs: number, limit: number) {
     return this.outbox.claim(now, leaseMs, limit);
   }
@@ -439,6 +495,11 @@ export class EmbeddedStore implements StateStore {
     session.endReason = session.state === 'queued' && reason === 'released' ? 'cancelled' : reason;
     session.state = 'ended';
     session.endedAt = now;
+    if (session.owner !== null) {
+      const live = (this.ownerSessions.get(session.owner) ?? 1) - 1;
+      if (live > 0) this.ownerSessions.set(session.owner, live);
+      else this.ownerSessions.delete(session.owner);
+    }
     const ended = copySession(session);
     // Kept for a while so look-ups can say how it ended; then forgotten by expireSessions.
     this.deadlines.push(now + this.retainEndedMs, session.id);
@@ -466,6 +527,26 @@ export class EmbeddedStore implements StateStore {
       if (known && known.expiresAt <= now) this.webhooks.delete(id);
     }
   }
+}
+
+/** The same refusal with the node it is about, so a caller can name that node's entry in its input. */
+function namingNode(error: unknown, nodeId: string): unknown {
+  return error instanceof VcaError ? new VcaError(error.code, error.message, { ...error.extra, nodeId }) : error;
+}
+
+/**
+ * Why a node in `state` may not start draining (`onlyFrom`: the states it must still be in), or
+ * undefined when it may; a node already draining may, and gets the new deadline. drain-nodes.lua
+ * words the same refusals.
+ */
+function drainRefusal(id: string, state: NodeState, onlyFrom: readonly NodeState[] | undefined): string | undefined {
+  if (onlyFrom && !onlyFrom.includes(state)) {
+    return `Node "${id}" is ${state}, no longer ${onlyFrom.join(' or ')}; nothing was drained`;
+  }
+  if (state !== 'draining' && !canTransition(state, 'draining')) {
+    return `Node "${id}" cannot go from ${state} to draining`;
+  }
+  return undefined;
 }
 
 /** Shape keys of frozen cost tables (the gateway shares one per session format and model restriction). */

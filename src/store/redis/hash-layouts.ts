@@ -130,6 +130,9 @@ export const sessionHash = {
     { name: 'labels', encoding: 'text', reply: false, saved: false },
     // The costs per model as '\n<model>\t<cost>' lines, '\n' last: what pick reads.
     { name: 'pick', encoding: 'text', reply: false, saved: false },
+    // The gamer the session belongs to ('' when a front-end asked for it). Absent from records written
+    // before it existed: the scripts read that as false, getSession as null, both as no owner.
+    { name: 'owner', encoding: 'optional-text', reply: true, saved: false },
   ],
 } as const satisfies { presentWhen: string; fields: readonly SessionField[] };
 

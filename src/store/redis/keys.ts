@@ -21,6 +21,7 @@
  * | `webhook:<key>`                   | string | `<expiresAt>:<result JSON>`, with a PX time to live      |
  * | `outbox`                          | zset   | callback outbox entry ids, by due time (ms)             |
  * | `outbox-entry:<id>`               | hash   | kind, node (registration JSON), createdAt, attempts, lastError |
+ * | `owner-sessions:<owner>`          | set    | live session ids of one gamer (the per-gamer limit counts them) |
  */
 
 /** The fixed keys every script declares, KEYS[1] on, in this order; then one queue per priority class. */

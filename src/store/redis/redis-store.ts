@@ -33,6 +33,7 @@ import type {
   AuditReport,
   CreateSessionOptions,
   CreateSessionOutcome,
+  DrainNodesOptions,
   GpuView,
   MigrateOutcome,
   NodeView,
@@ -122,6 +123,16 @@ function toStoreError(error: unknown): unknown {
   );
 }
 
+/**
+ * A refusal a script answers instead of raising ({'refused', code, node id, message}, nothing written),
+ * so the error can name the node: the embedded store's `extra.nodeId`.
+ */
+function refusal(reply: readonly [string, string, string, string]): VcaError {
+  const [, code, nodeId, message] = reply;
+  if (!(code in errorCatalog)) return new VcaError('VCA_ERR_INTERNAL', `unknown refusal ${code}`);
+  return new VcaError(code as ErrorCode, message, { nodeId });
+}
+
 /** A hash as HGETALL answers it (field, value, ...), by field name. */
 function hashOf<Field extends string>(flat: unknown): Partial<Record<Field, string>> {
   const list = flat as string[];
@@ -157,6 +168,8 @@ function parseSession(reply: unknown): SessionRecord {
     : null;
   record.leaseExpiresAt = Number(fields[at.leaseExpiresAt]);
   record.migrations = Number(fields[at.migrations]);
+  // The hash field, not the spec JSON: '' (a front-end's session) or missing (a record older than owners).
+  record.owner = fields[at.owner] || null;
   return record;
 }
 
@@ -260,6 +273,30 @@ export class RedisStore implements StateStore {
   }
 
   async registerNode(registration: NodeRegistration, now: number) {
+    const [id, ...fields] = this.registrationArguments(registration);
+    const reply = (await this.run('register-node', id, now, ...fields)) as [number, unknown[]];
+    return { node: this.nodeView(reply[1]), created: reply[0] === 1 };
+  }
+
+  async registerNodes(registrations: readonly NodeRegistration[], now: number) {
+    if (registrations.length === 0) return [];
+    const reply = (await this.run(
+      'register-nodes',
+      now,
+      ...registrations.flatMap((registration) => this.registrationArguments(registration)),
+    )) as ['registered', ...Array<[number, unknown[]]>] | ['refused', string, string, string];
+    if (reply[0] === 'refused') throw refusal(reply);
+    return (reply.slice(1) as Array<[number, unknown[]]>).map(([created, dump]) => ({
+      node: this.nodeView(dump),
+      created: created === 1,
+    }));
+  }
+
+  /**
+   * One registration as the scripts take it (register-node.lua): id, identity, registration JSON,
+   * labels JSON, region, system encoder session limit, GPUs JSON, unknown-model message.
+   */
+  private registrationArguments(registration: NodeRegistration): [string, ...Array<string | number>] {
     const gpuSet = registration.gpus.map((entry) => `${entry.model}x${entry.count}`).join(',');
     const identity = JSON.stringify([registration.host, registration.port, registration.protocol, gpuSet]);
     let gpus = '';
@@ -290,10 +327,8 @@ export class RedisStore implements StateStore {
       unknownModel = error.message;
     }
     const labels = registration.labels ?? {};
-    const reply = (await this.run(
-      'register-node',
+    return [
       registration.id,
-      now,
       identity,
       JSON.stringify(registration),
       JSON.stringify(labels),
@@ -301,8 +336,7 @@ export class RedisStore implements StateStore {
       systemLimit,
       gpus,
       unknownModel,
-    )) as [number, unknown[]];
-    return { node: this.nodeView(reply[1]), created: reply[0] === 1 };
+    ];
   }
 
   async getNode(id: string) {
@@ -323,6 +357,20 @@ export class RedisStore implements StateStore {
   async setNodeState(id: string, to: NodeState, now: number, drainDeadline?: number) {
     const dump = await this.run('set-node-state', id, to, now, drainDeadline ?? '');
     return this.nodeView(dump as unknown[]);
+  }
+
+  async drainNodes(ids: readonly string[], now: number, drainDeadline: number, options: DrainNodesOptions = {}) {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return [];
+    const reply = (await this.run(
+      'drain-nodes',
+      now,
+      drainDeadline,
+      options.onlyFrom?.join(',') ?? '',
+      ...unique,
+    )) as ['draining', ...unknown[][]] | ['refused', string, string, string];
+    if (reply[0] === 'refused') throw refusal(reply);
+    return (reply.slice(1) as unknown[][]).map((dump) => this.nodeView(dump));
   }
 
   async recordTelemetry(nodeId: string, report: TelemetryReport, now: number) {
@@ -361,7 +409,8 @@ export class RedisStore implements StateStore {
     const reply = (await this.run(
       'create-session',
       spec.id,
-      JSON.stringify({ ...spec, createdAt: options.now }),
+      // The owner travels in its own hash field (read by the scripts), not in the spec JSON.
+      JSON.stringify({ ...spec, owner: undefined, createdAt: options.now }),
       pickCosts(spec.costs, this.catalog, this.pickCostsCache),
       typeof spec.region === 'string' ? `:${spec.region}` : '',
       labelsArgument(spec.labels),
@@ -373,6 +422,8 @@ export class RedisStore implements StateStore {
       options.maxQueueLength,
       options.queueDeadline,
       options.leaseExpiresAt,
+      spec.owner ?? '',
+      options.maxOwnerSessions ?? '',
     )) as [string, string | number, string?, string?];
     // The script answers only what it changed: the record is the one sent, with those changes.
     if (reply[0] === 'assigned') {
@@ -398,7 +449,7 @@ export class RedisStore implements StateStore {
       session.queueDeadline = options.queueDeadline;
       return { kind: 'queued', session, position: reply[1] as number };
     }
-    return { kind: 'refused', reason: reply[1] as 'no-capacity' | 'queue-full' };
+    return { kind: 'refused', reason: reply[1] as 'no-capacity' | 'queue-full' | 'owner-limit' };
   }
 
   async placeQueued(
@@ -487,6 +538,10 @@ export class RedisStore implements StateStore {
     await this.call(() =>
       this.client.set(this.keys.webhook(key), value, 'PX', Math.max(1, Math.ceil(ttlMs))),
     );
+  }
+
+  async forgetWebhook(key: string): Promise<void> {
+    await this.call(() => this.client.del(this.keys.webhook(key)));
   }
 
   async claimOutbox(now: number, leaseMs: number, limit: number): Promise<OutboxEntry[]> {

@@ -15,8 +15,10 @@ import { assembleScript, scriptLibrary } from './script-loader.js';
 
 export const scriptNames = [
   'register-node',
+  'register-nodes',
   'record-telemetry',
   'set-node-state',
+  'drain-nodes',
   'sweep-stale',
   'remove-node',
   'read-nodes',

@@ -4,9 +4,11 @@
 --   createdAt included), [4] pick costs ('\n<model>\t<gpu>,<encoder>,<vram>,<sessions>' per model, '\n'
 --   last), [5] region (':' .. region, '' when none), [6] labels JSON ('' when none), [7] priority class,
 --   [8] transport, [9] now (ms), [10] strategy ('packed' | 'spread'), [11] wait mode ('wait' | 'no-wait'),
---   [12] max queue length, [13] queue deadline (ms), [14] lease expiry (ms).
--- Returns: {'assigned', node id, GPU index, model} | {'queued', position} | {'refused', reason}; the
---   caller builds the record it sent with these changes.
+--   [12] max queue length, [13] queue deadline (ms), [14] lease expiry (ms), [15] owner ('' when none),
+--   [16] most live sessions per owner ('' for no limit).
+-- Returns: {'assigned', node id, GPU index, model} | {'queued', position} | {'refused', reason}
+--   (reason: 'no-capacity', 'queue-full' or 'owner-limit'); the caller builds the record it sent with
+--   these changes.
 -- Errors: VCA_ERR_SESSION_EXISTS, VCA_ERR_UNKNOWN_PRIORITY (nothing changed).
 local id = ARGV[2]
 local now = tonumber(ARGV[9])
@@ -16,6 +18,11 @@ if redis.call('EXISTS', key) == 1 then
 end
 -- An unknown class is refused whether or not a GPU is free, before anything is written.
 F.queue_key(ARGV[7])
+-- The owner's limit, counted and kept in this same script: two instances racing cannot both pass it.
+local owner_limit = tonumber(ARGV[16])
+if ARGV[15] ~= '' and owner_limit and F.owner_session_count(ARGV[15]) >= owner_limit then
+  return { 'refused', 'owner-limit' }
+end
 local session = {
   id = id,
   state = 'queued',
@@ -24,6 +31,7 @@ local session = {
   pick = ARGV[4],
   leaseExpiresAt = tonumber(ARGV[14]),
   migrations = 0,
+  owner = ARGV[15],
 }
 if ARGV[5] ~= '' then
   session.region = string.sub(ARGV[5], 2)
@@ -40,7 +48,8 @@ if not gpu then
 end
 -- The fields that never change, written with the first save.
 local fixed = { 'spec', ARGV[3], 'priority', ARGV[7], 'transport', ARGV[8], 'region', ARGV[5], 'labels', ARGV[6],
-  'pick', ARGV[4] }
+  'pick', ARGV[4], 'owner', ARGV[15] }
+F.add_owned_session(session)
 if gpu then
   F.commit(gpu, node, session, cost, now)
   F.save_session(session, fixed)

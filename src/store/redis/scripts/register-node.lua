@@ -7,50 +7,12 @@
 --   model is unknown, [10] the unknown-model message ('' when every model is known).
 -- Returns: {created (1 or 0), node dump}. Errors: VCA_ERR_NODE_CONFLICT, VCA_ERR_UNKNOWN_GPU_MODEL.
 local node_id = ARGV[2]
-local now = tonumber(ARGV[3])
-local key = F.node_key(node_id)
-local identity = redis.call('HGET', key, 'identity')
-if identity then
-  if identity ~= ARGV[4] then
-    F.fail('VCA_ERR_NODE_CONFLICT', 'Node "' .. node_id
-      .. '" is already registered with another host, port, protocol or GPU set; drain and remove it first')
-  end
+local verdict = F.check_registration(node_id, ARGV[4], ARGV[10], nil)
+if type(verdict) == 'table' then
+  F.fail(verdict[1], verdict[2])
+end
+if verdict == 'known' then
   return { 0, F.node_dump(node_id) }
 end
-if ARGV[10] ~= '' then
-  F.fail('VCA_ERR_UNKNOWN_GPU_MODEL', ARGV[10])
-end
-local gpus = cjson.decode(ARGV[9])
-redis.call('HSET', key,
-  'id', node_id,
-  'identity', ARGV[4],
-  'registration', ARGV[5],
-  'labels', ARGV[6],
-  'region', ARGV[7],
-  'systemEncoderLimit', ARGV[8],
-  'state', 'provisioning',
-  'stateChangedAt', now,
-  'registeredAt', now,
-  'drainDeadline', '',
-  'gpuCount', #gpus)
-for i, gpu in ipairs(gpus) do
-  local index = i - 1
-  local gid = F.gpu_id(node_id, index)
-  redis.call('DEL', F.gpu_sessions_key(gid))
-  redis.call('HSET', F.gpu_key(gid),
-    'node', node_id, 'index', index, 'model', gpu.model,
-    'hostable', gpu.hostable, 'encoderLimit', gpu.encoderLimit, 'encoderScope', gpu.encoderScope,
-    'throttleTemperature', gpu.throttleTemperature, 'memoryTotal', gpu.memoryTotal, 'modelVram', gpu.memoryTotal,
-    'cg', 0, 'ce', 0, 'cv', 0, 'cs', 0,
-    'mg', '', 'me', '', 'mv', '', 'ms', '',
-    'temperature', '', 'throttle', '0', 'uuid', '', 'name', '', 'telemetryAt', '', 'stale', '0',
-    'eligible', '0', 'pool', '')
-end
-redis.call('ZADD', F.K_NODES, redis.call('INCR', F.K_SEQ), node_id)
-local node = F.load_node(node_id)
-if not F.REQUIRE_TELEMETRY then
-  F.transition(node, 'ready', now)
-else
-  F.refresh_node(node)
-end
+F.add_node({ node_id, ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9] }, tonumber(ARGV[3]))
 return { 1, F.node_dump(node_id) }

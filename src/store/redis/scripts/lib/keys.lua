@@ -3,7 +3,7 @@
 -- KEYS (every script): [1] <base>:nodes  [2] <base>:seq  [3] <base>:fresh  [4] <base>:deadlines
 --   [5] <base>:pools  [6..] <base>:queue:<class>, highest class first (src/store/redis/keys.ts).
 --   Keys computed from data: node:<id>, gpu:<node>#<i>, gpu-sessions:<node>#<i>, pool-gpu/pool-enc:<pool>,
---   session:<id>, webhook:<key>, draining, outbox, outbox-entry:<id>.
+--   session:<id>, webhook:<key>, draining, outbox, outbox-entry:<id>, owner-sessions:<owner>.
 -- ARGV: none.
 
 -- emit: script-keys
@@ -34,4 +34,8 @@ function F.pool_key(axis, pool)
 end
 function F.outbox_entry_key(id)
   return F.BASE .. ':outbox-entry:' .. id
+end
+-- The live sessions of one owner (the gamer of an identity token): a set of session ids (lib/sessions.lua).
+function F.owner_sessions_key(owner)
+  return F.BASE .. ':owner-sessions:' .. owner
 end

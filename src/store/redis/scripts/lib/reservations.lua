@@ -75,6 +75,7 @@ function F.end_session(session, reason, now)
     end
   end
   local node = F.release(session)
+  F.remove_owned_session(session)
   session.placement = placement
   session.state = 'ended'
   session.endedAt = now

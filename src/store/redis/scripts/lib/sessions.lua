@@ -14,6 +14,36 @@ function F.session_deadline(session)
   return session.leaseExpiresAt
 end
 
+-- The owner of a session, nil when it has none ('' when a front-end asked for it, false in a record
+-- written before sessions had owners).
+function F.session_owner(session)
+  if session.owner and session.owner ~= '' then
+    return session.owner
+  end
+  return nil
+end
+
+-- An owner's live sessions are the members of its owner-sessions set: a session joins when
+-- create-session records it (queued or assigned) and leaves in end_session (lib/reservations.lua), the
+-- one way a live session stops being live, so the set's size is what the per-owner limit counts.
+function F.owner_session_count(owner)
+  return redis.call('SCARD', F.owner_sessions_key(owner))
+end
+
+function F.add_owned_session(session)
+  local owner = F.session_owner(session)
+  if owner then
+    redis.call('SADD', F.owner_sessions_key(owner), session.id)
+  end
+end
+
+function F.remove_owned_session(session)
+  local owner = F.session_owner(session)
+  if owner then
+    redis.call('SREM', F.owner_sessions_key(owner), session.id)
+  end
+end
+
 -- Shape of a request: sessions of one shape (costs, region, labels) compete for exactly the same GPUs.
 function F.shape_key(session)
   return session.pick .. '|' .. (session.region and (':' .. session.region) or '') .. '|' .. session.labels
