@@ -45,7 +45,8 @@ function algorithmsOf(key: KeyObject): readonly string[] {
 
 function checkUsable(key: KeyObject, jwkAlg: unknown, config: GamerJwtConfig, path: string): void {
   const usable = algorithmsOf(key).filter(
-    (alg) => (config.algorithms as readonly string[]).includes(alg) && (jwkAlg === undefined || jwkAlg === alg),
+    (alg) =>
+      (config.algorithms as readonly string[]).includes(alg) && (jwkAlg === undefined || jwkAlg === alg),
   );
   if (usable.length === 0) {
     throw new GamerJwtKeyError(
@@ -97,7 +98,7 @@ function fromJwksFile(config: GamerJwtConfig): JsonWebKey[] {
 /** The keys of `config` as one key set; throws GamerJwtKeyError naming the key path. */
 export function readGamerJwtKeys(config: GamerJwtConfig): GamerJwtKeySet {
   const pems = config.publicKeys;
-  if ((pems.length > 0) === (config.jwksFile !== '')) {
+  if (pems.length > 0 === (config.jwksFile !== '')) {
     throw new GamerJwtKeyError(
       'auth.gamerJwt.publicKeys',
       'give the verification keys either as publicKeys (PEM) or as jwksFile, exactly one of the two',

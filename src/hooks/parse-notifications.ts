@@ -2,6 +2,11 @@
  * Turns a `POST /v1/hooks/notifications` body (a raw oslo notification, the same in oslo's v2 envelope,
  * or Ceilometer HTTP-publisher events) into `OrchestrationEvent`s, and owns what a Heat autoscaling
  * notification means, which the Aodh parser reuses for alarms that carry one.
+ *
+ * Total over JSON: any value anywhere is an event or a VCA_ERR_VALIDATION naming the field. So no
+ * foreign value is ever turned into text by String() or a template (an object's own `toString` may be
+ * anything, and a deep array overflows the stack), names are looked up only among own keys, and
+ * nothing recurses into a value (test/hooks/fuzz-bodies.test.ts holds the parsers to it).
  */
 import type {
   AdjustmentType,
@@ -23,6 +28,11 @@ import {
 
 const MAX_EVENTS_PER_BATCH = 1000;
 const AUTOSCALING_PREFIX = 'orchestration.autoscaling.';
+/**
+ * Nesting allowed in the notification an oslo envelope carries as text: the request body's own depth
+ * cap never sees inside a string, and a real notification is a handful of levels deep.
+ */
+const MAX_ENVELOPE_DEPTH = 64;
 
 /** A value read from a foreign body, with the dotted path to blame when it turns out to be garbage. */
 export interface LocatedValue {
@@ -61,6 +71,9 @@ export function isAutoscalingEventType(eventType: string): boolean {
 
 function parseOsloEnvelope(body: Record<string, unknown>): OrchestrationEvent {
   assertMatches(OsloEnvelopeSchema, body, '', 'oslo envelope');
+  if (jsonTextDepth(body['oslo.message']) > MAX_ENVELOPE_DEPTH) {
+    throw invalidField('oslo.message', `nests deeper than ${MAX_ENVELOPE_DEPTH} levels`);
+  }
   let inner: unknown;
   try {
     inner = JSON.parse(body['oslo.message']);
@@ -132,15 +145,15 @@ export function payloadFields(payload: unknown, field: string): Map<string, Loca
   return fields;
 }
 
-const TRAIT_TYPE_BY_WORD: Readonly<Record<string, number>> = {
-  none: 0,
-  string: 1,
-  text: 1,
-  integer: 2,
-  int: 2,
-  float: 3,
-  datetime: 4,
-};
+const TRAIT_TYPE_BY_WORD: ReadonlyMap<string, number> = new Map([
+  ['none', 0],
+  ['string', 1],
+  ['text', 1],
+  ['integer', 2],
+  ['int', 2],
+  ['float', 3],
+  ['datetime', 4],
+]);
 
 /** Ceilometer's `[name, type, value]` traits (or `{name, type, value}`) as a map, values typed. */
 export function traitFields(traits: readonly CeilometerTrait[], field: string): Map<string, LocatedValue> {
@@ -151,11 +164,11 @@ export function traitFields(traits: readonly CeilometerTrait[], field: string): 
       ? trait
       : [trait.name, trait.type ?? trait.dtype ?? 0, trait.value];
     const type =
-      typeof declaredType === 'number' ? declaredType : TRAIT_TYPE_BY_WORD[declaredType.toLowerCase()];
+      typeof declaredType === 'number' ? declaredType : TRAIT_TYPE_BY_WORD.get(declaredType.toLowerCase());
     if (type === undefined) {
       throw invalidField(
         traitField,
-        `unknown trait type "${declaredType}"; use 1 string, 2 integer, 3 float, 4 datetime`,
+        `unknown trait type ${describeValue(declaredType)}; use 1 string, 2 integer, 3 float, 4 datetime`,
       );
     }
     fields.set(name, { value: typedTraitValue(rawValue, type, traitField), field: traitField });
@@ -204,9 +217,41 @@ export function toFiniteNumber(located: LocatedValue | undefined): number | unde
   throw invalidField(located.field, `expected a number, got ${describeValue(value)}`);
 }
 
-function describeValue(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+/**
+ * A foreign value for an error message, bounded: strings quoted and cut, other primitives as JSON
+ * writes them, arrays and objects by kind only (never String() them: see the module header).
+ */
+export function describeValue(value: unknown): string {
+  let text: string;
+  if (typeof value === 'string') text = JSON.stringify(value.length > 40 ? value.slice(0, 40) : value);
+  else if (typeof value === 'number' || typeof value === 'boolean') text = String(value);
+  else if (value === null) text = 'null';
+  else if (Array.isArray(value)) text = `an array of ${value.length}`;
+  else text = typeof value === 'object' ? 'an object' : typeof value;
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
+}
+
+/**
+ * How deep brackets nest in JSON text (outside strings), in one pass without recursion; past `cap`
+ * levels it stops counting. Only a bound for text that JSON.parse then judges.
+ */
+function jsonTextDepth(text: string, cap = MAX_ENVELOPE_DEPTH + 1): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c) i++;
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x5b || code === 0x7b) {
+      depth++;
+      if (depth > deepest) deepest = depth;
+      if (deepest >= cap) return deepest;
+    } else if (code === 0x5d || code === 0x7d) depth--;
+  }
+  return deepest;
 }
 
 function toOptionalString(located: LocatedValue | undefined): string | undefined {
@@ -218,20 +263,20 @@ function toOptionalString(located: LocatedValue | undefined): string | undefined
 
 // Heat's AWS-compatible resources spell these in CamelCase, its native ones in snake_case; both reach
 // the wire depending on which resource the template used.
-const ADJUSTMENT_TYPES: Readonly<Record<string, AdjustmentType>> = {
-  changeincapacity: 'change_in_capacity',
-  exactcapacity: 'exact_capacity',
-  percentchangeincapacity: 'percent_change_in_capacity',
-};
+const ADJUSTMENT_TYPES: ReadonlyMap<string, AdjustmentType> = new Map([
+  ['changeincapacity', 'change_in_capacity'],
+  ['exactcapacity', 'exact_capacity'],
+  ['percentchangeincapacity', 'percent_change_in_capacity'],
+]);
 
 function toAdjustmentType(located: LocatedValue | undefined): AdjustmentType | undefined {
   const text = toOptionalString(located);
   if (text === undefined || located === undefined) return undefined;
-  const normalized = ADJUSTMENT_TYPES[text.replaceAll('_', '').toLowerCase()];
+  const normalized = ADJUSTMENT_TYPES.get(text.replaceAll('_', '').toLowerCase());
   if (normalized === undefined) {
     throw invalidField(
       located.field,
-      `unknown adjustment type "${text}"; Heat sends change_in_capacity, exact_capacity or percent_change_in_capacity`,
+      `unknown adjustment type ${describeValue(text)}; Heat sends change_in_capacity, exact_capacity or percent_change_in_capacity`,
     );
   }
   return normalized;

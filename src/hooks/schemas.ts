@@ -29,8 +29,14 @@ export const GpuSpecSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Labels, the one definition: a node's (registration) and a session's (the labels it must find on its
+ * node: POST /v1/sessions and the play socket's `request`, src/http/api-schemas.ts). Names of 1 to 63
+ * letters, digits and `._/-`, values up to 256 characters, at most 32; a name outside the pattern is
+ * refused (additionalProperties), never silently kept.
+ */
 export const NodeLabelsSchema = Type.Record(
-  Type.String({ pattern: '^.{1,63}$' }),
+  Type.String({ pattern: '^[A-Za-z0-9._/-]{1,63}$' }),
   Type.String({ maxLength: 256 }),
   { maxProperties: 32, additionalProperties: false },
 );

@@ -6,13 +6,11 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { VcaError } from '../errors.js';
+import { NodeLabelsSchema } from '../hooks/schemas.js';
 
 const Name = (maxLength: number) => Type.String({ minLength: 1, maxLength });
 const Percent = Type.Union([Type.Number({ minimum: 0, maximum: 100 }), Type.Null()]);
 const NonNegative = Type.Union([Type.Number({ minimum: 0, maximum: 1e9 }), Type.Null()]);
-const Labels = Type.Record(Type.String({ pattern: '^[A-Za-z0-9._/-]{1,63}$' }), Name(256), {
-  maxProperties: 16,
-});
 
 export const SessionRequestSchema = Type.Object(
   {
@@ -20,7 +18,8 @@ export const SessionRequestSchema = Type.Object(
     resolution: Type.String({ minLength: 1, maxLength: 16, description: '1920x1080, 1080p, 4k, ...' }),
     fps: Type.Integer({ minimum: 1, maximum: 360 }),
     region: Type.Optional(Name(64)),
-    labels: Type.Optional(Labels),
+    /** Labels the node must carry; the rules of node labels, so a label no node can carry is a 400. */
+    labels: Type.Optional(NodeLabelsSchema),
     gpuModels: Type.Optional(Type.Array(Name(128), { minItems: 1, maxItems: 16 })),
     priority: Type.Optional(Name(32)),
     wait: Type.Optional(Type.Boolean({ description: 'false: 503 instead of queueing when nothing fits' })),
@@ -93,6 +92,7 @@ export function validateBody<S extends TSchema>(schema: S, value: unknown, what 
     throw new VcaError('VCA_ERR_VALIDATION', `The request needs a JSON ${what}`, { field: what });
   if (check.Check(value)) return value as Static<S>;
   const first = check.Errors(value).First();
-  const field = first?.path.replace(/^\//, '').replaceAll('/', '.') || what;
+  // A JSON pointer to an empty key (`/labels/`) ends in '/': the field is then the object holding it.
+  const field = first?.path.replace(/^\//, '').replace(/\/$/, '').replaceAll('/', '.') || what;
   throw new VcaError('VCA_ERR_VALIDATION', `${field}: ${first?.message ?? 'invalid'}`, { field });
 }

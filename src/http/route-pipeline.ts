@@ -29,7 +29,15 @@ export interface RoutePipelineOptions {
  */
 type AccessCheck = (
   request: UpgradeContext & PresentedCredentials,
-) => string | null | Promise<string> | void;
+) => string | null | Promise<string> | undefined;
+
+/** A check that only proves access (every role but gamer). */
+const proving =
+  (check: (request: UpgradeContext & PresentedCredentials) => void): AccessCheck =>
+  (request) => {
+    check(request);
+    return undefined;
+  };
 
 export class RoutePipeline {
   private readonly options: RoutePipelineOptions;
@@ -97,13 +105,13 @@ export class RoutePipeline {
       case 'gamer':
         return (request) => credentials.requireGamer(request, this.options.now());
       case 'operator':
-        return (request) => credentials.requireRole(request, access);
+        return proving((request) => credentials.requireRole(request, access));
       case 'node':
         if (!path.split('/').includes(':id'))
           throw new Error(`node route ${path} has no :id naming the node`);
-        return (request) => credentials.requireNode(request, request.params.id ?? '');
+        return proving((request) => credentials.requireNode(request, request.params.id ?? ''));
       case 'orchestrator':
-        return (request) => credentials.requireHookSecret(request);
+        return proving((request) => credentials.requireHookSecret(request));
       case 'signed-orchestrator':
         throw new Error(`route ${path}: a signature covers a body, which only the HTTP pipeline reads`);
     }

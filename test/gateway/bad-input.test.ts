@@ -511,16 +511,16 @@ describe('bad input: every case is a problem+json 4xx and changes nothing', () =
 });
 
 describe('bad input: webhook events rejected when applied', () => {
-  it('contextualize with an unknown GPU model: 422, nothing registered, and a replay gets the same error', async () => {
+  it('contextualize with an unknown GPU model: 422, nothing registered, and a resend is judged afresh (a refusal is not remembered)', async () => {
     const before = await fleetSnapshot(gw);
     const raw = JSON.stringify(scaleUp([nodeSpec('new-a', 'Voodoo 2')]));
     const first = await contextualize(raw);
-    expectProblem(first, 422, 'VCA_ERR_UNKNOWN_GPU_MODEL');
+    expectProblem(first, 422, 'VCA_ERR_UNKNOWN_GPU_MODEL', 'nodes.0');
     expect(first.body.replayed).toBe(false);
-    const replay = await contextualize(raw);
-    expectProblem(replay, 422, 'VCA_ERR_UNKNOWN_GPU_MODEL');
-    expect(replay.body.replayed).toBe(true);
-    expect(replay.body.detail).toBe(first.body.detail);
+    const resend = await contextualize(raw);
+    expectProblem(resend, 422, 'VCA_ERR_UNKNOWN_GPU_MODEL', 'nodes.0');
+    expect(resend.body.replayed).toBe(false);
+    expect(resend.body.detail).toBe(first.body.detail);
     expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
@@ -535,14 +535,14 @@ describe('bad input: webhook events rejected when applied', () => {
     expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
-  it('re-registering render-1 with another host is a 409 that leaves it unchanged, also when replayed', async () => {
+  it('re-registering render-1 with another host is a 409 that leaves it unchanged, also when resent', async () => {
     const before = await fleetSnapshot(gw);
     const raw = JSON.stringify(scaleUp([{ ...nodeSpec('render-1', 'L4', '10.9.9.9') }, nodeSpec('new-d')]));
     const first = await contextualize(raw);
-    expectProblem(first, 409, 'VCA_ERR_NODE_CONFLICT');
-    const replay = await contextualize(raw);
-    expectProblem(replay, 409, 'VCA_ERR_NODE_CONFLICT');
-    expect(replay.body.replayed).toBe(true);
+    expectProblem(first, 409, 'VCA_ERR_NODE_CONFLICT', 'nodes.0');
+    const resend = await contextualize(raw);
+    expectProblem(resend, 409, 'VCA_ERR_NODE_CONFLICT', 'nodes.0');
+    expect(resend.body.replayed).toBe(false);
     const node = await gw.request('operator', 'GET', '/v1/nodes/render-1');
     expect(node.body.host).toBe('127.0.0.1');
     expect((await gw.request('operator', 'GET', '/v1/nodes/new-d')).status).toBe(404);

@@ -52,7 +52,9 @@ async function startGateway(): Promise<TestGateway & { logs: LogLine[] }> {
       eventId: `edge-${id}`,
       event: 'scale-up',
       group: 'edge',
-      nodes: [{ id, host: '127.0.0.1', port: 5900, protocol: 'webrtc', gpus: [{ model, count }], labels: {} }],
+      nodes: [
+        { id, host: '127.0.0.1', port: 5900, protocol: 'webrtc', gpus: [{ model, count }], labels: {} },
+      ],
     });
     const gw = { clock, request } as unknown as TestGateway;
     const result = await postHook(gw, 'contextualize', raw);

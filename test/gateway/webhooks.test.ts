@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '../../kit/polling.js';
-import { fleetSnapshot, postHook } from '../support/fleet-snapshot.js';
+import { expectProblem, fleetSnapshot, postHook } from '../support/fleet-snapshot.js';
 import { idleTelemetry, startTestGateway, type TestGateway } from '../support/gateway.js';
 
 const fixtureDir = path.resolve(import.meta.dirname, '../fixtures/webhooks');
@@ -488,5 +488,122 @@ describe('webhooks: drained callback', () => {
     while ((await gw.gateway.vca.store.outboxLength()) > 0 && Date.now() < deadline) await sleep(20);
     expect(await gw.gateway.vca.store.outboxLength()).toBe(0);
     expect(await metricsText()).not.toMatch(/vca_outbound_calls_total\{kind="node-drained"/);
+  });
+});
+
+describe('webhooks: all or nothing, and a refusal is not remembered', () => {
+  /** fleetWithLoad plus `idle`: ready, empty, so draining it would drain and remove it at once. */
+  async function fleetWithIdleNode(gateway: TestGateway): Promise<void> {
+    await fleetWithLoad(gateway);
+    const idle = await gateway.registerNode('idle', 'L4', 1, { region: 'r3' });
+    expect((await gateway.telemetry('idle', idle.token, idleTelemetry(1))).status).toBe(200);
+  }
+
+  it('a scale-down naming a ready node and ghost-node answers 404 naming nodes.1 and drains nothing; the corrected retry under the same eventId applies', async () => {
+    gw = await startTestGateway();
+    await fleetWithIdleNode(gw);
+    const before = await fleetSnapshot(gw);
+    const refused = await gw.hook('contextualize', {
+      eventId: 'e1',
+      event: 'scale-down',
+      group: 'g',
+      nodes: ['idle', 'ghost-node'],
+    });
+    expectProblem(refused, 404, 'VCA_ERR_NODE_NOT_FOUND', 'nodes.1');
+    expect(refused.body).toMatchObject({ eventId: 'contextualize:e1', replayed: false });
+    expect(refused.body.detail).toContain('ghost-node');
+    expect(await fleetSnapshot(gw)).toEqual(before);
+    expect(await nodeStates(gw)).toEqual({ heavy: 'ready', light: 'ready', idle: 'ready' });
+    expect(await gw.gateway.vca.store.outboxLength()).toBe(0);
+
+    // The refusal is not remembered under e1: the corrected delivery is applied, not answered 404.
+    const corrected = await gw.hook('contextualize', {
+      eventId: 'e1',
+      event: 'scale-down',
+      group: 'g',
+      nodes: ['idle', 'light'],
+    });
+    expect(corrected.status, JSON.stringify(corrected.body)).toBe(200);
+    expect(corrected.body).toMatchObject({
+      replayed: false,
+      draining: [
+        { id: 'idle', state: 'drained' },
+        { id: 'light', state: 'draining' },
+      ],
+    });
+    expect(await nodeStates(gw)).toEqual({ heavy: 'ready', light: 'draining' });
+    // Applied results are remembered as before: the same body again is a replay.
+    const replay = await gw.hook('contextualize', {
+      eventId: 'e1',
+      event: 'scale-down',
+      group: 'g',
+      nodes: ['idle', 'light'],
+    });
+    expect(replay.body).toMatchObject({ replayed: true, draining: corrected.body.draining });
+    expect(await nodeStates(gw)).toEqual({ heavy: 'ready', light: 'draining' });
+  });
+
+  it('the entry at fault is named where the body first names it, among repeats and {id} references', async () => {
+    gw = await startTestGateway();
+    await fleetWithIdleNode(gw);
+    const drain = await gw.request('operator', 'POST', '/v1/nodes/light/drain', { deadlineSeconds: 600 });
+    expect(drain.body.state).toBe('draining');
+    const before = await fleetSnapshot(gw);
+    const refused = await gw.hook('contextualize', {
+      eventId: 'e2',
+      event: 'scale-down',
+      group: 'g',
+      nodes: ['idle', { id: 'light' }, 'idle', 'ghost-node', { id: 'heavy' }],
+    });
+    expectProblem(refused, 404, 'VCA_ERR_NODE_NOT_FOUND', 'nodes.3');
+    // light keeps its own drain deadline; idle and heavy stay ready.
+    expect(await fleetSnapshot(gw)).toEqual(before);
+    expect(await nodeStates(gw)).toEqual({ heavy: 'ready', light: 'draining', idle: 'ready' });
+  });
+
+  it('a scale-up batch whose second node conflicts answers 409 naming nodes.1 and registers neither; the corrected retry registers both', async () => {
+    gw = await startTestGateway();
+    await fleetWithLoad(gw);
+    const before = await fleetSnapshot(gw);
+    const node = (id: string, host: string) => ({
+      id,
+      host,
+      port: 5900,
+      protocol: 'webrtc',
+      gpus: [{ model: 'L4', count: 1 }],
+    });
+    const refused = await gw.hook('contextualize', {
+      eventId: 'up-1',
+      event: 'scale-up',
+      group: 'g',
+      nodes: [node('fresh', '10.0.0.5'), node('heavy', '10.9.9.9')],
+    });
+    expectProblem(refused, 409, 'VCA_ERR_NODE_CONFLICT', 'nodes.1');
+    expect(await fleetSnapshot(gw)).toEqual(before);
+
+    const corrected = await gw.hook('contextualize', {
+      eventId: 'up-1',
+      event: 'scale-up',
+      group: 'g',
+      nodes: [node('fresh', '10.0.0.5'), node('fresher', '10.0.0.6')],
+    });
+    expect(corrected.status, JSON.stringify(corrected.body)).toBe(200);
+    expect(corrected.body.registered.map((entry: any) => [entry.id, entry.created])).toEqual([
+      ['fresh', true],
+      ['fresher', true],
+    ]);
+  });
+
+  it('two scale-downs by count at once drain two different nodes', async () => {
+    gw = await startTestGateway();
+    await fleetWithIdleNode(gw);
+    const down = (eventId: string) =>
+      gw.hook('contextualize', { eventId, event: 'scale-down', group: 'g', count: 1 });
+    const [first, second] = await Promise.all([down('count-1'), down('count-2')]);
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(second.status, JSON.stringify(second.body)).toBe(200);
+    const victims = [...first.body.draining, ...second.body.draining].map((node: any) => node.id);
+    expect(new Set(victims).size).toBe(2);
+    expect(first.body.shortfall + second.body.shortfall).toBe(0);
   });
 });

@@ -145,7 +145,12 @@ describe('hooks: contextualization', () => {
       group: 'g',
       nodes: ['render-7', { id: 'render-8' }, 'render-7', { id: 'render-9', host: '10.0.0.9' }],
     });
-    expect(event.action).toEqual({ kind: 'drain-nodes', nodeIds: ['render-7', 'render-8', 'render-9'] });
+    expect(event.action).toEqual({
+      kind: 'drain-nodes',
+      nodeIds: ['render-7', 'render-8', 'render-9'],
+      // Where each node is first named, for the field of a refusal.
+      fields: ['nodes.0', 'nodes.1', 'nodes.3'],
+    });
   });
 });
 

@@ -23,7 +23,7 @@ describe('json depth: the cap', () => {
   it(`accepts ${maxJsonDepth} levels and refuses one more, for arrays and objects alike`, () => {
     expect(exceedsJsonDepth(nested(maxJsonDepth))).toBe(false);
     expect(exceedsJsonDepth(nested(maxJsonDepth + 1))).toBe(true);
-    const objects = (depth: number) => '{"a":'.repeat(depth - 1) + '{}' + '}'.repeat(depth - 1);
+    const objects = (depth: number) => `${'{"a":'.repeat(depth - 1)}{}${'}'.repeat(depth - 1)}`;
     expect(exceedsJsonDepth(objects(maxJsonDepth))).toBe(false);
     expect(exceedsJsonDepth(objects(maxJsonDepth + 1))).toBe(true);
   });

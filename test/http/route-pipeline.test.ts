@@ -200,9 +200,15 @@ describe('route pipeline: access', () => {
     };
     for (const access of ['gamer', 'operator', 'node'] as const) {
       const handler = routeFor(access);
-      const inQuery = request({ params: { id: 'n-1' }, query: `token=${encodeURIComponent(tokens[access])}` });
+      const inQuery = request({
+        params: { id: 'n-1' },
+        query: `token=${encodeURIComponent(tokens[access])}`,
+      });
       await expect(handler(inQuery.ctx)).rejects.toMatchObject({ code: 'VCA_ERR_UNAUTHORIZED' });
-      const inHeader = request({ params: { id: 'n-1' }, headers: { authorization: `Bearer ${tokens[access]}` } });
+      const inHeader = request({
+        params: { id: 'n-1' },
+        headers: { authorization: `Bearer ${tokens[access]}` },
+      });
       expect(await handler(inHeader.ctx)).toEqual({ status: 200, body: {} });
     }
   });

@@ -133,6 +133,37 @@ describe('redis store: shared by several gateway instances', () => {
       await closeAll([a, b]);
     }
   });
+
+  it('two instances draining the same picked victims at once: one step drains them, the other changes nothing', async () => {
+    const [a, b] = await twoInstances();
+    try {
+      for (const id of ['node-a', 'node-b', 'node-c']) {
+        await readyNode(a, id, undefined, 0, { host: id });
+        await a.createSession(sessionSpec(`on-${id}`, undefined, { labels: { host: id } }), createOptions(5));
+      }
+      const onlyFrom = ['provisioning', 'unhealthy', 'ready'] as const;
+      const outcomes = await Promise.allSettled([
+        a.drainNodes(['node-a', 'node-b'], 10, 90_000, { onlyFrom }),
+        b.drainNodes(['node-b', 'node-c'], 10, 90_000, { onlyFrom }),
+      ]);
+      const applied = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+      const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
+      expect(applied).toHaveLength(1);
+      expect(refused).toHaveLength(1);
+      expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({
+        code: 'VCA_ERR_NODE_STATE',
+        extra: { nodeId: 'node-b' },
+      });
+      // Exactly the winner's two nodes drain; the loser's other node is untouched.
+      const draining = (await b.drainingNodes()).map((node) => node.id).sort();
+      const winner = (applied[0] as PromiseFulfilledResult<Awaited<ReturnType<RedisStore['drainNodes']>>>).value;
+      expect(draining).toEqual(winner.map((node) => node.id).sort());
+      expect(draining).toHaveLength(2);
+      await expectInvariant(a);
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
 });
 
 describe('redis store: keys and round trips', () => {

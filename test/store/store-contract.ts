@@ -1023,5 +1023,265 @@ export function describeStoreContract(
         expect(await store.outboxLength()).toBe(1);
       });
     });
+
+    describe('session owners and the per-owner limit', () => {
+      const owned = (id: string, owner: string, format = lightFormat) => sessionSpec(id, format, { owner });
+      const limited = (now: number, maxOwnerSessions: number, extra = {}) =>
+        createOptions(now, { maxOwnerSessions, ...extra });
+
+      it('keeps the owner on every record it answers, and none for a session without one', async () => {
+        await readyNode(store, 'node-a');
+        const created = await store.createSession(owned('mine', 'gamer-a'), limited(10, 1));
+        expect(created).toMatchObject({ kind: 'assigned', session: { id: 'mine', owner: 'gamer-a' } });
+        const anonymous = await store.createSession(sessionSpec('front-end'), limited(11, 1));
+        expect(anonymous).toMatchObject({ kind: 'assigned', session: { owner: null } });
+        expect((await store.getSession('mine'))?.owner).toBe('gamer-a');
+        expect((await store.getSession('front-end'))?.owner).toBeNull();
+        const onNode = await store.sessionsOnNode('node-a');
+        expect(Object.fromEntries(onNode.map((session) => [session.id, session.owner]))).toEqual({
+          mine: 'gamer-a',
+          'front-end': null,
+        });
+        const ended = await store.endSession('mine', 'released', 20);
+        expect(ended?.session.owner).toBe('gamer-a');
+        expect((await store.getSession('mine'))?.owner).toBe('gamer-a');
+        await expectInvariant(store);
+      });
+
+      it('refuses an owner at the limit, counting queued and assigned sessions, and changes nothing', async () => {
+        await readyNode(store, 'node-a');
+        expect((await store.createSession(owned('a1', 'gamer-a', heavyFormat), limited(10, 2))).kind).toBe(
+          'assigned',
+        );
+        expect((await store.createSession(owned('a2', 'gamer-a', heavyFormat), limited(11, 2))).kind).toBe(
+          'queued',
+        );
+        const before = { node: await store.getNode('node-a'), queue: await store.queuePositions() };
+        expect(await store.createSession(owned('a3', 'gamer-a'), limited(12, 2))).toEqual({
+          kind: 'refused',
+          reason: 'owner-limit',
+        });
+        // The limit is checked first: also when the answer would otherwise be no-capacity.
+        expect(
+          await store.createSession(owned('a4', 'gamer-a'), limited(13, 2, { waitMode: 'no-wait' })),
+        ).toEqual({ kind: 'refused', reason: 'owner-limit' });
+        expect(await store.getSession('a3')).toBeUndefined();
+        expect(await store.getSession('a4')).toBeUndefined();
+        expect({ node: await store.getNode('node-a'), queue: await store.queuePositions() }).toEqual(before);
+        // Other owners, and sessions without one, are not held back by gamer-a's limit.
+        expect((await store.createSession(owned('b1', 'gamer-b', heavyFormat), limited(14, 2))).kind).toBe(
+          'queued',
+        );
+        expect((await store.createSession(sessionSpec('anon', heavyFormat), limited(15, 2))).kind).toBe(
+          'queued',
+        );
+        await expectInvariant(store);
+      });
+
+      it('gives a place back on every way out: end, leaving the queue, lease expiry, queue timeout', async () => {
+        await readyNode(store, 'node-a');
+        const create = (id: string, now: number, format = lightFormat) =>
+          store.createSession(owned(id, 'gamer-a', format), limited(now, 1));
+        expect((await create('s1', 10)).kind).toBe('assigned');
+        expect((await create('refused', 11)).kind).toBe('refused');
+        await store.endSession('s1', 'released', 20);
+        expect((await create('s2', 30)).kind).toBe('assigned');
+        // s2's lease runs out (leaseMs after 30).
+        expect((await store.expireSessions(30 + leaseMs)).map((end) => end.session.id)).toEqual(['s2']);
+        // The GPU is taken by someone else: gamer-a's next session waits in the queue.
+        await store.recordTelemetry('node-a', healthyReport(1), 40_000);
+        expect(
+          (await store.createSession(sessionSpec('other', heavyFormat), createOptions(40_000))).kind,
+        ).toBe('assigned');
+        const now = 40_001;
+        expect((await create('s3', now, heavyFormat)).kind).toBe('queued');
+        expect((await create('refused-2', now + 1)).kind).toBe('refused');
+        await store.endSession('s3', 'released', now + 2);
+        expect((await store.getSession('s3'))?.endReason).toBe('cancelled');
+        expect((await create('s4', now + 3, heavyFormat)).kind).toBe('queued');
+        // Leases outlive s4's queue deadline: it ends by queue timeout, and nothing else ends.
+        await store.renewLeases(['s4', 'other'], now + 3 + 10 * queueWaitMs);
+        const expired = await store.expireSessions(now + 3 + queueWaitMs);
+        expect(expired.map((end) => [end.session.id, end.session.endReason])).toEqual([
+          ['s4', 'queue-timeout'],
+        ]);
+        expect((await create('s5', now + 4 + queueWaitMs, heavyFormat)).kind).toBe('queued');
+        await expectInvariant(store);
+      });
+
+      it('keeps counting a session that migrates, and one placed from the queue', async () => {
+        await readyNode(store, 'node-a');
+        await readyNode(store, 'node-b', undefined, 0, { spare: 'yes' });
+        expect((await store.createSession(owned('s1', 'gamer-a', heavyFormat), limited(10, 2))).kind).toBe(
+          'assigned',
+        );
+        expect((await store.createSession(owned('s2', 'gamer-a', heavyFormat), limited(11, 2))).kind).toBe(
+          'assigned',
+        );
+        const onA = (await store.sessionsOnNode('node-a'))[0]!.id;
+        await store.setNodeState('node-a', 'draining', 20, 1_000);
+        const moved = await store.migrateSession(onA, 30, 'packed', 30 + leaseMs, 30 + queueWaitMs);
+        expect(moved?.session).toMatchObject({ id: onA, state: 'queued', owner: 'gamer-a' });
+        expect((await store.createSession(owned('s3', 'gamer-a'), limited(40, 2))).kind).toBe('refused');
+        await readyNode(store, 'node-c', undefined, 50);
+        const placed = await store.placeQueued(60, 'packed', { rest: leaseMs, websocket: leaseMs });
+        expect(placed.map((session) => [session.id, session.owner])).toEqual([[onA, 'gamer-a']]);
+        expect((await store.createSession(owned('s3', 'gamer-a'), limited(70, 2))).kind).toBe('refused');
+        await expectInvariant(store);
+      });
+
+      it('admits exactly the limit among concurrent requests of one owner', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 4 }]);
+        const outcomes = await Promise.all(
+          Array.from({ length: 12 }, (_, i) =>
+            store.createSession(owned(`c${i}`, 'gamer-a'), limited(10, 3)),
+          ),
+        );
+        const kinds = outcomes.map((outcome) => (outcome.kind === 'refused' ? outcome.reason : outcome.kind));
+        expect(kinds.filter((kind) => kind === 'assigned')).toHaveLength(3);
+        expect(kinds.filter((kind) => kind === 'owner-limit')).toHaveLength(9);
+        await expectInvariant(store);
+      });
+    });
+
+    describe('several nodes in one step (webhook effects, all or nothing)', () => {
+      const victimStates = ['provisioning', 'unhealthy', 'ready'] as const;
+
+      async function refusal(promise: Promise<unknown>): Promise<VcaError> {
+        const error = await promise.then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
+        expect(error).toBeInstanceOf(VcaError);
+        return error as VcaError;
+      }
+
+      it('drains every named node in one step: an empty one at once, a busy one until it empties', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        await readyNode(store, 'node-b', undefined, 10);
+        const nodes = await store.drainNodes(['node-a', 'node-b'], 20, 90_000);
+        expect(nodes.map((node) => [node.id, node.state])).toEqual([
+          ['node-a', 'draining'],
+          ['node-b', 'drained'],
+        ]);
+        expect(nodes[0]).toMatchObject({ drainDeadline: 90_000, sessions: 1 });
+        expect((await store.drainingNodes()).map((node) => node.id)).toEqual(['node-a']);
+        expect(await store.outboxLength()).toBe(1);
+        // A repeated id counts once; a node already draining keeps draining, with the new deadline.
+        const again = await store.drainNodes(['node-a', 'node-a'], 30, 120_000);
+        expect(again.map((node) => [node.id, node.state, node.drainDeadline])).toEqual([
+          ['node-a', 'draining', 120_000],
+        ]);
+        await expectInvariant(store);
+      });
+
+      it('refuses the whole step, changing nothing, when one named node is not registered', async () => {
+        await readyNode(store, 'node-a');
+        await readyNode(store, 'node-b');
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        const before = await store.listNodes();
+        const error = await refusal(store.drainNodes(['node-a', 'node-b', 'ghost-node'], 20, 90_000));
+        expect(error.code).toBe('VCA_ERR_NODE_NOT_FOUND');
+        expect(error.extra).toMatchObject({ nodeId: 'ghost-node' });
+        expect(await store.listNodes()).toEqual(before);
+        expect(await store.drainingNodes()).toEqual([]);
+        expect(await store.outboxLength()).toBe(0);
+        await expectInvariant(store);
+      });
+
+      it('refuses the whole step when one node can no longer drain', async () => {
+        await readyNode(store, 'node-a');
+        await readyNode(store, 'node-b');
+        await store.setNodeState('node-b', 'draining', 10, 90_000);
+        const before = await store.listNodes();
+        const error = await refusal(store.drainNodes(['node-a', 'node-b'], 20, 90_000));
+        expect(error.code).toBe('VCA_ERR_NODE_STATE');
+        expect(error.extra).toMatchObject({ nodeId: 'node-b' });
+        expect(await store.listNodes()).toEqual(before);
+        expect(await store.outboxLength()).toBe(1);
+        await expectInvariant(store);
+      });
+
+      it('with onlyFrom, refuses the whole step when a picked node left those states since', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        await readyNode(store, 'node-b');
+        await store.registerNode(registration('node-c'), 15);
+        // Picked while ready; another caller drains it before this step runs.
+        await store.setNodeState('node-a', 'draining', 20, 90_000);
+        const before = await store.listNodes();
+        const error = await refusal(
+          store.drainNodes(['node-b', 'node-a'], 30, 90_000, { onlyFrom: victimStates }),
+        );
+        expect(error.code).toBe('VCA_ERR_NODE_STATE');
+        expect(error.extra).toMatchObject({ nodeId: 'node-a' });
+        expect(await store.listNodes()).toEqual(before);
+        const drained = await store.drainNodes(['node-c', 'node-b'], 40, 90_000, { onlyFrom: victimStates });
+        expect(drained.map((node) => [node.id, node.state])).toEqual([
+          ['node-c', 'drained'],
+          ['node-b', 'drained'],
+        ]);
+        await expectInvariant(store);
+      });
+
+      it('registers a batch in one step, all or none, naming the node that refused it', async () => {
+        const first = await store.registerNodes([registration('node-a'), registration('node-b')], 0);
+        expect(first.map(({ node, created }) => [node.id, created])).toEqual([
+          ['node-a', true],
+          ['node-b', true],
+        ]);
+        const before = await store.listNodes();
+
+        const conflict = await refusal(
+          store.registerNodes(
+            [registration('node-c'), { ...registration('node-a'), host: 'elsewhere.test' }],
+            10,
+          ),
+        );
+        expect(conflict.code).toBe('VCA_ERR_NODE_CONFLICT');
+        expect(conflict.extra).toMatchObject({ nodeId: 'node-a' });
+
+        const unknownModel = await refusal(
+          store.registerNodes(
+            [registration('node-d'), registration('node-x', [{ model: 'Voodoo 2', count: 1 }])],
+            20,
+          ),
+        );
+        expect(unknownModel.code).toBe('VCA_ERR_UNKNOWN_GPU_MODEL');
+        expect(unknownModel.extra).toMatchObject({ nodeId: 'node-x' });
+
+        const twiceOtherwise = await refusal(
+          store.registerNodes([registration('node-e'), { ...registration('node-e'), port: 7001 }], 30),
+        );
+        expect(twiceOtherwise.code).toBe('VCA_ERR_NODE_CONFLICT');
+        expect(await store.listNodes()).toEqual(before);
+
+        const replayed = await store.registerNodes(
+          [registration('node-a'), registration('node-f'), registration('node-f')],
+          40,
+        );
+        expect(replayed.map(({ node, created }) => [node.id, created, node.registeredAt])).toEqual([
+          ['node-a', false, 0],
+          ['node-f', true, 40],
+          ['node-f', false, 40],
+        ]);
+        expect((await store.listNodes()).map((node) => node.id)).toEqual(['node-a', 'node-b', 'node-f']);
+        await expectInvariant(store);
+      });
+
+      it('forgets a webhook key: the next claim under it is the first again', async () => {
+        await store.rememberWebhook('event-1', { status: 'processing' }, 10_000, 0);
+        await store.forgetWebhook('event-1');
+        expect(await store.rememberWebhook('event-1', { status: 'processing' }, 10_000, 10)).toEqual({
+          first: true,
+          result: { status: 'processing' },
+        });
+        await store.settleWebhook('event-1', { accepted: 1 }, 10_000, 20);
+        await store.forgetWebhook('event-1');
+        expect((await store.rememberWebhook('event-1', { accepted: 2 }, 10_000, 30)).first).toBe(true);
+        await store.forgetWebhook('never-seen');
+      });
+    });
   });
 }
