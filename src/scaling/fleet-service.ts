@@ -111,7 +111,8 @@ export class FleetService {
         return nodes;
       } catch (error) {
         const overtaken =
-          isVcaError(error) && (error.code === 'VCA_ERR_NODE_STATE' || error.code === 'VCA_ERR_NODE_NOT_FOUND');
+          isVcaError(error) &&
+          (error.code === 'VCA_ERR_NODE_STATE' || error.code === 'VCA_ERR_NODE_NOT_FOUND');
         if (!overtaken || attempt >= maxVictimPicks) throw error;
       }
     }

@@ -167,7 +167,12 @@ export interface StateStore {
    * step. A node already draining gets the new deadline; an empty one drains at once (its callback in
    * the outbox, as setNodeState). Answers the nodes in the order of `ids`.
    */
-  drainNodes(ids: readonly string[], now: number, drainDeadline: number, options?: DrainNodesOptions): Promise<NodeView[]>;
+  drainNodes(
+    ids: readonly string[],
+    now: number,
+    drainDeadline: number,
+    options?: DrainNodesOptions,
+  ): Promise<NodeView[]>;
   recordTelemetry(nodeId: string, report: TelemetryReport, now: number): Promise<NodeView>;
   /** Makes GPUs with old telemetry ineligible. */
   sweepStale(now: number): Promise<void>;

@@ -92,10 +92,18 @@ describe('distributed: webhook effects are all or nothing on the shared store', 
       nodes: ['ready-1'],
     });
     expect(corrected.status, JSON.stringify(corrected.body)).toBe(200);
-    expect(corrected.body).toMatchObject({ replayed: false, draining: [{ id: 'ready-1', state: 'drained' }] });
+    expect(corrected.body).toMatchObject({
+      replayed: false,
+      draining: [{ id: 'ready-1', state: 'drained' }],
+    });
     // Empty, so drained and removed at once; both instances agree.
     for (const gateway of [a, b]) expect(await statesSeenBy(gateway)).toEqual({ 'ready-2': 'ready' });
-    const replay = await contextualize(b, { eventId: 'e1', event: 'scale-down', group: 'g', nodes: ['ready-1'] });
+    const replay = await contextualize(b, {
+      eventId: 'e1',
+      event: 'scale-down',
+      group: 'g',
+      nodes: ['ready-1'],
+    });
     expect(replay.body).toMatchObject({ replayed: true, draining: [{ id: 'ready-1', state: 'drained' }] });
   }, 30_000);
 
@@ -111,7 +119,11 @@ describe('distributed: webhook effects are all or nothing on the shared store', 
     expect(victims).toHaveLength(2);
     expect(new Set(victims).size).toBe(2);
     const after = await statesSeenBy(b);
-    expect(Object.keys(after).sort()).toEqual(Object.keys(before).filter((id) => !victims.includes(id)).sort());
+    expect(Object.keys(after).sort()).toEqual(
+      Object.keys(before)
+        .filter((id) => !victims.includes(id))
+        .sort(),
+    );
     for (const gateway of [a, b]) {
       expect(gateway.alive()).toBe(true);
       expect(gateway.bugs(), gateway.name).toEqual([]);

@@ -36,7 +36,27 @@ export const prototypeKeys = [
 ] as const;
 
 const numberTexts = ['1e400', '-1e400', '1e-400', '-0', '123456789012345678901234567890', '0.1e1', '1E2'];
-const numbers = [0, 1, -1, 2, -2, 0.5, -1.5, 4, 1000, -1000, 1001, 2 ** 31, 2 ** 53, 2 ** 53 + 2, 1e15, -1e15, 1e308, -1e308, Number.MIN_VALUE];
+const numbers = [
+  0,
+  1,
+  -1,
+  2,
+  -2,
+  0.5,
+  -1.5,
+  4,
+  1000,
+  -1000,
+  1001,
+  2 ** 31,
+  2 ** 53,
+  2 ** 53 + 2,
+  1e15,
+  -1e15,
+  1e308,
+  -1e308,
+  Number.MIN_VALUE,
+];
 const strings = [
   '',
   ' ',
@@ -95,7 +115,12 @@ export function randomValue(random: Random, depth = 0): unknown {
   if (roll < 0.3) return random() < 0.2 ? new Raw(pick(random, numberTexts)) : pick(random, numbers);
   if (roll < 0.5) return pick(random, strings);
   if (roll < 0.53) return hugeString(random);
-  if (roll < 0.58) return new Deep(pick(random, [2, 64, 65, 500, 8_000]), random() < 0.7 ? 'array' : 'object', randomLeaf(random));
+  if (roll < 0.58)
+    return new Deep(
+      pick(random, [2, 64, 65, 500, 8_000]),
+      random() < 0.7 ? 'array' : 'object',
+      randomLeaf(random),
+    );
   if (roll < 0.78 || depth >= 3) {
     const length = Math.floor(random() * 4);
     return Array.from({ length }, () => randomValue(random, depth + 1));
@@ -129,7 +154,12 @@ function slotsOf(root: unknown): Slot[] {
         slots.push({ parent: value, key: index });
         stack.push(element);
       });
-    } else if (value !== null && typeof value === 'object' && !(value instanceof Deep) && !(value instanceof Raw)) {
+    } else if (
+      value !== null &&
+      typeof value === 'object' &&
+      !(value instanceof Deep) &&
+      !(value instanceof Raw)
+    ) {
       const object = value as Record<string, unknown>;
       for (const key of Object.keys(object)) {
         slots.push({ parent: object, key });
@@ -145,9 +175,14 @@ function objectsOf(root: unknown): Array<Record<string, unknown>> {
     .map((slot) => read(slot))
     .filter(
       (value): value is Record<string, unknown> =>
-        value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Deep) && !(value instanceof Raw),
+        value !== null &&
+        typeof value === 'object' &&
+        !Array.isArray(value) &&
+        !(value instanceof Deep) &&
+        !(value instanceof Raw),
     );
-  if (root !== null && typeof root === 'object' && !Array.isArray(root)) objects.push(root as Record<string, unknown>);
+  if (root !== null && typeof root === 'object' && !Array.isArray(root))
+    objects.push(root as Record<string, unknown>);
   return objects;
 }
 
@@ -214,7 +249,14 @@ export function mutate(root: unknown, random: Random): unknown {
       break;
     }
     case 'deepen':
-      write(slot, new Deep(pick(random, [1, 3, 64, 65, 1_000, 8_000, 20_000]), random() < 0.6 ? 'array' : 'object', read(slot)));
+      write(
+        slot,
+        new Deep(
+          pick(random, [1, 3, 64, 65, 1_000, 8_000, 20_000]),
+          random() < 0.6 ? 'array' : 'object',
+          read(slot),
+        ),
+      );
       break;
     case 'prototype-key': {
       const objects = objectsOf(root);

@@ -82,7 +82,14 @@ const bases: Record<Route, unknown[]> = {
   ],
 };
 
-const aodhQueries = ['', '?action=UP', '?action=DOWN', '?action=down&action=DOWN', '?action=sideways', '?action=UP&action=DOWN'];
+const aodhQueries = [
+  '',
+  '?action=UP',
+  '?action=DOWN',
+  '?action=down&action=DOWN',
+  '?action=sideways',
+  '?action=UP&action=DOWN',
+];
 
 function pick<T>(random: Random, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)]!;
@@ -132,22 +139,28 @@ function judge(route: Route, body: FuzzedBody): 'accepted' | 'refused' | string 
 const routes: readonly Route[] = ['contextualize', 'aodh', 'notifications'];
 
 describe('webhook fuzz: the parsers are total', () => {
-  it.each(routes)(`%s: ${parserBodies} mutated bodies each parse to events or a 4xx naming the field`, (route) => {
-    const random = seededRandom(seed + routes.indexOf(route));
-    const counts = { accepted: 0, refused: 0 };
-    const failures: string[] = [];
-    for (let i = 0; i < parserBodies; i++) {
-      const body = fuzzedBody(route, random);
-      const verdict = judge(route, body);
-      if (verdict === 'accepted' || verdict === 'refused') counts[verdict]++;
-      else if (failures.length < 5) failures.push(`#${i} ${verdict}\n  body: ${body.query} ${body.text.slice(0, 300)}`);
-      else failures.push('');
-    }
-    expect(failures.filter(Boolean), `${failures.length} of ${parserBodies} failed (seed ${seed})`).toEqual([]);
-    // The mutations must reach past the first check, and beyond what the schemas allow.
-    expect(counts.accepted).toBeGreaterThan(parserBodies / 50);
-    expect(counts.refused).toBeGreaterThan(parserBodies / 10);
-  });
+  it.each(routes)(
+    `%s: ${parserBodies} mutated bodies each parse to events or a 4xx naming the field`,
+    (route) => {
+      const random = seededRandom(seed + routes.indexOf(route));
+      const counts = { accepted: 0, refused: 0 };
+      const failures: string[] = [];
+      for (let i = 0; i < parserBodies; i++) {
+        const body = fuzzedBody(route, random);
+        const verdict = judge(route, body);
+        if (verdict === 'accepted' || verdict === 'refused') counts[verdict]++;
+        else if (failures.length < 5)
+          failures.push(`#${i} ${verdict}\n  body: ${body.query} ${body.text.slice(0, 300)}`);
+        else failures.push('');
+      }
+      expect(failures.filter(Boolean), `${failures.length} of ${parserBodies} failed (seed ${seed})`).toEqual(
+        [],
+      );
+      // The mutations must reach past the first check, and beyond what the schemas allow.
+      expect(counts.accepted).toBeGreaterThan(parserBodies / 50);
+      expect(counts.refused).toBeGreaterThan(parserBodies / 10);
+    },
+  );
 });
 
 describe('webhook fuzz: through a real gateway', () => {
@@ -164,27 +177,32 @@ describe('webhook fuzz: through a real gateway', () => {
 
   afterAll(async () => gw?.close());
 
-  it.each(routes)(`%s: ${gatewayBodies} mutated bodies, not one 5xx, and the gateway stays up`, async (route) => {
-    const random = seededRandom(seed + 100 + routes.indexOf(route));
-    const bodies = Array.from({ length: gatewayBodies }, () => fuzzedBody(route, random));
-    const statuses = new Map<number, number>();
-    const serverErrors: string[] = [];
-    let next = 0;
-    const worker = async () => {
-      while (next < bodies.length) {
-        const body = bodies[next++]!;
-        const answer = await postHook(gw, route, body.text, { query: body.query });
-        statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
-        if (answer.status >= 500) {
-          serverErrors.push(`${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}\n  body: ${body.text.slice(0, 300)}`);
+  it.each(routes)(
+    `%s: ${gatewayBodies} mutated bodies, not one 5xx, and the gateway stays up`,
+    async (route) => {
+      const random = seededRandom(seed + 100 + routes.indexOf(route));
+      const bodies = Array.from({ length: gatewayBodies }, () => fuzzedBody(route, random));
+      const statuses = new Map<number, number>();
+      const serverErrors: string[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < bodies.length) {
+          const body = bodies[next++]!;
+          const answer = await postHook(gw, route, body.text, { query: body.query });
+          statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+          if (answer.status >= 500) {
+            serverErrors.push(
+              `${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}\n  body: ${body.text.slice(0, 300)}`,
+            );
+          }
         }
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, worker));
-    expect(serverErrors.slice(0, 5), `${serverErrors.length} answers were 5xx (seed ${seed})`).toEqual([]);
-    expect(statuses.get(200) ?? 0, JSON.stringify([...statuses])).toBeGreaterThan(0);
-    expect((await gw.request('none', 'GET', '/healthz')).status).toBe(200);
-    const audit = await gw.gateway.vca.store.audit();
-    for (const gpu of audit.gpus) expect(gpu.committed).toEqual(gpu.sumOfSessions);
-  });
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      expect(serverErrors.slice(0, 5), `${serverErrors.length} answers were 5xx (seed ${seed})`).toEqual([]);
+      expect(statuses.get(200) ?? 0, JSON.stringify([...statuses])).toBeGreaterThan(0);
+      expect((await gw.request('none', 'GET', '/healthz')).status).toBe(200);
+      const audit = await gw.gateway.vca.store.audit();
+      for (const gpu of audit.gpus) expect(gpu.committed).toEqual(gpu.sumOfSessions);
+    },
+  );
 });

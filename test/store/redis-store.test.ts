@@ -156,7 +156,8 @@ describe('redis store: shared by several gateway instances', () => {
       });
       // Exactly the winner's two nodes drain; the loser's other node is untouched.
       const draining = (await b.drainingNodes()).map((node) => node.id).sort();
-      const winner = (applied[0] as PromiseFulfilledResult<Awaited<ReturnType<RedisStore['drainNodes']>>>).value;
+      const winner = (applied[0] as PromiseFulfilledResult<Awaited<ReturnType<RedisStore['drainNodes']>>>)
+        .value;
       expect(draining).toEqual(winner.map((node) => node.id).sort());
       expect(draining).toHaveLength(2);
       await expectInvariant(a);

@@ -157,11 +157,17 @@ export class EmbeddedStore implements StateStore {
     return this.view(id);
   }
 
-  async drainNodes(ids: readonly string[], now: number, drainDeadline: number, options: DrainNodesOptions = {}) {
+  async drainNodes(
+    ids: readonly string[],
+    now: number,
+    drainDeadline: number,
+    options: DrainNodesOptions = {},
+  ) {
     const unique = [...new Set(ids)];
     const nodes = unique.map((id) => {
       const node = this.fleet.node(id);
-      if (!node) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${id}" is not registered`, { nodeId: id });
+      if (!node)
+        throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${id}" is not registered`, { nodeId: id });
       const refusal = drainRefusal(id, node.state, options.onlyFrom);
       if (refusal) throw new VcaError('VCA_ERR_NODE_STATE', refusal, { nodeId: id });
       return node;
@@ -531,7 +537,9 @@ export class EmbeddedStore implements StateStore {
 
 /** The same refusal with the node it is about, so a caller can name that node's entry in its input. */
 function namingNode(error: unknown, nodeId: string): unknown {
-  return error instanceof VcaError ? new VcaError(error.code, error.message, { ...error.extra, nodeId }) : error;
+  return error instanceof VcaError
+    ? new VcaError(error.code, error.message, { ...error.extra, nodeId })
+    : error;
 }
 
 /**
@@ -539,7 +547,11 @@ function namingNode(error: unknown, nodeId: string): unknown {
  * undefined when it may; a node already draining may, and gets the new deadline. drain-nodes.lua
  * words the same refusals.
  */
-function drainRefusal(id: string, state: NodeState, onlyFrom: readonly NodeState[] | undefined): string | undefined {
+function drainRefusal(
+  id: string,
+  state: NodeState,
+  onlyFrom: readonly NodeState[] | undefined,
+): string | undefined {
   if (onlyFrom && !onlyFrom.includes(state)) {
     return `Node "${id}" is ${state}, no longer ${onlyFrom.join(' or ')}; nothing was drained`;
   }

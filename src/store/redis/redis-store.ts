@@ -359,7 +359,12 @@ export class RedisStore implements StateStore {
     return this.nodeView(dump as unknown[]);
   }
 
-  async drainNodes(ids: readonly string[], now: number, drainDeadline: number, options: DrainNodesOptions = {}) {
+  async drainNodes(
+    ids: readonly string[],
+    now: number,
+    drainDeadline: number,
+    options: DrainNodesOptions = {},
+  ) {
     const unique = [...new Set(ids)];
     if (unique.length === 0) return [];
     const reply = (await this.run(
