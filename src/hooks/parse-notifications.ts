@@ -8,6 +8,7 @@
  * anything, and a deep array overflows the stack), names are looked up only among own keys, and
  * nothing recurses into a value (test/hooks/fuzz-bodies.test.ts holds the parsers to it).
  */
+import { exceedsJsonDepth, maxJsonDepth } from '../http/json-depth.js';
 import type {
   AdjustmentType,
   CapacityChange,
@@ -28,11 +29,6 @@ import {
 
 const MAX_EVENTS_PER_BATCH = 1000;
 const AUTOSCALING_PREFIX = 'orchestration.autoscaling.';
-/**
- * Nesting allowed in the notification an oslo envelope carries as text: the request body's own depth
- * cap never sees inside a string, and a real notification is a handful of levels deep.
- */
-const MAX_ENVELOPE_DEPTH = 64;
 
 /** A value read from a foreign body, with the dotted path to blame when it turns out to be garbage. */
 export interface LocatedValue {
@@ -71,8 +67,9 @@ export function isAutoscalingEventType(eventType: string): boolean {
 
 function parseOsloEnvelope(body: Record<string, unknown>): OrchestrationEvent {
   assertMatches(OsloEnvelopeSchema, body, '', 'oslo envelope');
-  if (jsonTextDepth(body['oslo.message']) > MAX_ENVELOPE_DEPTH) {
-    throw invalidField('oslo.message', `nests deeper than ${MAX_ENVELOPE_DEPTH} levels`);
+  // The request body's depth cap never sees inside a string: the same cap for the notification in it.
+  if (exceedsJsonDepth(body['oslo.message'])) {
+    throw invalidField('oslo.message', `nests arrays and objects more than ${maxJsonDepth} levels deep`);
   }
   let inner: unknown;
   try {
@@ -229,29 +226,6 @@ export function describeValue(value: unknown): string {
   else if (Array.isArray(value)) text = `an array of ${value.length}`;
   else text = typeof value === 'object' ? 'an object' : typeof value;
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
-}
-
-/**
- * How deep brackets nest in JSON text (outside strings), in one pass without recursion; past `cap`
- * levels it stops counting. Only a bound for text that JSON.parse then judges.
- */
-function jsonTextDepth(text: string, cap = MAX_ENVELOPE_DEPTH + 1): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (inString) {
-      if (code === 0x5c) i++;
-      else if (code === 0x22) inString = false;
-    } else if (code === 0x22) inString = true;
-    else if (code === 0x5b || code === 0x7b) {
-      depth++;
-      if (depth > deepest) deepest = depth;
-      if (deepest >= cap) return deepest;
-    } else if (code === 0x5d || code === 0x7d) depth--;
-  }
-  return deepest;
 }
 
 function toOptionalString(located: LocatedValue | undefined): string | undefined {

@@ -83,6 +83,9 @@ export type Operation =
       wait: boolean;
       strategy: 'packed' | 'spread';
       maxQueue: number;
+      /** The gamer the session belongs to (none: a front-end's session), and that gamer's session limit. */
+      owner: 'none' | 'gamer-a' | 'gamer-b';
+      maxOwnerSessions: number | undefined;
     }
   /** Two requests for one format, the first restricted to some GPU models: queue passes must tell them apart. */
   | { kind: 'create-twins'; format: number; models: number; strategy: 'packed' | 'spread' }
@@ -179,6 +182,8 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       wait: fc.constantFrom(true, true, true, false),
       strategy,
       maxQueue: fc.constantFrom(2, 100),
+      owner: fc.constantFrom('none' as const, 'gamer-a' as const, 'gamer-b' as const),
+      maxOwnerSessions: fc.constantFrom(undefined, 1, 2),
     }),
   },
   {
@@ -315,6 +320,8 @@ export function twins(op: Extract<Operation, { kind: 'create-twins' }>): [Create
     wait: true,
     strategy: op.strategy,
     maxQueue: 100,
+    owner: 'none' as const,
+    maxOwnerSessions: undefined,
   };
   return [
     { ...base, models: op.models },
@@ -333,6 +340,7 @@ export function requestSpec(id: string, op: CreateOperation): SessionSpec {
   return sessionSpec(id, format, {
     priority: op.priority,
     transport: op.transport,
+    owner: op.owner === 'none' ? null : op.owner,
     costs,
     ...(op.region ? { region: op.region } : {}),
     ...(labels ? { labels } : {}),
@@ -366,6 +374,7 @@ export function sessionFacts(session: SessionRecord | undefined) {
     endReason: session.endReason,
     priority: session.priority,
     transport: session.transport,
+    owner: session.owner,
     region: session.region ?? null,
     labels: session.labels ?? null,
     createdAt: session.createdAt,

@@ -148,6 +148,7 @@ async function create(pair: Pair, op: Extract<Operation, { kind: 'create' }>, id
     maxQueueLength: op.maxQueue,
     leaseExpiresAt: pair.now + leaseMs,
     queueDeadline: pair.now + queueWaitMs,
+    ...(op.maxOwnerSessions === undefined ? {} : { maxOwnerSessions: op.maxOwnerSessions }),
   };
   const answers = await pair.both((store) => store.createSession(requestSpec(id, op), options));
   if (!answers) return;
