@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { PlacementStrategy } from '../src/placement/strategy.js';
-import { buildFleet } from './fleet.js';
+import { buildFleet } from '../kit/synthetic-fleet.js';
 
 interface PlacementResult {
   strategy: PlacementStrategy;
@@ -224,7 +224,7 @@ const markdown = `# Placement decision benchmark
 
 ## Method
 
-A fleet built by \`bench/fleet.ts\` from the real catalog (config/games.yaml, config/gpus.yaml): nodes
+A fleet built by \`kit/synthetic-fleet.ts\` from the real catalog (config/games.yaml, config/gpus.yaml): nodes
 of L4 x1, L40S x1, A10G x1, T4 x1, RTX 4080 SUPER x2, Tesla M60 x2 and GRID K2 x2 (weighted
 4:2:3:3:1:1:1) over ${4} regions, a \`FleetState\` wired to a \`PlacementIndex\` with the default headroom
 (0.9 / 0.9 / 0.95), \`requireTelemetry: true\`, each node made ready by one telemetry report, and a

@@ -770,3 +770,48 @@ describe('hooks: rejecting bad input', () => {
     expectRejected(() => parseAodhAlarm(body, noQuery), field);
   });
 });
+
+describe('hooks: any JSON value is an event or a 400 naming the field', () => {
+  const heatEnd = (payload: unknown) => ({
+    event_type: 'orchestration.autoscaling.end',
+    message_id: 'm-total',
+    payload,
+  });
+
+  it.each([
+    ['an object whose own toString is a number', { toString: 1 }],
+    ['an object whose valueOf is an object', { valueOf: {} }],
+    ['an array 8,000 levels deep', JSON.parse(`${'['.repeat(8_000)}1${']'.repeat(8_000)}`)],
+    ['a 70,000-character string', 'x'.repeat(70_000)],
+  ])('rejects an adjustment that is %s, naming it, without calling anything on it', (_, value) => {
+    expectRejected(() => parseNotifications(heatEnd({ adjustment: value })), 'payload.adjustment');
+    expectRejected(() => parseNotifications(heatEnd({ capacity: value })), 'payload.capacity');
+  });
+
+  it('rejects an untyped Ceilometer trait holding an object where a number belongs', () => {
+    const event = {
+      message_id: 'm-untyped',
+      event_type: 'orchestration.autoscaling.end',
+      traits: [['capacity', 0, { toString: 1 }]],
+    };
+    expectRejected(() => parseNotifications([event]), '0.traits.0');
+  });
+
+  it('takes no Object.prototype member for a trait type or an adjustment type', () => {
+    const event = {
+      message_id: 'm-proto',
+      event_type: 'orchestration.autoscaling.end',
+      traits: [{ name: 'capacity', type: 'constructor', value: 3 }],
+    };
+    expectRejected(() => parseNotifications([event]), '0.traits.0');
+    expectRejected(
+      () => parseNotifications(heatEnd({ adjustment: -1, adjustment_type: 'constructor' })),
+      'payload.adjustment_type',
+    );
+  });
+
+  it('rejects an oslo envelope whose notification nests deeper than the body cap', () => {
+    const deep = `{"event_type":"x.y","message_id":"m","payload":${'['.repeat(65)}${']'.repeat(65)}}`;
+    expectRejected(() => parseNotifications({ 'oslo.message': deep }), 'oslo.message');
+  });
+});

@@ -1,5 +1,5 @@
 /**
- * A synthetic but realistic fleet for the placement benchmark: a `FleetState` wired to
+ * A synthetic but realistic fleet (for the placement benchmark and any test that needs a large one): a `FleetState` wired to
  * a `PlacementIndex` and built from the real catalog, nodes of mixed GPU models spread over a few
  * regions, every GPU made ready by one telemetry report, a background load committed per GPU, a pool of
  * request shapes (title, resolution, fps, cost on every model) and helpers for steady-state churn
@@ -7,7 +7,7 @@
  * Everything random comes from a seeded generator, so two runs build the same fleet.
  */
 
-import { gaussian, seededRandom } from '../kit/seeded-random.js';
+import { gaussian, seededRandom } from './seeded-random.js';
 import { loadCatalog } from '../src/config/load-catalog.js';
 import { CatalogIndex, type GameEntry } from '../src/cost/catalog.js';
 import type { FrameSize } from '../src/cost/resolution.js';
