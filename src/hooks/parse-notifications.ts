@@ -8,7 +8,7 @@
  * anything, and a deep array overflows the stack), names are looked up only among own keys, and
  * nothing recurses into a value (test/hooks/fuzz-bodies.test.ts holds the parsers to it).
  */
-import { exceedsJsonDepth, maxJsonDepth } from '../http/json-depth.js';
+import { exceedsJsonDepth, maxJsonDepth } from '../json-depth.js';
 import type {
   AdjustmentType,
   CapacityChange,

@@ -8,7 +8,7 @@
 
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { VcaError } from '../errors.js';
-import { exceedsJsonDepth, jsonTooDeepError } from './json-depth.js';
+import { exceedsJsonDepth, jsonTooDeepError } from '../json-depth.js';
 import { addressFromBytes } from './remote-address.js';
 import type { Exchange, ReplyWriter } from './reply-writer.js';
 

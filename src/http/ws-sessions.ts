@@ -15,9 +15,9 @@ import type {
   WebSocketBehavior,
 } from 'uWebSockets.js';
 import { isVcaError, VcaError } from '../errors.js';
+import { exceedsJsonDepth, jsonTooDeepError } from '../json-depth.js';
 import type { Admission, ConnectionSlot } from './admission.js';
 import type { UpgradeContext, WsRoute, WsSession } from './handler-api.js';
-import { exceedsJsonDepth, jsonTooDeepError } from './json-depth.js';
 import { checkMessageBudgetLimits, MessageBudget, type MessageBudgetLimits } from './message-budget.js';
 import { toPublicError } from './problem.js';
 import type { Exchange, ReplyWriter, ReportUnexpected } from './reply-writer.js';

@@ -2,7 +2,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { exceedsJsonDepth, maxJsonDepth } from '../../src/http/json-depth.js';
+import { exceedsJsonDepth, maxJsonDepth } from '../../src/json-depth.js';
 
 const nested = (depth: number, open = '[', close = ']') => open.repeat(depth) + close.repeat(depth);
 

@@ -6,7 +6,7 @@
  * allocation; it stops at the first level past the cap.
  */
 
-import { VcaError } from '../errors.js';
+import { VcaError } from './errors.js';
 
 /** Deepest nesting of arrays and objects accepted; real bodies and messages nest 4 or 5 levels. */
 export const maxJsonDepth = 64;
