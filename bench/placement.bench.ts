@@ -11,8 +11,8 @@ import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { PlacementStrategy } from '../src/placement/strategy.js';
 import { buildFleet } from '../kit/synthetic-fleet.js';
+import type { PlacementStrategy } from '../src/placement/strategy.js';
 
 interface PlacementResult {
   strategy: PlacementStrategy;

@@ -7,7 +7,6 @@
  * Everything random comes from a seeded generator, so two runs build the same fleet.
  */
 
-import { gaussian, seededRandom } from './seeded-random.js';
 import { loadCatalog } from '../src/config/load-catalog.js';
 import { CatalogIndex, type GameEntry } from '../src/cost/catalog.js';
 import type { FrameSize } from '../src/cost/resolution.js';
@@ -18,6 +17,7 @@ import type { NodeRegistration, RenderNode } from '../src/fleet/render-node.js';
 import { PlacementIndex, type PlacementRequest } from '../src/placement/placement-index.js';
 import type { PlacementStrategy } from '../src/placement/strategy.js';
 import type { GpuTelemetry } from '../src/wire/index.js';
+import { gaussian, seededRandom } from './seeded-random.js';
 
 /** One kind of rendering node: its GPUs and how often it appears in the fleet. */
 export interface NodeKind {

@@ -105,9 +105,14 @@ export type Operation =
       kind: 'outbox';
       leaseMs: number;
       limit: number;
-      then: 'complete' | 'retry' | 'nothing';
+      next: 'complete' | 'retry' | 'nothing';
       delayMs: number;
-    };
+    }
+  /** A registration batch (an index past the fleet is a node of an unknown GPU model). */
+  | { kind: 'register-batch'; nodes: Array<{ node: number; otherHost: boolean }> }
+  /** A drain of several nodes in one step (an index past the fleet is a node that does not exist). */
+  | { kind: 'drain-batch'; nodes: number[]; deadlineMs: number; onlyReady: boolean }
+  | { kind: 'forget-webhook'; key: number };
 
 /** Label sets a request may ask for: one key, none, or two keys in either insertion order. */
 const labelChoices = {
@@ -255,14 +260,38 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       kind: fc.constant('outbox' as const),
       leaseMs: fc.integer({ min: 1, max: 5_000 }),
       limit: fc.integer({ min: 1, max: 3 }),
-      then: fc.constantFrom('complete' as const, 'retry' as const, 'nothing' as const),
+      next: fc.constantFrom('complete' as const, 'retry' as const, 'nothing' as const),
       delayMs: fc.integer({ min: 0, max: 3_000 }),
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('register-batch' as const),
+      nodes: fc.array(fc.record({ node: fc.nat(fleetNodes.length), otherHost: fc.boolean() }), {
+        minLength: 1,
+        maxLength: 3,
+      }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('drain-batch' as const),
+      nodes: fc.array(fc.nat(fleetNodes.length), { minLength: 1, maxLength: 3 }),
+      deadlineMs: fc.integer({ min: 0, max: 5_000 }),
+      onlyReady: fc.boolean(),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('forget-webhook' as const), key: fc.nat(3) }) },
 );
 
 export function nodeRegistration(index: number, otherHost: boolean): NodeRegistration {
-  const node = fleetNodes[index]!;
+  const node = fleetNodes[index] ?? {
+    id: 'n-unknown-model',
+    gpus: [{ model: 'Voodoo 5', count: 1 }],
+    labels: {},
+  };
   return {
     id: node.id,
     host: `${node.id}.${otherHost ? 'b' : 'a'}.render.test`,

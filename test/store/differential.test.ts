@@ -321,15 +321,31 @@ async function apply(pair: Pair, op: Operation, step: number): Promise<void> {
       if (!answers) break;
       expect(answers[1], 'outbox: the same entries claimed').toEqual(answers[0]);
       const first = answers[0][0];
-      if (!first || op.then === 'nothing') break;
+      if (!first || op.next === 'nothing') break;
       const settled = await pair.both((store) =>
-        op.then === 'complete'
+        op.next === 'complete'
           ? store.completeOutbox(first.id)
           : store.retryOutbox(first.id, first.attempts, pair.now + op.delayMs, 'HTTP 503'),
       );
       if (settled) expect(settled[1]).toBe(settled[0]);
       break;
     }
+    case 'register-batch': {
+      const batch = op.nodes.map((entry) => nodeRegistration(entry.node, entry.otherHost));
+      const answers = await pair.both((store) => store.registerNodes(batch, pair.now));
+      if (answers)
+        expect(answers[1].map((entry) => entry.created)).toEqual(answers[0].map((entry) => entry.created));
+      break;
+    }
+    case 'drain-batch': {
+      const ids = op.nodes.map((index) => fleetNodes[index]?.id ?? 'ghost-node');
+      const options = op.onlyReady ? { onlyFrom: ['ready' as const] } : undefined;
+      await pair.both((store) => store.drainNodes(ids, pair.now, pair.now + op.deadlineMs, options));
+      break;
+    }
+    case 'forget-webhook':
+      await pair.both((store) => store.forgetWebhook(`delivery-${op.key}`));
+      break;
     case 'session-reads': {
       const node = fleetNodes[op.pick % fleetNodes.length]!.id;
       const answers = await pair.both((store) => store.sessionsOnNode(node));
