@@ -110,6 +110,8 @@ export function benchRedisStore(
     temperatureMarginCelsius: 5,
     requireTelemetry: true,
     priorityClasses: ['premium', 'standard'],
+    latencyPolicies: [],
+    allowUnreportedRegions: false,
     redis,
     ...options,
   });

@@ -125,6 +125,9 @@ async function main(): Promise<void> {
         '1000',
         '--metrics-port',
         '0',
+        // Five probes on one host: each takes a free port (the demo's gamers do not ping).
+        '--ping-port',
+        '0',
       ],
       {},
       `probe ${node.id}`,

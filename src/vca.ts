@@ -47,7 +47,10 @@ export function sessionPolicy(config: Readonly<VcaConfig>): SessionPolicy {
   };
 }
 
-/** What every store needs from the configuration: placement rules, freshness, priority classes. */
+/**
+ * What every store needs from the configuration: placement rules (latency policies included),
+ * freshness, priority classes.
+ */
 export function storeOptions(config: Readonly<VcaConfig>, catalog: CatalogIndex): EmbeddedStoreOptions {
   return {
     catalog,
@@ -56,6 +59,8 @@ export function storeOptions(config: Readonly<VcaConfig>, catalog: CatalogIndex)
     staleAfterMs: config.telemetry.reportIntervalSeconds * config.telemetry.staleAfterIntervals * 1000,
     requireTelemetry: config.placement.requireTelemetry,
     priorityClasses: config.queue.priorityClasses,
+    latencyPolicies: config.placement.latencyPolicies,
+    allowUnreportedRegions: config.placement.allowUnreportedRegions,
   };
 }
 

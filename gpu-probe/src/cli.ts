@@ -1,10 +1,11 @@
 /**
  * `gpu-probe`: the rendering-node agent's command line. Samples the node's GPUs (or simulates one),
- * pushes telemetry to the VCA and serves its own /metrics. Exit codes: 0 done, 1 no usable GPU or
+ * pushes telemetry to the VCA, serves its own /metrics and the gamers' ping target. Exit codes: 0 done, 1 no usable GPU or
  * nvidia-smi (or another runtime failure), 2 bad arguments.
  */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { defaultPingPort } from '../../src/wire/ping-target.js';
 import { findExecutable } from './find-executable.js';
 import type { SampleSource } from './sample-source.js';
 import { hashString } from './seeded-random.js';
@@ -27,6 +28,9 @@ const usage = `usage: gpu-probe --vca URL --node-id ID --token TOKEN [options]
   --once               print one telemetry document (the JSON that would be pushed) and exit
   --metrics-port N     port of /metrics, default 9835 (0: any free port)
   --metrics-host HOST  address /metrics listens on, default all
+  --ping-port N        port of GET /ping, the gamers' latency target, default 9836 (0: any free
+                       port, -1: off); register the node with label vca.ping-port if not the default
+  --ping-host HOST     address /ping listens on, default all
   --log-level LEVEL    pino level for the logs on stderr, default info
   --help               this text`;
 
@@ -47,6 +51,8 @@ interface CliOptions {
   once: boolean;
   metricsPort: number;
   metricsHost: string | undefined;
+  pingPort: number | null;
+  pingHost: string | undefined;
   logLevel: string;
 }
 
@@ -62,6 +68,12 @@ function integerOption(
   if (!Number.isInteger(value) || value < min || value > max)
     throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
   return value;
+}
+
+/** `--ping-port`: -1 turns the ping target off. */
+function pingPortOption(text: string | undefined): number | null {
+  const port = integerOption('ping-port', text, defaultPingPort, -1, 65_535);
+  return port === -1 ? null : port;
 }
 
 function readOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions | 'help' {
@@ -86,6 +98,8 @@ function readOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions | 'help
     once: values.once ?? false,
     metricsPort: integerOption('metrics-port', values['metrics-port'], 9835, 0, 65_535),
     metricsHost: values['metrics-host'],
+    pingPort: pingPortOption(values['ping-port']),
+    pingHost: values['ping-host'],
     logLevel: values['log-level'] ?? 'info',
   };
   if (!pino.levels.values[options.logLevel] && options.logLevel !== 'silent')
@@ -131,6 +145,8 @@ function parseCli(argv: string[]) {
       once: { type: 'boolean' },
       'metrics-port': { type: 'string' },
       'metrics-host': { type: 'string' },
+      'ping-port': { type: 'string' },
+      'ping-host': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -262,6 +278,8 @@ async function runDaemon(options: CliOptions, logger: pino.Logger): Promise<numb
     staleAfterMs,
     metricsPort: options.metricsPort,
     metricsHost: options.metricsHost,
+    pingPort: options.pingPort,
+    ...(options.pingHost === undefined ? {} : { pingHost: options.pingHost }),
     inventory: !simulated,
   });
 
@@ -269,9 +287,15 @@ async function runDaemon(options: CliOptions, logger: pino.Logger): Promise<numb
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  const { metricsPort } = await probe.start();
+  const { metricsPort, pingPort } = await probe.start();
   logger.info(
-    { vca: options.vcaUrl, intervalMs: options.intervalMs, simulate: options.simulate ?? null, metricsPort },
+    {
+      vca: options.vcaUrl,
+      intervalMs: options.intervalMs,
+      simulate: options.simulate ?? null,
+      metricsPort,
+      pingPort,
+    },
     'gpu-probe started',
   );
   try {

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { takeInventory } from './inventory.js';
 import { type MetricsServer, startMetricsServer } from './metrics-server.js';
+import { type PingServer, startPingServer } from './ping-server.js';
 import type { ProbeMetrics } from './probe-metrics.js';
 import type { SampleSource } from './sample-source.js';
 import type { TelemetryPusher } from './telemetry-pusher.js';
@@ -20,6 +21,9 @@ export interface ProbeOptions {
   /** null: no metrics server. 0: any free port. */
   metricsPort: number | null;
   metricsHost?: string;
+  /** Port of the gamers' ping target (`GET /ping`); null: none. 0: any free port. */
+  pingPort?: number | null;
+  pingHost?: string;
   /** Take the systeminformation inventory at start (off in simulation: there is no GPU to list). */
   inventory: boolean;
   inventoryTimeoutMs?: number;
@@ -28,6 +32,7 @@ export interface ProbeOptions {
 
 export class Probe {
   private metricsServer: MetricsServer | null = null;
+  private pingServer: PingServer | null = null;
   private staleTimer: NodeJS.Timeout | null = null;
   private lastSampleAt: number | null = null;
   private stale = false;
@@ -49,11 +54,15 @@ export class Probe {
   }
 
   /** Starts sampling, pushing and serving metrics; resolves with the metrics port once it listens. */
-  async start(): Promise<{ metricsPort: number | null }> {
-    const { source, pusher, metrics, logger, metricsPort, metricsHost } = this.options;
+  async start(): Promise<{ metricsPort: number | null; pingPort: number | null }> {
+    const { source, pusher, metrics, logger, metricsPort, metricsHost, pingPort, pingHost } = this.options;
     if (metricsPort !== null) {
       this.metricsServer = await startMetricsServer(metrics.registry, metricsPort, metricsHost);
       logger.info({ port: this.metricsServer.port }, 'metrics server listening');
+    }
+    if (pingPort !== undefined && pingPort !== null) {
+      this.pingServer = await startPingServer(pingPort, pingHost);
+      logger.info({ port: this.pingServer.port }, 'ping server listening');
     }
     source.start({
       sample: (sample) => {
@@ -72,15 +81,21 @@ export class Probe {
     this.staleTimer = setInterval(() => this.checkStale(), this.options.intervalMs);
     this.staleTimer.unref();
     if (this.options.inventory) void this.inventory();
-    return { metricsPort: this.metricsServer?.port ?? null };
+    return { metricsPort: this.metricsServer?.port ?? null, pingPort: this.pingServer?.port ?? null };
   }
 
   async stop(): Promise<void> {
     if (this.staleTimer) clearInterval(this.staleTimer);
     this.staleTimer = null;
     this.inventoryAbort.abort();
-    await Promise.all([this.options.source.stop(), this.options.pusher.stop(), this.metricsServer?.close()]);
+    await Promise.all([
+      this.options.source.stop(),
+      this.options.pusher.stop(),
+      this.metricsServer?.close(),
+      this.pingServer?.close(),
+    ]);
     this.metricsServer = null;
+    this.pingServer = null;
   }
 
   private checkStale(): void {

@@ -86,6 +86,32 @@ const PlacementConfigSchema = Type.Object(
     temperatureMarginCelsius: Count(5, 0, 50),
     /** When true a node is placed on only after its first telemetry report (provisioning until then). */
     requireTelemetry: Type.Boolean({ default: true }),
+    /**
+     * Latency-aware placement (src/placement/latency-policy.ts), for requests that report latencies:
+     * policy i caps the regions' round-trip time (latency <= maxLatencyMs) while the session is younger
+     * than the sum of forSeconds of policies 0..i; after the last one any reported region is allowed.
+     * [] is no cap. The default keeps a session within 50 ms (comfortable for fast games) for its first
+     * 5 s and within 100 ms until 25 s: it waits briefly for a close GPU rather than taking a far one at
+     * once, and never long next to the queue timeout.
+     */
+    latencyPolicies: Type.Array(
+      Type.Object(
+        {
+          maxLatencyMs: Type.Number({ minimum: 0, maximum: 60_000 }),
+          forSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 86_400 }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        maxItems: 16,
+        default: [
+          { maxLatencyMs: 50, forSeconds: 5 },
+          { maxLatencyMs: 100, forSeconds: 20 },
+        ],
+      },
+    ),
+    /** After the last latency policy, also regions the gamer reported no latency for (tried last). */
+    allowUnreportedRegions: Type.Boolean({ default: false }),
   },
   { additionalProperties: false, default: {} },
 );

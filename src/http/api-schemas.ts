@@ -7,6 +7,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { VcaError } from '../errors.js';
 import { NodeLabelsSchema } from '../hooks/schemas.js';
+import { latencyLimits } from '../sessions/session-request.js';
 
 const Name = (maxLength: number) => Type.String({ minLength: 1, maxLength });
 const Percent = Type.Union([Type.Number({ minimum: 0, maximum: 100 }), Type.Null()]);
@@ -18,6 +19,17 @@ export const SessionRequestSchema = Type.Object(
     resolution: Type.String({ minLength: 1, maxLength: 16, description: '1920x1080, 1080p, 4k, ...' }),
     fps: Type.Integer({ minimum: 1, maximum: 360 }),
     region: Type.Optional(Name(64)),
+    /** Round-trip times the gamer measured to regions' ping targets (GET /v1/regions); see latencyLimits. */
+    latencies: Type.Optional(
+      Type.Record(
+        Type.String({ pattern: '^.{1,64}$' }),
+        Type.Number({ exclusiveMinimum: 0, maximum: latencyLimits.maxMs }),
+        {
+          maxProperties: latencyLimits.maxRegions,
+          description: 'Round-trip ms per region ({"eu-west": 23}); unknown regions: ignored, with a warning',
+        },
+      ),
+    ),
     /** Labels the node must carry; the rules of node labels, so a label no node can carry is a 400. */
     labels: Type.Optional(NodeLabelsSchema),
     gpuModels: Type.Optional(Type.Array(Name(128), { minItems: 1, maxItems: 16 })),

@@ -4,6 +4,7 @@
  * costs one HMAC, not a store round trip; see `SessionViews` for how long a cached endpoint is trusted.
  */
 import type { VcaEvent } from '../sessions/events.js';
+import type { LatencyCapAt } from '../sessions/latency-watch.js';
 import type { SessionPlacement, SessionRecord } from '../sessions/session.js';
 import type { StateStore } from '../state/state-store.js';
 import { deriveNodeKey } from '../tickets/node-key.js';
@@ -21,6 +22,8 @@ export interface SessionViewOptions {
   masterSecret: string;
   ticketTtlSeconds: number;
   now: () => number;
+  /** The latency cap in force for a queued session that reported latencies (absent: none shown). */
+  latencyCapAt?: LatencyCapAt | undefined;
 }
 
 /**
@@ -32,6 +35,8 @@ export const endpointTrustMs = 5_000;
 
 interface CachedEndpoint {
   endpoint: NodeEndpoint;
+  /** The node's `region` label (null: none); a session placed there reports its latency to it. */
+  region: string | null;
   /** The registration the endpoint belongs to (a node removed and registered again gets a new one). */
   registeredAt: number;
   readAt: number;
@@ -95,31 +100,50 @@ export class SessionViews {
   }
 
   async endpoint(nodeId: string): Promise<NodeEndpoint | undefined> {
+    return (await this.nodeEntry(nodeId))?.endpoint;
+  }
+
+  private async nodeEntry(nodeId: string): Promise<CachedEndpoint | undefined> {
     const now = this.options.now();
     const cached = this.endpoints.get(nodeId);
-    if (cached && now - cached.readAt < endpointTrustMs) return cached.endpoint;
+    if (cached && now - cached.readAt < endpointTrustMs) return cached;
     const forgets = this.forgets;
     const node = await this.options.store.getNode(nodeId);
     if (!node) {
       this.endpoints.delete(nodeId);
       return undefined;
     }
-    const endpoint = { id: node.id, host: node.host, port: node.port, protocol: node.protocol };
+    const entry: CachedEndpoint = {
+      endpoint: { id: node.id, host: node.host, port: node.port, protocol: node.protocol },
+      region: node.labels.region ?? null,
+      registeredAt: node.registeredAt,
+      readAt: now,
+    };
     // A removal heard while reading may postdate the read: answer with it, but do not keep it.
-    if (forgets === this.forgets) {
-      this.endpoints.set(nodeId, { endpoint, registeredAt: node.registeredAt, readAt: now });
-    }
-    return endpoint;
+    if (forgets === this.forgets) this.endpoints.set(nodeId, entry);
+    return entry;
+  }
+
+  /** The latency cap in force for `session` now: only for a queued session that reported latencies. */
+  maxLatencyMs(session: SessionRecord): number | null | undefined {
+    const { latencyCapAt } = this.options;
+    if (session.state !== 'queued' || session.latencies === undefined || !latencyCapAt) return undefined;
+    return latencyCapAt(session, this.options.now()).maxLatencyMs;
   }
 
   /**
    * The JSON a gamer receives for a session, in any state. One object shape for every state (fields
    * that do not apply are undefined and left out of the JSON): this runs on every allocation.
    */
-  async describe(session: SessionRecord, extra: { position?: number; resumeToken?: string } = {}) {
+  async describe(
+    session: SessionRecord,
+    extra: { position?: number; resumeToken?: string; warnings?: readonly string[] } = {},
+  ) {
     const now = this.options.now();
     const live = session.state !== 'ended';
     const placement = session.state === 'assigned' ? session.placement : null;
+    const node = placement ? await this.nodeEntry(placement.nodeId) : undefined;
+    const region = node?.region ?? undefined;
     const issuedAt = Math.floor(now / 1000);
     const expiresAt = issuedAt + this.options.ticketTtlSeconds;
     return {
@@ -132,13 +156,21 @@ export class SessionViews {
       endReason: live ? undefined : session.endReason,
       queued: session.state === 'queued' ? true : undefined,
       position: session.state === 'queued' ? (extra.position ?? null) : undefined,
-      node: placement ? ((await this.endpoint(placement.nodeId)) ?? { id: placement.nodeId }) : undefined,
+      node: placement ? (node?.endpoint ?? { id: placement.nodeId }) : undefined,
       gpu: placement?.gpuIndex,
       gpuModel: placement?.model,
+      region,
+      // What the gamer reported for the region it plays in (null: it reported latencies, not this one's).
+      latencyMs:
+        region === undefined || session.latencies === undefined
+          ? undefined
+          : (session.latencies[region] ?? null),
+      maxLatencyMs: this.maxLatencyMs(session),
       ticket: placement ? this.ticket(session, placement, issuedAt, expiresAt) : undefined,
       ticketExpiresAt: placement ? new Date(expiresAt * 1000).toISOString() : undefined,
       leaseSeconds: live ? Math.max(0, Math.round((session.leaseExpiresAt - now) / 1000)) : undefined,
       migrations: placement ? session.migrations : undefined,
+      warnings: extra.warnings && extra.warnings.length > 0 ? extra.warnings : undefined,
     };
   }
 

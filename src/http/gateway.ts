@@ -9,6 +9,7 @@ import type { Clock } from '../clock.js';
 import type { VcaConfig } from '../config/schema.js';
 import type { Catalog } from '../cost/catalog.js';
 import { isVcaError } from '../errors.js';
+import { RegionDirectory } from '../fleet/region-directory.js';
 import { CallbackOutbox } from '../hooks/callback-outbox.js';
 import { HookService } from '../hooks/hook-service.js';
 import { OutboundCalls } from '../hooks/outbound-calls.js';
@@ -22,6 +23,7 @@ import type { ApiRoute } from './api-routes.js';
 import { SessionViews } from './assignment-view.js';
 import { Credentials } from './credentials.js';
 import { openApiRoute } from './openapi.js';
+import { latencyCapAt, PlacementLatency } from './placement-latency.js';
 import { PlaySockets } from './play-socket.js';
 import { RoutePipeline } from './route-pipeline.js';
 import { gamerRoutes } from './routes/gamer-routes.js';
@@ -72,11 +74,17 @@ export class Gateway {
     const { store, sessions, fleet, events, catalog, clock } = this.vca;
     this.metrics = new VcaMetrics({ store, perGpuSeriesLimit: config.metrics.perGpuSeriesLimit });
     this.credentials = new Credentials(config.auth);
+    const latencyRules = {
+      latencyPolicies: config.placement.latencyPolicies,
+      allowUnreportedRegions: config.placement.allowUnreportedRegions,
+    };
+    const regions = new RegionDirectory({ store, now: () => clock.now() });
     const views = new SessionViews({
       store,
       masterSecret: config.auth.masterSecret,
       ticketTtlSeconds: config.tickets.ttlSeconds,
       now: () => clock.now(),
+      latencyCapAt: latencyCapAt(latencyRules),
     });
     this.outbound = new OutboundCalls({
       attempts: config.hooks.callbackAttempts,
@@ -126,9 +134,20 @@ export class Gateway {
       credentials: this.credentials,
       metrics: this.metrics,
       logger,
+      regions,
+    });
+    const placementLatency = new PlacementLatency({
+      rules: latencyRules,
+      regions,
+      metrics: this.metrics,
+      play: this.play,
+      now: () => clock.now(),
+      onError: (error) => logger.error({ err: error }, 'placement latency metric failed'),
     });
     events.subscribe((event) => {
       this.metrics.observe(event);
+      // Before the play sockets: a relaxed cap is told before (and carried by) a new position.
+      placementLatency.handleEvent(event, true);
       this.play.handleEvent(event);
       views.handleEvent(event);
       if (event.type === 'node-drained') {
@@ -151,6 +170,7 @@ export class Gateway {
       });
       relay.onRemote((event) => {
         if (!isRelayed(event)) return;
+        placementLatency.handleEvent(event, false);
         this.play.handleEvent(event);
         views.handleEvent(event);
       });
@@ -192,7 +212,7 @@ export class Gateway {
       publicMetrics: config.auth.publicMetrics,
     });
     this.routes = [
-      ...gamerRoutes({ sessions, store, catalog, views, metrics: this.metrics }),
+      ...gamerRoutes({ sessions, store, catalog, views, metrics: this.metrics, regions }),
       ...nodeRoutes({ fleet, sessions, store }),
       ...hookRoutes({
         hooks,

@@ -7,9 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { VcaError } from '../errors.js';
+import type { RegionDirectory } from '../fleet/region-directory.js';
 import type { VcaMetrics } from '../metrics/vca-metrics.js';
 import type { EventBus, VcaEvent } from '../sessions/events.js';
 import { mayActOn } from '../sessions/session.js';
+import { dropUnknownRegions } from '../sessions/session-request.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { StateStore } from '../state/state-store.js';
 import {
@@ -25,6 +27,8 @@ import type { WsRoute, WsSession } from './handler-api.js';
 export interface PlayClient {
   sessionId: string | null;
   lastPosition: number | null;
+  /** The latency cap last told with `queued` (undefined: the session reported no latencies). */
+  maxLatencyMs: number | null | undefined;
   /** Set when this connection resumed its session: tells our own resume event from another's. */
   resumeId: string | null;
   /** The gamer the socket acts for, proven at the upgrade (`RequestContext.gamer`; null: a front-end). */
@@ -39,6 +43,7 @@ export interface PlaySocketsOptions {
   credentials: Credentials;
   metrics: VcaMetrics;
   logger: Logger;
+  regions: RegionDirectory;
 }
 
 type Socket = WsSession<PlayClient>;
@@ -64,7 +69,13 @@ export class PlaySockets {
   route(): WsRoute<PlayClient> {
     const { metrics } = this.options;
     return {
-      upgrade: (ctx) => ({ sessionId: null, lastPosition: null, resumeId: null, gamer: ctx.gamer ?? null }),
+      upgrade: (ctx) => ({
+        sessionId: null,
+        lastPosition: null,
+        maxLatencyMs: undefined,
+        resumeId: null,
+        gamer: ctx.gamer ?? null,
+      }),
       open: () => metrics.websocketConnections.inc(),
       message: (socket, message) => this.onMessage(socket, message),
       close: (socket) => {
@@ -88,7 +99,13 @@ export class PlaySockets {
         const socket = this.bySession.get(event.session.id);
         if (!socket) return;
         socket.data.lastPosition = event.position;
-        socket.send({ type: 'queued', sessionId: event.session.id, position: event.position });
+        socket.data.maxLatencyMs = this.options.views.maxLatencyMs(event.session);
+        socket.send({
+          type: 'queued',
+          sessionId: event.session.id,
+          position: event.position,
+          maxLatencyMs: socket.data.maxLatencyMs,
+        });
         return;
       }
       case 'queue-positions':
@@ -96,7 +113,7 @@ export class PlaySockets {
           const socket = this.bySession.get(id);
           if (!socket || socket.data.lastPosition === position) continue;
           socket.data.lastPosition = position;
-          socket.send({ type: 'queued', sessionId: id, position });
+          socket.send({ type: 'queued', sessionId: id, position, maxLatencyMs: socket.data.maxLatencyMs });
         }
         return;
       case 'session-migrating': {
@@ -132,6 +149,17 @@ export class PlaySockets {
     }
   }
 
+  /**
+   * A queued session's latency policy relaxed (`LatencyWatch`): its client hears the new cap with its
+   * position, even when the position stays the same.
+   */
+  announceLatencyCap(sessionId: string, maxLatencyMs: number | null): void {
+    const socket = this.bySession.get(sessionId);
+    if (!socket || socket.data.maxLatencyMs === maxLatencyMs) return;
+    socket.data.maxLatencyMs = maxLatencyMs;
+    socket.send({ type: 'queued', sessionId, position: socket.data.lastPosition, maxLatencyMs });
+  }
+
   private async onMessage(socket: Socket, message: unknown): Promise<void> {
     const type =
       typeof message === 'object' && message !== null ? (message as { type?: unknown }).type : undefined;
@@ -163,7 +191,16 @@ export class PlaySockets {
     const { type: _type, wait, ...ask } = message;
     const started = process.hrtime.bigint();
     let outcomeLabel = 'refused';
+    let warnings: string[] | undefined;
     try {
+      if (ask.latencies !== undefined) {
+        const kept = dropUnknownRegions(
+          ask.latencies as Readonly<Record<string, number>>,
+          await this.options.regions.knownRegions(),
+        );
+        ask.latencies = kept.latencies;
+        warnings = kept.warnings;
+      }
       const outcome = await this.options.sessions.request(
         ask as never,
         'websocket',
@@ -175,14 +212,17 @@ export class PlaySockets {
       this.attach(socket, outcome.session.id);
       if (outcome.kind === 'queued') {
         socket.data.lastPosition = outcome.position;
+        socket.data.maxLatencyMs = this.options.views.maxLatencyMs(outcome.session);
         socket.send({
           type: 'queued',
           sessionId: outcome.session.id,
           position: outcome.position,
+          maxLatencyMs: socket.data.maxLatencyMs,
           resumeToken: this.options.credentials.resumeToken(outcome.session.id),
+          warnings: warnings && warnings.length > 0 ? warnings : undefined,
         });
       } else {
-        await this.sendSession(socket, 'assigned', outcome.session.id);
+        await this.sendSession(socket, 'assigned', outcome.session.id, warnings);
       }
     } finally {
       this.options.metrics.observeAllocation(outcomeLabel, Number(process.hrtime.bigint() - started) / 1e9);
@@ -234,15 +274,22 @@ export class PlaySockets {
   }
 
   /** Reads the session now and sends it: the freshest state and a fresh ticket. */
-  private async sendSession(socket: Socket, type: 'assigned' | 'queued', sessionId: string): Promise<void> {
+  private async sendSession(
+    socket: Socket,
+    type: 'assigned' | 'queued',
+    sessionId: string,
+    warnings?: readonly string[],
+  ): Promise<void> {
     const { store, views, credentials } = this.options;
     const session = await store.getSession(sessionId);
     if (!session || socket.closed || socket.data.sessionId !== sessionId) return;
     const position = session.state === 'queued' ? (await store.queuePositions()).get(session.id) : undefined;
     if (position !== undefined) socket.data.lastPosition = position;
+    socket.data.maxLatencyMs = views.maxLatencyMs(session);
     const body = await views.describe(session, {
       ...(position === undefined ? {} : { position }),
       resumeToken: credentials.resumeToken(session.id),
+      ...(warnings === undefined ? {} : { warnings }),
     });
     socket.send({ ...body, type: session.state === 'assigned' ? 'assigned' : type });
   }

@@ -28,6 +28,10 @@ export class VcaMetrics {
   readonly websocketConnections: Gauge;
   readonly httpAbortedRequests: Counter;
   readonly websocketClosed: Counter<'reason'>;
+  /** The round trip a gamer reported to the region its session was placed in (the issue names it in ms). */
+  readonly placementLatencyMs: Histogram;
+  /** Queued sessions whose latency policy relaxed to the next, looser one (one per policy passed). */
+  readonly latencyPolicyRelaxations: Counter;
   private readonly sessionsAssigned: Counter<'game' | 'resolution'>;
   private readonly sessionsEnded: Counter<'reason'>;
   private readonly migrations: Counter;
@@ -113,6 +117,17 @@ export class VcaMetrics {
       name: 'vca_websocket_closed_total',
       help: 'WebSockets the gateway cut off to protect the others, by reason (message-rate, messages-in-flight, slow-consumer)',
       labelNames: ['reason'],
+      registers,
+    });
+    this.placementLatencyMs = new Histogram({
+      name: 'vca_placement_latency_ms',
+      help: 'Round-trip ms the gamer reported to the region its session was placed in (sessions that reported latencies)',
+      buckets: [5, 10, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500],
+      registers,
+    });
+    this.latencyPolicyRelaxations = new Counter({
+      name: 'vca_latency_policy_relaxations_total',
+      help: 'Times a queued session passed to a looser latency policy (placement.latencyPolicies)',
       registers,
     });
     new Gauge({

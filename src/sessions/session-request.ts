@@ -18,6 +18,33 @@ export interface SessionAsk {
   /** Only these GPU models (names or aliases). */
   gpuModels?: readonly string[] | undefined;
   priority?: string | undefined;
+  /** Round-trip ms the gamer measured per region (unknown regions already dropped: `dropUnknownRegions`). */
+  latencies?: Readonly<Record<string, number>> | undefined;
+}
+
+/** What a gamer may report: at most this many regions, each 0 < ms <= maxMs (else 400). */
+export const latencyLimits = { maxRegions: 64, maxMs: 10_000 } as const;
+
+/**
+ * Keeps the latencies of regions the gateway knows (the `region` label of a registered node) and names
+ * each dropped one in a warning: a region no node is in cannot host the session, and a gamer's client
+ * may have pinged a region that has since gone, so this is never an error. Without `latencies`,
+ * nothing changes; when none is known, the session is placed as if the gamer had reported none.
+ */
+export function dropUnknownRegions(
+  latencies: Readonly<Record<string, number>> | undefined,
+  knownRegions: ReadonlySet<string>,
+): { latencies: Readonly<Record<string, number>> | undefined; warnings: string[] } {
+  if (latencies === undefined) return { latencies, warnings: [] };
+  const kept: Record<string, number> = {};
+  const warnings: string[] = [];
+  for (const [region, ms] of Object.entries(latencies)) {
+    if (knownRegions.has(region)) kept[region] = ms;
+    else warnings.push(`latencies.${region}: no rendering node is in region "${region}"; ignored`);
+  }
+  // Nothing left: placed as if the gamer had reported nothing (an empty map would exclude every region).
+  if (Object.keys(kept).length === 0) return { latencies: undefined, warnings };
+  return { latencies: Object.freeze(kept), warnings };
 }
 
 export interface SessionSpecContext {
@@ -92,6 +119,7 @@ export function buildSessionSpec(
     transport,
     region: ask.region,
     labels: ask.labels === undefined ? undefined : Object.freeze({ ...ask.labels }),
+    latencies: ask.latencies === undefined ? undefined : Object.freeze({ ...ask.latencies }),
     costs,
     owner,
   };

@@ -31,6 +31,12 @@ export interface SessionSpec {
    * absent) when a front-end asked with a static gamer token.
    */
   owner?: string | null | undefined;
+  /**
+   * Round-trip time the gamer measured to each region, ms: the session is placed only in regions the
+   * latency policies allow at its age, lowest latency first (src/placement/latency-policy.ts).
+   * Absent (or empty): any region, as a request without latencies.
+   */
+  latencies?: Readonly<Record<string, number>> | undefined;
 }
 
 export interface SessionPlacement {
@@ -90,6 +96,7 @@ export function newSessionRecord(spec: SessionSpec, now: number, leaseExpiresAt:
     labels: spec.labels,
     costs: spec.costs,
     owner: spec.owner ?? null,
+    latencies: spec.latencies,
     state: 'queued',
     createdAt: now,
     queuedAt: null,

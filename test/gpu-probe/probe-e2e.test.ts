@@ -25,7 +25,19 @@ function probe(gw: TestGateway, nodeId: string, token: string, extra: string[], 
   const env: NodeJS.ProcessEnv = { ...process.env, VCA_NODE_TOKEN: token };
   if (pathFirst) env.PATH = `${pathFirst}${path.delimiter}${process.env.PATH}`;
   const child = new ProbeProcess(
-    ['--vca', gw.url, '--node-id', nodeId, '--interval-ms', '200', '--metrics-port', '0', ...extra],
+    [
+      '--vca',
+      gw.url,
+      '--node-id',
+      nodeId,
+      '--interval-ms',
+      '200',
+      '--metrics-port',
+      '0',
+      '--ping-port',
+      '0',
+      ...extra,
+    ],
     env,
   );
   cleanups.push(async () => {
@@ -41,7 +53,7 @@ const play = (gw: TestGateway, fps: number, game = 'stardew-valley') =>
   gw.request('gamer', 'POST', '/v1/sessions', { game, resolution: '1080p', fps, wait: false });
 
 describe('gpu-probe end to end: nvidia-smi -> probe -> gateway', () => {
-  it('feeds measured load that placement obeys, goes stale when silent, comes back, and serves /metrics', async () => {
+  it('feeds measured load that placement obeys, goes stale when silent, comes back, and serves /metrics and /ping', async () => {
     const gw = await gateway();
     const { token } = await gw.registerNode('render-1', 'RTX 4080 SUPER');
     // The 4080 SUPER capture under two NVENC streams: 7 % GPU, 72 % encoder, 1474 MiB.
@@ -69,6 +81,11 @@ describe('gpu-probe end to end: nvidia-smi -> probe -> gateway', () => {
     const placed = await play(gw, 60);
     expect(placed.status).toBe(201);
     expect(placed.body).toMatchObject({ node: { id: 'render-1' }, gpu: 0 });
+
+    // The gamers' ping target listens on its own port (--ping-port 0 here): no auth, CORS open.
+    const ping = await fetch(`http://127.0.0.1:${await agent.pingPort()}/ping`);
+    expect(ping.status).toBe(204);
+    expect(ping.headers.get('access-control-allow-origin')).toBe('*');
 
     const metricsPort = await agent.metricsPort();
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

@@ -9,6 +9,7 @@ import type { LoadVector } from '../../src/cost/session-cost.js';
 import { isVcaError } from '../../src/errors.js';
 import type { NodeRegistration } from '../../src/fleet/render-node.js';
 import type { GpuTelemetry, TelemetryReport } from '../../src/fleet/telemetry.js';
+import type { LatencyPlan, LatencyRules } from '../../src/placement/latency-policy.js';
 import { axis, bucketOf, sureBucket } from '../../src/placement/placement-index.js';
 import type { SessionRecord, SessionSpec } from '../../src/sessions/session.js';
 import type { GpuView, NodeView, StateStore } from '../../src/state/state-store.js';
@@ -86,9 +87,20 @@ export type Operation =
       /** The gamer the session belongs to (none: a front-end's session), and that gamer's session limit. */
       owner: 'none' | 'gamer-a' | 'gamer-b';
       maxOwnerSessions: number | undefined;
+      /** Round-trip times the gamer reported (a subset of the fleet's regions), or none. */
+      latencies: Partial<Record<'eu' | 'us', number>> | undefined;
     }
-  /** Two requests for one format, the first restricted to some GPU models: queue passes must tell them apart. */
-  | { kind: 'create-twins'; format: number; models: number; strategy: 'packed' | 'spread' }
+  /**
+   * Two requests for one format, the first restricted to some GPU models or (with `latencies`) to the
+   * regions its latencies allow, the second not: queue passes must tell them apart.
+   */
+  | {
+      kind: 'create-twins';
+      format: number;
+      models: number;
+      strategy: 'packed' | 'spread';
+      latencies: Partial<Record<'eu' | 'us', number>> | undefined;
+    }
   | { kind: 'end'; pick: number; reason: 'released' | 'node-reported-ended' }
   | { kind: 'expire'; advance: number }
   | { kind: 'renew'; pick: number; extendMs: number }
@@ -125,6 +137,32 @@ const labelChoices = {
 type LabelChoice = keyof typeof labelChoices;
 
 const nodeIndex = fc.nat(fleetNodes.length - 1);
+
+/** Latencies on and around the policies' caps (a tie between regions included), or anywhere. */
+const latencyMs = fc.oneof(
+  fc.constantFrom(20, 30, 50, 60, 80, 100, 101, 150),
+  fc.integer({ min: 0, max: 200 }),
+);
+
+/**
+ * The latency rules a sequence's stores share: none, the configured default, short policies whose
+ * boundaries the sequence's clock crosses often, one policy; unreported regions allowed or not.
+ */
+export const latencyRules: fc.Arbitrary<LatencyRules> = fc.record({
+  latencyPolicies: fc.constantFrom(
+    [],
+    [
+      { maxLatencyMs: 50, forSeconds: 5 },
+      { maxLatencyMs: 100, forSeconds: 20 },
+    ],
+    [
+      { maxLatencyMs: 30, forSeconds: 1 },
+      { maxLatencyMs: 80, forSeconds: 3 },
+    ],
+    [{ maxLatencyMs: 60, forSeconds: 2.5 }],
+  ),
+  allowUnreportedRegions: fc.boolean(),
+});
 const strategy = fc.constantFrom('packed' as const, 'spread' as const);
 
 export const gpuSample: fc.Arbitrary<GpuSample> = fc.record({
@@ -189,6 +227,10 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       maxQueue: fc.constantFrom(2, 100),
       owner: fc.constantFrom('none' as const, 'gamer-a' as const, 'gamer-b' as const),
       maxOwnerSessions: fc.constantFrom(undefined, 1, 2),
+      latencies: fc.option(fc.record({ eu: latencyMs, us: latencyMs }, { requiredKeys: [] }), {
+        nil: undefined,
+        freq: 3,
+      }),
     }),
   },
   {
@@ -198,6 +240,10 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       format: fc.nat(formats.length - 1),
       models: fc.integer({ min: 2, max: modelSets.length - 1 }),
       strategy,
+      latencies: fc.option(fc.record({ eu: latencyMs, us: latencyMs }, { requiredKeys: [] }), {
+        nil: undefined,
+        freq: 2,
+      }),
     }),
   },
   {
@@ -337,7 +383,10 @@ export function telemetryReport(index: number, samples: GpuSample[], badIndex: b
 
 export type CreateOperation = Extract<Operation, { kind: 'create' }>;
 
-/** The two create operations of a `create-twins` step: restricted first, then the same format unrestricted. */
+/**
+ * The two create operations of a `create-twins` step: restricted (to some models, or by latencies)
+ * first, then the same format unrestricted.
+ */
 export function twins(op: Extract<Operation, { kind: 'create-twins' }>): [CreateOperation, CreateOperation] {
   const base = {
     kind: 'create' as const,
@@ -351,11 +400,17 @@ export function twins(op: Extract<Operation, { kind: 'create-twins' }>): [Create
     maxQueue: 100,
     owner: 'none' as const,
     maxOwnerSessions: undefined,
+    latencies: undefined,
   };
-  return [
-    { ...base, models: op.models },
-    { ...base, models: 0 },
-  ];
+  return op.latencies
+    ? [
+        { ...base, models: 0, latencies: op.latencies },
+        { ...base, models: 0 },
+      ]
+    : [
+        { ...base, models: op.models },
+        { ...base, models: 0 },
+      ];
 }
 
 export function requestSpec(id: string, op: CreateOperation): SessionSpec {
@@ -373,6 +428,7 @@ export function requestSpec(id: string, op: CreateOperation): SessionSpec {
     costs,
     ...(op.region ? { region: op.region } : {}),
     ...(labels ? { labels } : {}),
+    ...(op.latencies ? { latencies: { ...op.latencies } } : {}),
   });
 }
 
@@ -406,6 +462,7 @@ export function sessionFacts(session: SessionRecord | undefined) {
     owner: session.owner,
     region: session.region ?? null,
     labels: session.labels ?? null,
+    latencies: session.latencies ?? null,
     createdAt: session.createdAt,
     queuedAt: session.queuedAt,
     queueDeadline: session.queueDeadline,
@@ -528,6 +585,25 @@ export function candidates(nodes: readonly NodeView[], request: OracleRequest): 
     }
   }
   return result;
+}
+
+/**
+ * The GPUs that may take the request under its latency plan (null: none reported): those of the first
+ * allowed region, in plan order, where any GPU may take it — the region both stores must pick in —
+ * then, when the plan allows other regions, any region's.
+ */
+export function plannedCandidates(
+  nodes: readonly NodeView[],
+  request: OracleRequest,
+  plan: LatencyPlan | null,
+): Map<string, Score> {
+  if (plan === null) return candidates(nodes, request);
+  for (const region of plan.regions) {
+    if (request.region !== undefined && region !== request.region) continue;
+    const found = candidates(nodes, { ...request, region });
+    if (found.size > 0) return found;
+  }
+  return plan.otherRegions ? candidates(nodes, request) : new Map();
 }
 
 /**

@@ -19,6 +19,7 @@ import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
+import { type LatencyRules, latencyPlan } from '../../src/placement/latency-policy.js';
 import type { SessionRecord } from '../../src/sessions/session.js';
 import type { CreateSessionOutcome, StateStore } from '../../src/state/state-store.js';
 import type { EmbeddedStore } from '../../src/store/embedded/embedded-store.js';
@@ -26,15 +27,16 @@ import type { RedisStore } from '../../src/store/redis/index.js';
 import {
   answer,
   applyPlacement,
-  candidates,
   fleetNodes,
   type GpuSample,
   gpuSample,
   judgeDifferentPicks,
+  latencyRules,
   nodeRegistration,
   type Operation,
   operation,
   placementOf,
+  plannedCandidates,
   requestSpec,
   sessionFacts,
   snapshot,
@@ -71,6 +73,9 @@ const stats = {
   refused: 0,
   placedFromQueue: 0,
   errors: 0,
+  /** Creations that reported latencies, and those of them a cap kept off every free GPU (queued). */
+  withLatencies: 0,
+  queuedWithLatencies: 0,
 };
 
 /** The two stores under test and what the sequence knows. */
@@ -84,6 +89,8 @@ class Pair {
   constructor(
     readonly embedded: EmbeddedStore,
     readonly redis: RedisStore,
+    /** The latency rules both stores were built with (the oracle's too). */
+    readonly rules: LatencyRules,
   ) {}
 
   get stores(): [StateStore, StateStore] {
@@ -155,13 +162,18 @@ async function create(pair: Pair, op: Extract<Operation, { kind: 'create' }>, id
   const [e, r] = answers;
   expect(outcomeFacts(r), 'create: same outcome').toEqual(outcomeFacts(e));
   stats[e.kind]++;
+  if (op.latencies) {
+    stats.withLatencies++;
+    if (e.kind === 'queued') stats.queuedWithLatencies++;
+  }
   if (e.kind === 'refused' || r.kind === 'refused') return;
   pair.ids.push(id);
   const pe = placementOf(e.session);
   const pr = placementOf(r.session);
   if (pe === pr) return;
   const spec = requestSpec(id, op);
-  const verdict = judgeDifferentPicks(candidates(before, spec), pe!, pr!);
+  const plan = latencyPlan({ latencies: spec.latencies, createdAt: pair.now }, pair.now, pair.rules);
+  const verdict = judgeDifferentPicks(plannedCandidates(before, spec, plan), pe!, pr!);
   expect(verdict, 'create: the same GPU where the best fit is unique').toBeNull();
   await pair.realign([id]);
 }
@@ -185,12 +197,16 @@ async function migrate(pair: Pair, op: Extract<Operation, { kind: 'migrate' }>):
   const pr = placementOf(r.session);
   if (pe === pr) return;
   const verdict = judgeDifferentPicks(
-    candidates(before, {
-      costs: session!.costs,
-      region: session!.region,
-      labels: session!.labels,
-      exclude: e.from?.nodeId,
-    }),
+    plannedCandidates(
+      before,
+      {
+        costs: session!.costs,
+        region: session!.region,
+        labels: session!.labels,
+        exclude: e.from?.nodeId,
+      },
+      latencyPlan(session!, pair.now, pair.rules),
+    ),
     pe!,
     pr!,
   );
@@ -216,7 +232,11 @@ async function placeQueued(pair: Pair, op: Extract<Operation, { kind: 'place-que
       continue;
     }
     const verdict = judgeDifferentPicks(
-      candidates(before, { costs: se!.costs, region: se!.region, labels: se!.labels }),
+      plannedCandidates(
+        before,
+        { costs: se!.costs, region: se!.region, labels: se!.labels },
+        latencyPlan(se!, pair.now, pair.rules),
+      ),
       placementOf(se)!,
       placementOf(sr)!,
     );
@@ -374,12 +394,13 @@ async function startFleet(pair: Pair, samples: GpuSample[]): Promise<void> {
 
 async function runSequence(
   requireTelemetry: boolean,
+  rules: LatencyRules,
   samples: GpuSample[],
   operations: Operation[],
 ): Promise<void> {
-  const embedded = createEmbeddedStore({ requireTelemetry });
-  const redis = await createTestRedisStore(client, { requireTelemetry });
-  const pair = new Pair(embedded, redis);
+  const embedded = createEmbeddedStore({ requireTelemetry, ...rules });
+  const redis = await createTestRedisStore(client, { requireTelemetry, ...rules });
+  const pair = new Pair(embedded, redis, rules);
   stats.sequences++;
   try {
     await startFleet(pair, samples);
@@ -408,6 +429,7 @@ describe('stores: differential (embedded vs Redis)', () => {
       fc.asyncProperty(
         // Most sequences as the gateway runs by default; some with nodes ready before any telemetry.
         fc.constantFrom(true, true, true, false),
+        latencyRules,
         fc.array(gpuSample, { minLength: 2 * fleetNodes.length, maxLength: 2 * fleetNodes.length }),
         fc.array(operation, { minLength: 1, maxLength: 60, size: 'max' }),
         runSequence,

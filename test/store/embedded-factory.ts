@@ -16,6 +16,8 @@ export function createEmbeddedStore(overrides: Partial<EmbeddedStoreOptions> = {
     staleAfterMs,
     requireTelemetry: true,
     priorityClasses,
+    latencyPolicies: [],
+    allowUnreportedRegions: false,
     ...overrides,
   });
 }

@@ -2,4 +2,4 @@
 import { createEmbeddedStore } from './embedded-factory.js';
 import { describeStoreContract } from './store-contract.js';
 
-describeStoreContract('embedded', () => createEmbeddedStore());
+describeStoreContract('embedded', (rules) => createEmbeddedStore(rules));

@@ -33,6 +33,8 @@ export function createTestRedisStore(
     staleAfterMs,
     requireTelemetry: true,
     priorityClasses,
+    latencyPolicies: [],
+    allowUnreportedRegions: false,
     redis,
     keyPrefix: freshKeyPrefix(),
     cluster: 'test-cluster',

@@ -25,6 +25,7 @@ import {
   scriptLibrary,
 } from '../../src/store/redis/script-loader.js';
 import {
+  latencyScheduleText,
   type ScriptSettings,
   scriptSettingsLayout,
   settingsArgument,
@@ -205,6 +206,11 @@ describe('redis scripts: emitted Lua equals the TypeScript values', () => {
       requireTelemetry: true,
       staleAfterMs: 6_000,
       retainEndedMs: 60_000,
+      latencyPolicies: [
+        { maxLatencyMs: 50, forSeconds: 5 },
+        { maxLatencyMs: 100.5, forSeconds: 0.1 },
+      ],
+      allowUnreportedRegions: true,
       priorityClasses: ['premium', 'standard', 'batch'],
     };
     const decoded = scriptSettingsLayout.map((setting) =>
@@ -212,13 +218,20 @@ describe('redis scripts: emitted Lua equals the TypeScript values', () => {
         ? `F.fmt(F.${setting.lua})`
         : setting.kind === 'flag'
           ? `F.${setting.lua} and 'true' or 'false'`
-          : `F.${setting.lua}`,
+          : setting.kind === 'latency-schedule'
+            ? `F.${setting.lua}, F.fmt(F.latency_cap(5099)), F.fmt(F.latency_cap(4999)), tostring(F.latency_cap(5100))`
+            : `F.${setting.lua}`,
     );
     const answers = (await run(
       `return { ${decoded.join(', ')} }`,
       [],
       [settingsArgument(settings)],
     )) as unknown[];
+    // The latency schedule answers four values: its text and the cap in force at three ages.
+    const at = scriptSettingsLayout.findIndex((setting) => setting.kind === 'latency-schedule');
+    const schedule = answers.splice(at, 4);
+    expect(schedule).toEqual([latencyScheduleText(settings.latencyPolicies), '100.5', '50', 'nil']);
+    answers.splice(at, 0, settings.latencyPolicies);
     const values = scriptSettingsLayout.map((setting, i) =>
       setting.kind === 'number'
         ? Number(answers[i])

@@ -28,7 +28,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-describeStoreContract('redis', () => createTestRedisStore(server.url));
+describeStoreContract('redis', (rules) => createTestRedisStore(server.url, rules));
 
 describe('redis store: shared by several gateway instances', () => {
   async function twoInstances(): Promise<[RedisStore, RedisStore]> {

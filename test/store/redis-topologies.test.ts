@@ -52,7 +52,9 @@ describe('redis store on Redis Cluster', () => {
     await cluster?.stop();
   });
 
-  describeStoreContract('redis cluster', () => createTestRedisStore({ clusterNodes: cluster.nodes }));
+  describeStoreContract('redis cluster', (rules) =>
+    createTestRedisStore({ clusterNodes: cluster.nodes }, rules),
+  );
 
   it('keeps a gaming cluster in one slot, on one master', async () => {
     const store = await createTestRedisStore({ clusterNodes: cluster.nodes });

@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VcaError } from '../../src/errors.js';
+import type { LatencyRules } from '../../src/placement/latency-policy.js';
 import type { StateStore } from '../../src/state/state-store.js';
 import {
   costsFor,
@@ -25,9 +26,10 @@ import {
 const heavyOnL4 = costsFor(heavyFormat).L4!;
 const lightOnL4 = costsFor(lightFormat).L4!;
 
+/** `createStore`: a store with the default options, or with these latency rules. */
 export function describeStoreContract(
   name: string,
-  createStore: () => Promise<StateStore> | StateStore,
+  createStore: (rules?: LatencyRules) => Promise<StateStore> | StateStore,
   cleanup?: (store: StateStore) => Promise<void>,
 ): void {
   describe(`store contract: ${name}`, () => {
@@ -1281,6 +1283,161 @@ export function describeStoreContract(
         await store.forgetWebhook('event-1');
         expect((await store.rememberWebhook('event-1', { accepted: 2 }, 10_000, 30)).first).toBe(true);
         await store.forgetWebhook('never-seen');
+      });
+    });
+
+    describe('placement: latency policies', () => {
+      // One L4 per region; a heavy session fills one on its own. The gamer reports eu 20, us 60, ap 150.
+      const policies = [
+        { maxLatencyMs: 50, forSeconds: 5 },
+        { maxLatencyMs: 100, forSeconds: 20 },
+      ];
+      const latencies = { eu: 20, us: 60, ap: 150 };
+      const regions = ['eu', 'us', 'ap'];
+      let latencyStore: StateStore;
+
+      async function open(allowUnreportedRegions = false): Promise<StateStore> {
+        latencyStore = await createStore({ latencyPolicies: policies, allowUnreportedRegions });
+        for (const region of regions) {
+          await readyNode(latencyStore, `node-${region}`, [{ model: 'L4', count: 1 }], 0, { region });
+        }
+        return latencyStore;
+      }
+
+      /** Fresh telemetry from every node at `now` (staleness is not what these tests are about). */
+      async function report(now: number) {
+        for (const region of regions)
+          await latencyStore.recordTelemetry(`node-${region}`, healthyReport(1), now);
+      }
+
+      async function fill(store: StateStore, region: string, now = 0) {
+        const filled = await store.createSession(
+          sessionSpec(`fill-${region}`, heavyFormat, { region }),
+          createOptions(now),
+        );
+        expect(filled.kind).toBe('assigned');
+      }
+
+      async function placedNode(store: StateStore, id: string) {
+        return (await store.getSession(id))?.placement?.nodeId ?? null;
+      }
+
+      const pass = (store: StateStore, now: number) =>
+        store.placeQueued(now, 'packed', { rest: leaseMs, websocket: leaseMs });
+
+      afterEach(async () => {
+        if (!latencyStore) return;
+        if (cleanup) await cleanup(latencyStore);
+        else await latencyStore.close();
+      });
+
+      it('queues rather than go past the cap: eu full, us (60 ms) waits for the 100 ms policy at 5 s', async () => {
+        const s = await open();
+        await fill(s, 'eu');
+        const asked = await s.createSession(sessionSpec('g', heavyFormat, { latencies }), createOptions(0));
+        expect(asked.kind).toBe('queued');
+        expect(asked.kind === 'queued' && asked.session.latencies).toEqual(latencies);
+        expect(await pass(s, 4_999)).toEqual([]);
+        const placed = await pass(s, 5_000);
+        expect(placed.map((session) => session.placement?.nodeId)).toEqual(['node-us']);
+        expect(placed[0]!.latencies).toEqual(latencies);
+        await expectInvariant(s);
+      });
+
+      it('places in the lowest latency region with room: eu when it frees before the cap relaxes', async () => {
+        const s = await open();
+        await fill(s, 'eu');
+        await s.createSession(sessionSpec('g', heavyFormat, { latencies }), createOptions(0));
+        await s.endSession('fill-eu', 'released', 1_000);
+        expect((await pass(s, 2_000)).map((session) => session.id)).toEqual(['g']);
+        expect(await placedNode(s, 'g')).toBe('node-eu');
+        const direct = await s.createSession(
+          sessionSpec('h', lightFormat, { latencies: { us: 30, eu: 30 } }),
+          createOptions(2_000),
+        );
+        // A tie on latency goes to the region first by name.
+        expect(direct.kind === 'assigned' && direct.session.placement?.nodeId).toBe('node-eu');
+        await expectInvariant(s);
+      });
+
+      it('allows every reported region after the last policy (25 s): ap at 150 ms', async () => {
+        const s = await open();
+        await fill(s, 'eu');
+        await fill(s, 'us');
+        await s.createSession(sessionSpec('g', heavyFormat, { latencies }), createOptions(0));
+        await report(5_000);
+        expect(await pass(s, 5_000)).toEqual([]);
+        await report(24_999);
+        expect(await pass(s, 24_999)).toEqual([]);
+        expect((await pass(s, 25_000)).map((session) => session.placement?.nodeId)).toEqual(['node-ap']);
+        await expectInvariant(s);
+      });
+
+      it('keeps regions the gamer did not report excluded, unless allowUnreportedRegions', async () => {
+        for (const allow of [false, true]) {
+          const s = await open(allow);
+          await fill(s, 'eu');
+          const asked = await s.createSession(
+            sessionSpec('g', heavyFormat, { latencies: { eu: 20 } }),
+            createOptions(0),
+          );
+          // Never while a cap is in force: an unreported latency is not known to be within it.
+          expect(asked.kind).toBe('queued');
+          await report(25_000);
+          const placed = await pass(s, 25_000);
+          expect(placed.map((session) => session.id)).toEqual(allow ? ['g'] : []);
+          if (allow) expect(['node-us', 'node-ap']).toContain(placed[0]!.placement?.nodeId);
+          await expectInvariant(s);
+          if (cleanup) await cleanup(s);
+          else await s.close();
+          latencyStore = undefined as unknown as StateStore;
+        }
+      });
+
+      it('places a request without latencies as before: any region with room', async () => {
+        const s = await open();
+        await fill(s, 'eu');
+        const asked = await s.createSession(sessionSpec('g', heavyFormat), createOptions(0));
+        expect(asked.kind).toBe('assigned');
+        expect(['node-us', 'node-ap']).toContain(
+          asked.kind === 'assigned' && asked.session.placement?.nodeId,
+        );
+        const empty = await s.createSession(
+          sessionSpec('e', heavyFormat, { latencies: {} }),
+          createOptions(0),
+        );
+        expect(empty.kind).toBe('assigned');
+        await expectInvariant(s);
+      });
+
+      it('limits a request that also names a region to it, under the same cap', async () => {
+        const s = await open();
+        const asked = await s.createSession(
+          sessionSpec('g', heavyFormat, { region: 'us', latencies }),
+          createOptions(0),
+        );
+        expect(asked.kind).toBe('queued');
+        expect(await pass(s, 5_000)).toHaveLength(1);
+        expect(await placedNode(s, 'g')).toBe('node-us');
+        await expectInvariant(s);
+      });
+
+      it('migrates within the cap in force at the session age, or queues', async () => {
+        const s = await open();
+        const asked = await s.createSession(sessionSpec('g', heavyFormat, { latencies }), createOptions(0));
+        expect(asked.kind === 'assigned' && asked.session.placement?.nodeId).toBe('node-eu');
+        const early = await s.migrateSession('g', 1_000, 'packed', 1_000 + leaseMs, 1_000 + queueWaitMs);
+        expect(early?.session.state).toBe('queued');
+        await s.setNodeState('node-eu', 'draining', 1_000, 60_000);
+        await report(5_000);
+        expect((await pass(s, 5_000)).map((session) => session.placement?.nodeId)).toEqual(['node-us']);
+        await report(6_000);
+        const late = await s.migrateSession('g', 6_000, 'packed', 6_000 + leaseMs, 6_000 + queueWaitMs);
+        expect(late?.session.state).toBe('queued');
+        await s.setNodeState('node-us', 'draining', 6_000, 60_000);
+        await report(25_000);
+        expect((await pass(s, 25_000)).map((session) => session.placement?.nodeId)).toEqual(['node-ap']);
+        await expectInvariant(s);
       });
     });
   });

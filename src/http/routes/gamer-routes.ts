@@ -1,9 +1,11 @@
-/** Gamer REST routes: request, read, heartbeat and end a session; read the catalog. */
+/** Gamer REST routes: request, read, heartbeat and end a session; read the catalog and the regions. */
 
 import type { CatalogIndex } from '../../cost/catalog.js';
 import { frameSizeName } from '../../cost/resolution.js';
 import { VcaError } from '../../errors.js';
+import type { RegionDirectory } from '../../fleet/region-directory.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
+import { dropUnknownRegions } from '../../sessions/session-request.js';
 import type { SessionService } from '../../sessions/session-service.js';
 import type { StateStore } from '../../state/state-store.js';
 import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
@@ -16,10 +18,11 @@ export interface GamerRouteDeps {
   catalog: CatalogIndex;
   views: SessionViews;
   metrics: VcaMetrics;
+  regions: RegionDirectory;
 }
 
 export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
-  const { sessions, store, views, metrics } = deps;
+  const { sessions, store, views, metrics, regions } = deps;
   const catalogBody = {
     referenceGpu: deps.catalog.catalog.referenceGpu,
     games: [...deps.catalog.catalog.games.values()].map((game) => ({
@@ -39,7 +42,7 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
       responses: {
         201: 'Assigned: node endpoint, GPU, ticket, lease',
         202: 'Queued: position; heartbeat to keep the place, GET to see the assignment',
-        400: 'Invalid body',
+        400: 'Invalid body (latencies: at most 64 regions, each 0 < ms <= 10000)',
         422: 'Unknown game, resolution or frame rate not allowed',
         409: 'The gamer (identity token) already holds auth.maxSessionsPerGamer live sessions',
         503: 'No capacity and wait=false, or queue full',
@@ -48,14 +51,22 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
         const started = process.hrtime.bigint();
         let outcomeLabel = 'refused';
         try {
-          const outcome = await sessions.request(body, 'rest', body.wait ?? true, ctx.gamer ?? null);
+          let ask = body;
+          let warnings: string[] | undefined;
+          if (body.latencies !== undefined) {
+            const kept = dropUnknownRegions(body.latencies, await regions.knownRegions());
+            ask = { ...body, latencies: kept.latencies };
+            warnings = kept.warnings;
+          }
+          const outcome = await sessions.request(ask, 'rest', body.wait ?? true, ctx.gamer ?? null);
           outcomeLabel = outcome.kind;
           if (outcome.kind === 'assigned') {
-            return json(201, await views.describe(outcome.session), {
+            return json(201, await views.describe(outcome.session, warnings ? { warnings } : {}), {
               location: `/v1/sessions/${outcome.session.id}`,
             });
           }
-          return json(202, await views.describe(outcome.session, { position: outcome.position }), {
+          const extra = warnings ? { position: outcome.position, warnings } : { position: outcome.position };
+          return json(202, await views.describe(outcome.session, extra), {
             location: `/v1/sessions/${outcome.session.id}`,
           });
         } finally {
@@ -117,6 +128,15 @@ export function gamerRoutes(deps: GamerRouteDeps): ApiRoute[] {
       summary: 'Playable titles with their allowed resolutions and frame rates',
       responses: { 200: 'The catalog' },
       handler: () => json(200, catalogBody),
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/regions',
+      access: 'gamer',
+      summary:
+        'Regions with ready rendering nodes, each with one ping URL to time a round trip to (for `latencies`)',
+      responses: { 200: '{regions: [{region, pingUrl, nodes}]}' },
+      handler: async () => json(200, { regions: await regions.readyRegions() }),
     }),
   ];
 }

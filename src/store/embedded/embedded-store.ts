@@ -10,7 +10,12 @@ import { canTransition, type NodeState } from '../../fleet/node-state.js';
 import { nodeView } from '../../fleet/node-view.js';
 import type { NodeRegistration } from '../../fleet/render-node.js';
 import type { TelemetryReport } from '../../fleet/telemetry.js';
-import { PlacementIndex, type PlacementRequest } from '../../placement/placement-index.js';
+import { type LatencyRules, latencyPlan } from '../../placement/latency-policy.js';
+import {
+  type PlacementChoice,
+  PlacementIndex,
+  type PlacementRequest,
+} from '../../placement/placement-index.js';
 import type { PlacementStrategy } from '../../placement/strategy.js';
 import { DeadlineHeap } from '../../sessions/deadline-heap.js';
 import type { EndReason, SessionRecord, SessionSpec, SessionTransport } from '../../sessions/session.js';
@@ -29,7 +34,7 @@ import type {
 } from '../../state/state-store.js';
 import { EmbeddedOutbox } from './embedded-outbox.js';
 
-export interface EmbeddedStoreOptions extends FleetStateOptions {
+export interface EmbeddedStoreOptions extends FleetStateOptions, LatencyRules {
   priorityClasses: readonly string[];
   /** How long an ended session stays readable (GET answers 410 with its end reason), ms. */
   retainEndedMs?: number;
@@ -54,6 +59,7 @@ function copySession(session: SessionRecord): SessionRecord {
     labels: session.labels,
     costs: session.costs,
     owner: session.owner,
+    latencies: session.latencies,
     state: session.state,
     createdAt: session.createdAt,
     queuedAt: session.queuedAt,
@@ -96,9 +102,14 @@ export class EmbeddedStore implements StateStore {
   private readonly ownerSessions = new Map<string, number>();
 
   private readonly retainEndedMs: number;
+  private readonly latencyRules: LatencyRules;
 
   constructor(options: EmbeddedStoreOptions) {
     this.retainEndedMs = options.retainEndedMs ?? defaultRetainEndedMs;
+    this.latencyRules = {
+      latencyPolicies: options.latencyPolicies,
+      allowUnreportedRegions: options.allowUnreportedRegions,
+    };
     this.fleet = new FleetState(options);
     this.index = new PlacementIndex(options.headroom);
     this.fleet.setListener(this.index);
@@ -213,6 +224,7 @@ export class EmbeddedStore implements StateStore {
       {
         ...spec,
         labels: spec.labels === undefined ? undefined : Object.freeze({ ...spec.labels }),
+        latencies: spec.latencies === undefined ? undefined : Object.freeze({ ...spec.latencies }),
         costs: frozenCosts(spec.costs),
       },
       options.now,
@@ -246,7 +258,7 @@ export class EmbeddedStore implements StateStore {
     const failedShapes = new Set<string>();
     for (const id of [...this.queue.inOrder()]) {
       const session = this.sessions.get(id)!;
-      const shape = shapeKey(session);
+      const shape = shapeKey(session, now, this.latencyRules);
       if (failedShapes.has(shape)) continue;
       if (this.tryPlace(session, strategy, now, undefined)) {
         this.queue.remove(id);
@@ -273,7 +285,7 @@ export class EmbeddedStore implements StateStore {
     if (session?.state !== 'assigned' || !session.placement) return undefined;
     this.fleet.sweepStale(now);
     const from = session.placement;
-    const choice = this.index.pick(this.placementRequest(session, strategy, from.nodeId));
+    const choice = this.pick(session, strategy, now, from.nodeId);
     this.releasePlacement(session);
     session.migrations++;
     if (choice) {
@@ -448,13 +460,40 @@ export class EmbeddedStore implements StateStore {
     return request;
   }
 
+  /**
+   * The GPU for a session at `now`: with reported latencies, region by region in the order of its
+   * latency plan (then any region, when the plan allows others), each pick as without latencies but
+   * limited to that region; all in this one synchronous step. lib/latency.lua does the same.
+   */
+  private pick(
+    session: SessionRecord,
+    strategy: PlacementStrategy,
+    now: number,
+    exclude: string | undefined,
+  ): PlacementChoice | undefined {
+    const request = this.placementRequest(session, strategy, exclude);
+    const plan = latencyPlan(session, now, this.latencyRules);
+    if (plan === null) return this.index.pick(request);
+    for (const region of plan.regions) {
+      // A request that also names a region is limited to it.
+      if (session.region !== undefined && region !== session.region) continue;
+      request.region = region;
+      const choice = this.index.pick(request);
+      if (choice) return choice;
+    }
+    if (!plan.otherRegions) return undefined;
+    // The regions tried above have no room, so this finds one the gamer did not report, if any.
+    request.region = session.region;
+    return this.index.pick(request);
+  }
+
   private tryPlace(
     session: SessionRecord,
     strategy: PlacementStrategy,
     now: number,
     exclude?: string,
   ): boolean {
-    const choice = this.index.pick(this.placementRequest(session, strategy, exclude));
+    const choice = this.pick(session, strategy, now, exclude);
     if (!choice) return false;
     this.commitChoice(session, choice.gpu.node.id, choice.gpu.index, choice.gpu.model.name, choice.cost, now);
     return true;
@@ -567,10 +606,11 @@ const costShapes = new WeakMap<object, string>();
 /**
  * Sessions with the same shape compete for exactly the same GPUs: the same cost on the same GPU models
  * (so a restriction to some models is part of it), the same region (none is not ''), the same labels
- * (in name order). A queue pass skips the rest of a shape once one of it found no GPU. The Redis
- * store's shape_key (scripts/lib/sessions.lua) keys on the same three things.
+ * (in name order), and the same latency plan at `now` (its regions in order, and whether others may
+ * follow). A queue pass skips the rest of a shape once one of it found no GPU. The Redis store's
+ * shape_key (scripts/lib/sessions.lua) and latency_shape (scripts/lib/latency.lua) key on the same.
  */
-function shapeKey(session: SessionRecord): string {
+function shapeKey(session: SessionRecord, now: number, rules: LatencyRules): string {
   let costs = costShapes.get(session.costs);
   if (costs === undefined) {
     costs = '';
@@ -588,5 +628,7 @@ function shapeKey(session: SessionRecord): string {
           .map((name) => [name, session.labels![name]]),
       )
     : '';
-  return `${costs}|${region}|${labels}`;
+  const plan = latencyPlan(session, now, rules);
+  const latency = plan === null ? '' : `|${JSON.stringify(plan.regions)}${plan.otherRegions ? '+' : ''}`;
+  return `${costs}|${region}|${labels}${latency}`;
 }

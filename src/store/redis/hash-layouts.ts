@@ -133,6 +133,11 @@ export const sessionHash = {
     // The gamer the session belongs to ('' when a front-end asked for it). Absent from records written
     // before it existed: the scripts read that as false, getSession as null, both as no owner.
     { name: 'owner', encoding: 'optional-text', reply: true, saved: false },
+    // The reported latencies in the order they are tried (orderedLatencies, src/placement/latency-
+    // policy.ts) as JSON [[region, ms], ...], '' when none; with createdAt, what lets a queue pass
+    // recompute the session's latency plan. Absent from records written before: read as no latencies.
+    { name: 'latencies', encoding: 'optional-text', reply: false, saved: false },
+    { name: 'createdAt', encoding: 'optional-number', reply: false, saved: false },
   ],
 } as const satisfies { presentWhen: string; fields: readonly SessionField[] };
 

@@ -122,6 +122,7 @@ function settings(): string {
     const at = i + 1;
     if (setting.kind === 'number') lines.push(`${name} = tonumber(F.SETTINGS[${at}])`);
     else if (setting.kind === 'flag') lines.push(`${name} = F.SETTINGS[${at}] == '1'`);
+    else if (setting.kind === 'latency-schedule') lines.push(`${name} = F.SETTINGS[${at}]`);
     else if (i === scriptSettingsLayout.length - 1) lines.push(`${name} = { unpack(F.SETTINGS, ${at}) }`);
     else throw new Error(`lua-emitter: the list setting ${setting.name} must come last`);
   }

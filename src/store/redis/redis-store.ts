@@ -20,6 +20,7 @@ import { type ErrorCode, errorCatalog, isVcaError, VcaError } from '../../errors
 import type { NodeState } from '../../fleet/node-state.js';
 import type { NodeRegistration } from '../../fleet/render-node.js';
 import type { TelemetryReport } from '../../fleet/telemetry.js';
+import { orderedLatencies } from '../../placement/latency-policy.js';
 import type { PlacementStrategy } from '../../placement/strategy.js';
 import {
   defaultRetainEndedMs,
@@ -206,6 +207,16 @@ function labelsArgument(labels: SessionSpec['labels']): string {
   return JSON.stringify(Object.fromEntries(names.map((name) => [name, labels[name]])));
 }
 
+/**
+ * Reported latencies as the scripts read them (lib/latency.lua): JSON [[region, ms], ...] in the order
+ * they are tried (orderedLatencies), '' when there are none (placement as without latencies).
+ */
+function latenciesArgument(latencies: SessionSpec['latencies']): string {
+  if (!latencies) return '';
+  const ordered = orderedLatencies(latencies);
+  return ordered.length === 0 ? '' : JSON.stringify(ordered);
+}
+
 /** A finite number, or '' (unknown) for the scripts. */
 function finiteOrEmpty(value: number | null | undefined): number | '' {
   return typeof value === 'number' && Number.isFinite(value) ? value : '';
@@ -252,6 +263,8 @@ export class RedisStore implements StateStore {
       requireTelemetry: options.requireTelemetry,
       staleAfterMs: options.staleAfterMs,
       retainEndedMs: options.retainEndedMs ?? defaultRetainEndedMs,
+      latencyPolicies: options.latencyPolicies,
+      allowUnreportedRegions: options.allowUnreportedRegions,
       priorityClasses: options.priorityClasses,
     });
     this.scriptHead = [this.keys.scriptKeys.length, ...this.keys.scriptKeys, settings];
@@ -429,6 +442,7 @@ export class RedisStore implements StateStore {
       options.leaseExpiresAt,
       spec.owner ?? '',
       options.maxOwnerSessions ?? '',
+      latenciesArgument(spec.latencies),
     )) as [string, string | number, string?, string?];
     // The script answers only what it changed: the record is the one sent, with those changes.
     if (reply[0] === 'assigned') {

@@ -4,6 +4,7 @@
  * Redis and so one script cache). `settingsArgument` encodes them; lua-emitter.ts generates the
  * scripts' decoding (lib/settings.lua) from the same layout.
  */
+import { type LatencyPolicy, latencySchedule } from '../../placement/latency-policy.js';
 
 export interface ScriptSettings {
   /** Render capacity of a GPU under headroom, ppm. */
@@ -16,6 +17,9 @@ export interface ScriptSettings {
   requireTelemetry: boolean;
   staleAfterMs: number;
   retainEndedMs: number;
+  /** Latency-aware placement (src/placement/latency-policy.ts), sent as its schedule. */
+  latencyPolicies: readonly LatencyPolicy[];
+  allowUnreportedRegions: boolean;
   /** Highest first. */
   priorityClasses: readonly string[];
 }
@@ -24,13 +28,21 @@ type NumberSetting = {
   [Name in keyof ScriptSettings]: ScriptSettings[Name] extends number ? Name : never;
 }[keyof ScriptSettings];
 
+type FlagSetting = {
+  [Name in keyof ScriptSettings]: ScriptSettings[Name] extends boolean ? Name : never;
+}[keyof ScriptSettings];
+
 /**
  * One value per line, each followed by '\n', in this order; the list (the priority classes) last, one
- * line per entry. `lua`: the name of the decoded value in the scripts (`F.<lua>`).
+ * line per entry. `lua`: the name of the decoded value in the scripts (`F.<lua>`). `latency-schedule`:
+ * the latency policies as latencySchedule's steps, `<untilAgeMs>:<maxLatencyMs>` each followed by a
+ * space, kept as that text in the scripts (lib/latency.lua reads it only for a session that reported
+ * latencies).
  */
 export type SettingLayout =
   | { readonly name: NumberSetting; readonly lua: string; readonly kind: 'number' }
-  | { readonly name: 'requireTelemetry'; readonly lua: string; readonly kind: 'flag' }
+  | { readonly name: FlagSetting; readonly lua: string; readonly kind: 'flag' }
+  | { readonly name: 'latencyPolicies'; readonly lua: string; readonly kind: 'latency-schedule' }
   | { readonly name: 'priorityClasses'; readonly lua: string; readonly kind: 'list' };
 
 export const scriptSettingsLayout: readonly SettingLayout[] = [
@@ -41,6 +53,8 @@ export const scriptSettingsLayout: readonly SettingLayout[] = [
   { name: 'requireTelemetry', lua: 'REQUIRE_TELEMETRY', kind: 'flag' },
   { name: 'staleAfterMs', lua: 'STALE_AFTER_MS', kind: 'number' },
   { name: 'retainEndedMs', lua: 'RETAIN_ENDED_MS', kind: 'number' },
+  { name: 'latencyPolicies', lua: 'LATENCY_SCHEDULE', kind: 'latency-schedule' },
+  { name: 'allowUnreportedRegions', lua: 'ALLOW_UNREPORTED_REGIONS', kind: 'flag' },
   { name: 'priorityClasses', lua: 'CLASSES', kind: 'list' },
 ];
 
@@ -50,7 +64,16 @@ export function settingsArgument(settings: ScriptSettings): string {
   for (const setting of scriptSettingsLayout) {
     if (setting.kind === 'number') text += `${settings[setting.name]}\n`;
     else if (setting.kind === 'flag') text += settings[setting.name] ? '1\n' : '0\n';
+    else if (setting.kind === 'latency-schedule') text += `${latencyScheduleText(settings[setting.name])}\n`;
     else for (const value of settings[setting.name]) text += `${value}\n`;
   }
+  return text;
+}
+
+/** The latency policies as the scripts read them: `<untilAgeMs>:<maxLatencyMs> ` per step, in order. */
+export function latencyScheduleText(policies: readonly LatencyPolicy[]): string {
+  let text = '';
+  // Numbers as JavaScript writes them: the shortest text Lua's tonumber reads back to the same double.
+  for (const step of latencySchedule(policies)) text += `${step.untilAgeMs}:${step.maxLatencyMs} `;
   return text;
 }

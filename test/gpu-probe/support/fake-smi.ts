@@ -144,6 +144,14 @@ export class ProbeProcess {
     return line.port as number;
   }
 
+  /** The /ping port from the "ping server listening" log line. */
+  async pingPort(): Promise<number> {
+    const line = await waitFor(() => this.logs.find((log) => log.msg === 'ping server listening'), {
+      what: `ping port in the probe's log; stderr: ${this.stderr}`,
+    });
+    return line.port as number;
+  }
+
   /** SIGTERM, then the exit code. */
   async stop(): Promise<number | null> {
     if (this.child.exitCode === null && this.child.signalCode === null) {

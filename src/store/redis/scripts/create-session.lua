@@ -5,7 +5,8 @@
 --   last), [5] region (':' .. region, '' when none), [6] labels JSON ('' when none), [7] priority class,
 --   [8] transport, [9] now (ms), [10] strategy ('packed' | 'spread'), [11] wait mode ('wait' | 'no-wait'),
 --   [12] max queue length, [13] queue deadline (ms), [14] lease expiry (ms), [15] owner ('' when none),
---   [16] most live sessions per owner ('' for no limit).
+--   [16] most live sessions per owner ('' for no limit), [17] reported latencies in the order they are
+--   tried, as JSON [[region, ms], ...] ('' when none; lib/latency.lua).
 -- Returns: {'assigned', node id, GPU index, model} | {'queued', position} | {'refused', reason}
 --   (reason: 'no-capacity', 'queue-full' or 'owner-limit'); the caller builds the record it sent with
 --   these changes.
@@ -32,12 +33,14 @@ local session = {
   leaseExpiresAt = tonumber(ARGV[14]),
   migrations = 0,
   owner = ARGV[15],
+  latencies = ARGV[17],
+  createdAt = now,
 }
 if ARGV[5] ~= '' then
   session.region = string.sub(ARGV[5], 2)
 end
 F.sweep_stale(now)
-local gpu, cost, node = F.pick(session, ARGV[10], nil)
+local gpu, cost, node = F.pick_by_latency(session, ARGV[10], nil, now)
 if not gpu then
   if ARGV[11] == 'no-wait' then
     return { 'refused', 'no-capacity' }
@@ -48,7 +51,7 @@ if not gpu then
 end
 -- The fields that never change, written with the first save.
 local fixed = { 'spec', ARGV[3], 'priority', ARGV[7], 'transport', ARGV[8], 'region', ARGV[5], 'labels', ARGV[6],
-  'pick', ARGV[4], 'owner', ARGV[15] }
+  'pick', ARGV[4], 'owner', ARGV[15], 'latencies', ARGV[17], 'createdAt', ARGV[9] }
 F.add_owned_session(session)
 if gpu then
   F.commit(gpu, node, session, cost, now)

@@ -13,7 +13,7 @@ end
 local now = tonumber(ARGV[3])
 F.sweep_stale(now)
 local from = session.placement
-local gpu, cost, node = F.pick(session, ARGV[4], from.nodeId)
+local gpu, cost, node = F.pick_by_latency(session, ARGV[4], from.nodeId, now)
 if not gpu then
   F.queue_key(session.priority) -- an unknown class fails here, before anything is released
 end

@@ -17,9 +17,9 @@ for rank = 1, #F.CLASSES do
   for _, id in ipairs(ids) do
     local session = F.load_session(id)
     if session then
-      local shape = F.shape_key(session)
+      local shape = F.shape_key(session) .. F.latency_shape(session, now)
       if not failed_shapes[shape] then
-        local gpu, cost, node = F.pick(session, strategy, nil)
+        local gpu, cost, node = F.pick_by_latency(session, strategy, nil, now)
         if gpu then
           redis.call('ZREM', key, id)
           F.commit(gpu, node, session, cost, now)

@@ -70,10 +70,12 @@ end
 -- candidate that passes the exact check is the answer, and a losing pool's GPUs are never loaded.
 -- Exact: every GPU whose free share on the dominant axis covers the need is checked before the
 -- answer is "nothing fits" (a decision reads each such GPU at most once).
+-- `region`: the region to search (nil: the session's own, if it names one; lib/latency.lua passes each
+-- region of a latency plan in turn).
 -- Returns the GPU (load_gpu table), the cost on its model and its node (load_node table), or nil.
-function F.pick(session, strategy, exclude)
+function F.pick(session, strategy, exclude, region)
   local packed = strategy == 'packed'
-  local region = session.region
+  region = region or session.region
   local labels = nil
   if session.labels ~= '' then
     labels = cjson.decode(session.labels)

@@ -44,7 +44,8 @@ function F.remove_owned_session(session)
   end
 end
 
--- Shape of a request: sessions of one shape (costs, region, labels) compete for exactly the same GPUs.
+-- Shape of a request: sessions of one shape (costs, region, labels) compete for exactly the same GPUs
+-- (a queue pass adds the latency plan's part, lib/latency.lua: latency_shape).
 function F.shape_key(session)
   return session.pick .. '|' .. (session.region and (':' .. session.region) or '') .. '|' .. session.labels
 end
