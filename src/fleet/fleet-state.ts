@@ -220,13 +220,26 @@ export class FleetState {
     this.listener?.gpuChanged(gpu);
   }
 
+  /**
+   * Links `gpu` (its telemetryAt just set) in report-time order: at the fresh end, O(1), unless the
+   * clock stepped back; then behind the newer reports, so sweepStale (which stops at the first fresh
+   * one from the stale end) still finds it, as the Redis store's fresh zset does.
+   */
   private linkFreshest(gpu: GpuSlot): void {
     this.unlinkFresh(gpu);
-    gpu.olderNeighbour = this.freshest;
-    gpu.fresherNeighbour = null;
-    if (this.freshest) this.freshest.fresherNeighbour = gpu;
-    this.freshest = gpu;
-    if (!this.stalest) this.stalest = gpu;
+    const at = gpu.telemetryAt ?? 0;
+    let older = this.freshest;
+    let fresher: GpuSlot | null = null;
+    while (older && (older.telemetryAt ?? 0) > at) {
+      fresher = older;
+      older = older.olderNeighbour;
+    }
+    gpu.olderNeighbour = older;
+    gpu.fresherNeighbour = fresher;
+    if (older) older.fresherNeighbour = gpu;
+    else this.stalest = gpu;
+    if (fresher) fresher.olderNeighbour = gpu;
+    else this.freshest = gpu;
     gpu.inFreshnessList = true;
   }
 

@@ -57,10 +57,15 @@ export class OutboundCalls {
       resolve();
     }
     this.waits.clear();
+    let grace: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise((resolve) => setTimeout(resolve, graceMs)),
+      new Promise((resolve) => {
+        grace = setTimeout(resolve, graceMs);
+      }),
     ]);
+    // Calls that settled in time must not leave the grace timer holding the event loop open.
+    clearTimeout(grace);
   }
 
   private async deliver(call: OutboundCall): Promise<void> {

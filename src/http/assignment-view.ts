@@ -6,6 +6,7 @@
 import type { VcaEvent } from '../sessions/events.js';
 import type { LatencyCapAt } from '../sessions/latency-watch.js';
 import type { SessionPlacement, SessionRecord } from '../sessions/session.js';
+import { reportedLatency } from '../sessions/session-request.js';
 import type { StateStore } from '../state/state-store.js';
 import { deriveNodeKey } from '../tickets/node-key.js';
 import { signTicket } from '../tickets/ticket.js';
@@ -164,7 +165,7 @@ export class SessionViews {
       latencyMs:
         region === undefined || session.latencies === undefined
           ? undefined
-          : (session.latencies[region] ?? null),
+          : (reportedLatency(session.latencies, region) ?? null),
       maxLatencyMs: this.maxLatencyMs(session),
       ticket: placement ? this.ticket(session, placement, issuedAt, expiresAt) : undefined,
       ticketExpiresAt: placement ? new Date(expiresAt * 1000).toISOString() : undefined,

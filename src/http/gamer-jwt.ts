@@ -5,7 +5,15 @@
  * Verification is on the allocation path, so the keys are read once (src/config/gamer-jwt-keys.ts)
  * into a local key set that imports each key once per algorithm and keeps it; a request only verifies.
  */
-import { createLocalJWKSet, errors, type JWK, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose';
+import {
+  createLocalJWKSet,
+  errors,
+  type JWK,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+  jwtVerify,
+} from 'jose';
 import { readGamerJwtKeys } from '../config/gamer-jwt-keys.js';
 import type { GamerJwtConfig } from '../config/schema.js';
 import { VcaError } from '../errors.js';
@@ -23,7 +31,7 @@ export function looksLikeJwt(token: string): boolean {
 }
 
 export class GamerJwtVerifier {
-  private readonly keys: ReturnType<typeof createLocalJWKSet>;
+  private readonly keys: JWTVerifyGetKey;
   private readonly issuer: string;
   private readonly audience: string;
   private readonly algorithms: string[];
@@ -31,7 +39,13 @@ export class GamerJwtVerifier {
 
   /** Reads the keys at once: a bad key throws here, at boot. */
   constructor(config: GamerJwtConfig) {
-    this.keys = createLocalJWKSet({ keys: readGamerJwtKeys(config).keys as JWK[] });
+    const keys = readGamerJwtKeys(config).keys as JWK[];
+    const keySet = createLocalJWKSet({ keys });
+    // PEM keys carry no `kid`, and a key set matches a token naming one only to a key with that `kid`:
+    // identity providers name one in every token, so against PEM keys the token's `kid` is not looked at.
+    this.keys = keys.every((key) => key.kid === undefined)
+      ? (header, token) => keySet({ ...header, kid: undefined }, token)
+      : keySet;
     this.issuer = config.issuer;
     this.audience = config.audience;
     this.algorithms = [...config.algorithms];

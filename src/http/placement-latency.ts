@@ -9,6 +9,7 @@ import type { VcaMetrics } from '../metrics/vca-metrics.js';
 import { type LatencyRules, latencyPlan } from '../placement/latency-policy.js';
 import type { VcaEvent } from '../sessions/events.js';
 import { type LatencyCapAt, LatencyWatch } from '../sessions/latency-watch.js';
+import { reportedLatency } from '../sessions/session-request.js';
 import type { PlaySockets } from './play-socket.js';
 
 /** The cap in force for a session at an instant under `rules` (none for a session without latencies). */
@@ -48,10 +49,13 @@ export class PlacementLatency {
     if (local && event.type === 'session-assigned' && event.via !== 'migration') {
       const { latencies, placement } = event.session;
       if (latencies === undefined || placement === null) return;
-      regions.regionOf(placement.nodeId).then((region) => {
-        const latencyMs = region === null ? undefined : latencies[region];
-        if (latencyMs !== undefined) metrics.placementLatencyMs.observe(latencyMs);
-      }, this.options.onError);
+      regions
+        .regionOf(placement.nodeId)
+        .then((region) => {
+          const latencyMs = region === null ? undefined : reportedLatency(latencies, region);
+          if (latencyMs !== undefined) metrics.placementLatencyMs.observe(latencyMs);
+        })
+        .catch(this.options.onError);
     }
   }
 }

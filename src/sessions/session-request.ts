@@ -22,6 +22,17 @@ export interface SessionAsk {
   latencies?: Readonly<Record<string, number>> | undefined;
 }
 
+/**
+ * The latency a session reported for `region`; undefined when it reported none. Own properties only: a
+ * region may be named like an Object.prototype member ("constructor", "__proto__").
+ */
+export function reportedLatency(
+  latencies: Readonly<Record<string, number>>,
+  region: string,
+): number | undefined {
+  return Object.hasOwn(latencies, region) ? latencies[region] : undefined;
+}
+
 /** What a gamer may report: at most this many regions, each 0 < ms <= maxMs (else 400). */
 export const latencyLimits = { maxRegions: 64, maxMs: 10_000 } as const;
 
@@ -36,15 +47,16 @@ export function dropUnknownRegions(
   knownRegions: ReadonlySet<string>,
 ): { latencies: Readonly<Record<string, number>> | undefined; warnings: string[] } {
   if (latencies === undefined) return { latencies, warnings: [] };
-  const kept: Record<string, number> = {};
+  const kept: [string, number][] = [];
   const warnings: string[] = [];
   for (const [region, ms] of Object.entries(latencies)) {
-    if (knownRegions.has(region)) kept[region] = ms;
+    if (knownRegions.has(region)) kept.push([region, ms]);
     else warnings.push(`latencies.${region}: no rendering node is in region "${region}"; ignored`);
   }
   // Nothing left: placed as if the gamer had reported nothing (an empty map would exclude every region).
-  if (Object.keys(kept).length === 0) return { latencies: undefined, warnings };
-  return { latencies: Object.freeze(kept), warnings };
+  if (kept.length === 0) return { latencies: undefined, warnings };
+  // fromEntries defines own properties: a region named "__proto__" is kept, not assigned to the prototype.
+  return { latencies: Object.freeze(Object.fromEntries(kept)), warnings };
 }
 
 export interface SessionSpecContext {

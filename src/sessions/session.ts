@@ -95,7 +95,8 @@ export function newSessionRecord(spec: SessionSpec, now: number, leaseExpiresAt:
     region: spec.region,
     labels: spec.labels,
     costs: spec.costs,
-    owner: spec.owner ?? null,
+    // An owner of '' is no owner, as the Redis scripts read it (lib/sessions.lua: session_owner).
+    owner: spec.owner || null,
     latencies: spec.latencies,
     state: 'queued',
     createdAt: now,

@@ -165,6 +165,15 @@ describe('gamer identity: tokens', () => {
     expect(await fleetSnapshot(gw)).toEqual(before);
   });
 
+  it('accepts a token naming a kid when the keys are PEM keys (which carry none), as identity providers sign', async () => {
+    for (const key of [es256Second, rs256]) {
+      const signed = await token('gamer-kid', { key, kid: 'provider-key-2024' });
+      expect((await gw.request(as(signed), 'GET', '/v1/catalog')).status).toBe(200);
+    }
+    const forged = await token('gamer-kid', { key: stranger, kid: 'provider-key-2024' });
+    expectProblem(await gw.request(as(forged), 'GET', '/v1/catalog'), 401, 'VCA_ERR_UNAUTHORIZED');
+  });
+
   it('judges expiry by the gateway clock, with the configured tolerance', async () => {
     const jwt = await token('gamer-clock', { expiresInSeconds: 60 });
     expect((await gw.request(as(jwt), 'GET', '/v1/catalog')).status).toBe(200);

@@ -224,3 +224,41 @@ describe('GET /v1/regions', () => {
     expect((await gw.request('none', 'GET', '/v1/regions')).status).toBe(401);
   });
 });
+
+describe('latency-aware placement: regions named like Object.prototype members', () => {
+  let named: TestGateway;
+  beforeEach(async () => {
+    named = await startTestGateway({
+      placement: { latencyPolicies: [], allowUnreportedRegions: true },
+    });
+    for (const region of ['constructor', '__proto__', 'eu-west']) {
+      const id = `render-${region.replaceAll('_', 'x')}`;
+      const { token } = await named.registerNode(id, 'L4', 1, { region });
+      expect((await named.telemetry(id, token, idleTelemetry(1))).status).toBe(200);
+    }
+  });
+  afterEach(async () => named?.close());
+
+  it('keeps a reported latency to a region named "__proto__" and answers it', async () => {
+    const response = await named.request('gamer', 'POST', '/v1/sessions', {
+      ...format,
+      region: '__proto__',
+      latencies: JSON.parse('{"__proto__": 30}'),
+    });
+    expect(response.status, JSON.stringify(response.body)).toBe(201);
+    expect(response.body).toMatchObject({ region: '__proto__', latencyMs: 30 });
+    expect(response.body).not.toHaveProperty('warnings');
+  });
+
+  it('answers latencyMs null, not a prototype member, for an unreported region named "constructor"', async () => {
+    for (const region of ['constructor', '__proto__']) {
+      const response = await named.request('gamer', 'POST', '/v1/sessions', {
+        ...format,
+        region,
+        latencies: { 'eu-west': 20 },
+      });
+      expect(response.status, JSON.stringify(response.body)).toBe(201);
+      expect(response.body).toMatchObject({ region, latencyMs: null });
+    }
+  });
+});

@@ -1440,5 +1440,54 @@ export function describeStoreContract(
         await expectInvariant(s);
       });
     });
+
+    describe('session owners: an empty owner', () => {
+      it('treats owner "" as no owner: never limited, and null on every record answered', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 8 }]);
+        const options = createOptions(10, { maxOwnerSessions: 1 });
+        const first = await store.createSession(sessionSpec('s1', lightFormat, { owner: '' }), options);
+        const second = await store.createSession(sessionSpec('s2', lightFormat, { owner: '' }), options);
+        expect(first).toMatchObject({ kind: 'assigned', session: { owner: null } });
+        expect(second).toMatchObject({ kind: 'assigned', session: { owner: null } });
+        expect((await store.getSession('s1'))?.owner).toBeNull();
+        await expectInvariant(store);
+      });
+    });
+
+    describe('telemetry: staleness by arrival time, whatever the order of arrival', () => {
+      it('makes a GPU stale by its own report time when an older report arrives after a newer one', async () => {
+        await readyNode(store, 'node-a', [{ model: 'L4', count: 1 }], 5_000);
+        // The clock stepped back: node-b's report carries an earlier arrival time than node-a's.
+        await readyNode(store, 'node-b', [{ model: 'L4', count: 1 }], 1_000);
+        await store.sweepStale(1_000 + staleAfterMs + 1);
+        expect((await gpu('node-b')).stale).toBe(true);
+        expect((await gpu('node-a')).stale).toBe(false);
+        expect((await store.getNode('node-b'))!.state).toBe('unhealthy');
+      });
+    });
+
+    describe('expiry: whether sessions still wait', () => {
+      it('answers queueWaiting false when no session waits, as endSession does', async () => {
+        await readyNode(store, 'node-a');
+        await store.createSession(sessionSpec('s1'), createOptions(10));
+        const ended = await store.expireSessions(10 + leaseMs);
+        expect(ended.map((end) => [end.session.id, end.queueWaiting])).toEqual([['s1', false]]);
+        await expectInvariant(store);
+      });
+
+      it('answers queueWaiting true while a session waits', async () => {
+        await store.registerNode(registration('node-a'), 0);
+        await store.createSession(
+          sessionSpec('waits'),
+          createOptions(10, { leaseExpiresAt: 10 + 3 * leaseMs, queueDeadline: 10 + 3 * leaseMs }),
+        );
+        await readyNode(store, 'node-b');
+        const placed = await store.createSession(sessionSpec('s1'), createOptions(20));
+        expect(placed.kind).toBe('assigned');
+        const ended = await store.expireSessions(20 + leaseMs);
+        expect(ended.map((end) => [end.session.id, end.queueWaiting])).toEqual([['s1', true]]);
+        await expectInvariant(store);
+      });
+    });
   });
 }

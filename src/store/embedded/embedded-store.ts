@@ -211,7 +211,8 @@ export class EmbeddedStore implements StateStore {
     if (!this.queue.hasClass(spec.priority)) {
       throw new VcaError('VCA_ERR_UNKNOWN_PRIORITY', `Priority class "${spec.priority}" is not configured`);
     }
-    const owner = spec.owner ?? null;
+    // '' is no owner (newSessionRecord; the Redis scripts' session_owner): never counted or limited.
+    const owner = spec.owner || null;
     if (
       owner !== null &&
       options.maxOwnerSessions !== undefined &&

@@ -518,7 +518,7 @@ export class RedisStore implements StateStore {
   }
 
   async expireSessions(now: number) {
-    const ended = (await this.run('expire-sessions', now)) as Array<[string[], unknown[] | null]>;
+    const ended = (await this.run('expire-sessions', now)) as Array<[string[], unknown[] | null, number]>;
     return ended.map((reply) => this.sessionEnd(reply));
   }
 

@@ -2,7 +2,8 @@
 -- ended sessions kept past their retention.
 -- KEYS: the fixed keys of lib/keys.lua (nodes, seq, fresh, deadlines, pools, queue per class).
 -- ARGV: [1] settings (lib/settings.lua), [2] now (ms).
--- Returns: an array of {session reply, drained node dump or false}, in deadline order.
+-- Returns: an array of {session reply, drained node dump or false, sessions left waiting in the queue},
+--   in deadline order.
 local now = tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', F.K_DEADLINES, '-inf', F.fmt(now))
 local ended = {}
@@ -27,7 +28,10 @@ for _, id in ipairs(due) do
       if session.state == 'queued' and session.queueDeadline ~= nil and session.queueDeadline <= now then
         reason = 'queue-timeout'
       end
-      ended[#ended + 1] = F.end_session(session, reason, now)
+      local reply = F.end_session(session, reason, now)
+      -- As end-session.lua: the queue after this end, so a caller skips a queue pass nobody needs.
+      reply[3] = F.queue_length()
+      ended[#ended + 1] = reply
     end
   end
 end
