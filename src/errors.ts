@@ -22,6 +22,10 @@ export const errorCatalog = {
   VCA_ERR_SESSION_NOT_FOUND: { status: 404, title: 'No such session' },
   VCA_ERR_SESSION_ENDED: { status: 410, title: 'The session has ended' },
   VCA_ERR_SESSION_EXISTS: { status: 409, title: 'A session with this id already exists' },
+  VCA_ERR_WEBHOOK_IN_PROGRESS: {
+    status: 409,
+    title: 'The same webhook delivery is being applied now; retry after the time given',
+  },
   VCA_ERR_GAMER_SESSION_LIMIT: {
     status: 409,
     title: 'The gamer already holds as many live sessions as allowed; end one first',

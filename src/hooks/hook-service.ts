@@ -10,7 +10,7 @@
  * replay window. A failure of the store itself (5xx) is remembered, since it may have applied.
  */
 import type { Clock } from '../clock.js';
-import { isVcaError, type VcaError } from '../errors.js';
+import { isVcaError, VcaError } from '../errors.js';
 import type { FleetService } from '../scaling/fleet-service.js';
 import type { StateStore } from '../state/state-store.js';
 import type { OrchestrationEvent } from './orchestration-event.js';
@@ -63,15 +63,27 @@ export class HookService {
     const claim = await store.rememberWebhook(key, processing, idempotencyTtlMs, clock.now());
     if (!claim.first) {
       const stored = claim.result as HookOutcome | typeof processing;
-      // A concurrent delivery of the same event is still being applied: report it as a replay of it.
-      const outcome = 'processing' in stored ? { ...this.emptyOutcome(event) } : stored;
-      return { outcome, replayed: true };
+      // The same event is being applied right now (here or on another instance): its outcome is not
+      // known yet, so the sender is told to come back rather than handed an empty "replayed" answer.
+      if ('processing' in stored) {
+        throw new VcaError(
+          'VCA_ERR_WEBHOOK_IN_PROGRESS',
+          `Delivery ${event.idempotencyKey} is being applied now; retry in a second for its outcome`,
+          { retryAfterSeconds: 1 },
+        );
+      }
+      return { outcome: stored, replayed: true };
     }
     const outcome = this.emptyOutcome(event);
     try {
       await this.perform(event, outcome);
     } catch (error) {
-      if (!isVcaError(error)) throw error;
+      if (!isVcaError(error)) {
+        // A bug, not a refusal: every effect is one all-or-nothing store step, so release the key
+        // rather than hold "processing" for the whole replay window; a retry is judged afresh.
+        await store.forgetWebhook(key).catch(() => undefined);
+        throw error;
+      }
       outcome.error = { code: error.code, status: error.status, detail: error.message };
       const field = refusalField(error, event.action);
       if (field !== undefined) outcome.error.field = field;

@@ -73,3 +73,39 @@ describe('hook service: what a delivery key remembers', () => {
     expect((await vca.store.getNode('node-a'))?.state).toBe('ready');
   });
 });
+
+describe('hook service: a delivery that arrives while the same one is applied', () => {
+  it('is told to come back (409, Retry-After) instead of an empty "replayed" answer', async () => {
+    const { vca, hooks } = hookServiceWith(() => false);
+    await addReadyNode(vca, 'node-a', 'L4');
+    // The first delivery has claimed the key and is still applying.
+    await vca.store.rememberWebhook('hook:contextualize:e1', { processing: true }, 60_000, vca.clock.now());
+    const event = scaleDown(['node-a']);
+    expect(event.idempotencyKey).toBe('contextualize:e1');
+    const error = await hooks.apply(event).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(VcaError);
+    expect((error as VcaError).code).toBe('VCA_ERR_WEBHOOK_IN_PROGRESS');
+    expect((error as VcaError).extra).toMatchObject({ retryAfterSeconds: 1 });
+    expect((await vca.store.getNode('node-a'))?.state).toBe('ready');
+  });
+
+  it('after an unexpected failure the key is released, so the next delivery is applied', async () => {
+    let broken = true;
+    const { vca, hooks } = hookServiceWith(() => false);
+    await addReadyNode(vca, 'node-a', 'L4');
+    const fleet = vca.fleet as unknown as { drainNodes: (ids: string[]) => Promise<unknown> };
+    const original = fleet.drainNodes.bind(vca.fleet);
+    fleet.drainNodes = async (ids) => {
+      if (broken) throw new TypeError('a bug');
+      return original(ids);
+    };
+    await expect(hooks.apply(scaleDown(['node-a']))).rejects.toThrow('a bug');
+    broken = false;
+    const retried = await hooks.apply(scaleDown(['node-a']));
+    expect(retried.replayed).toBe(false);
+    expect(retried.outcome.draining.map((node) => node.id)).toEqual(['node-a']);
+  });
+});
