@@ -6,21 +6,25 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { defaultPingPort } from '../../src/wire/ping-target.js';
+import { DcgmSource } from './dcgm-source.js';
 import { findExecutable } from './find-executable.js';
 import type { SampleSource } from './sample-source.js';
 import { hashString } from './seeded-random.js';
 import type { SimulatedGpu } from './simulated-gpu.js';
 import { SmiSampler } from './smi-sampler.js';
+import { parseSourceOption, type SourceOption, SourceOptionError } from './source-option.js';
 import { type TelemetrySample, toTelemetryDocument } from './telemetry-sample.js';
 
 const usage = `usage: gpu-probe --vca URL --node-id ID --token TOKEN [options]
-       gpu-probe --once [--nvidia-smi PATH | --simulate MODEL]
+       gpu-probe --once [--source KIND=ADDRESS | --simulate MODEL]
 
   --vca URL            the VCA gateway (env VCA_URL)
   --node-id ID         this node's id as registered (env VCA_NODE_ID)
   --token TOKEN        this node's token from registration (env VCA_NODE_TOKEN)
   --interval-ms N      sample and push interval, default 2000
-  --nvidia-smi PATH    nvidia-smi to run, default: nvidia-smi on PATH
+  --source KIND=ADDR   where samples come from: nvidia-smi[=PATH] (default), dcgm=URL (a DCGM
+                       exporter's /metrics page, e.g. http://127.0.0.1:9400/metrics), gmond=ADDRESS
+  --nvidia-smi PATH    nvidia-smi to run, default: nvidia-smi on PATH (same as --source nvidia-smi=PATH)
   --simulate MODEL     model a GPU of this config/gpus.yaml model instead (no GPU needed)
   --gpus N             simulated GPUs, default 1
   --seed N             simulation noise seed, default: from the node id
@@ -44,6 +48,7 @@ interface CliOptions {
   token: string | undefined;
   intervalMs: number;
   nvidiaSmi: string;
+  source: SourceOption;
   simulate: string | undefined;
   gpus: number;
   seed: number | undefined;
@@ -76,6 +81,23 @@ function pingPortOption(text: string | undefined): number | null {
   return port === -1 ? null : port;
 }
 
+/** `--source KIND=ADDRESS`; without it nvidia-smi (`--nvidia-smi PATH` is its older spelling). */
+function sourceOption(
+  text: string | undefined,
+  nvidiaSmi: string | undefined,
+  simulate: string | undefined,
+): SourceOption {
+  if (text === undefined) return { kind: 'nvidia-smi', address: nvidiaSmi ?? null };
+  if (nvidiaSmi !== undefined) throw new UsageError('give --source or --nvidia-smi, not both');
+  if (simulate !== undefined) throw new UsageError('give --source or --simulate, not both');
+  try {
+    return parseSourceOption(text);
+  } catch (error) {
+    if (error instanceof SourceOptionError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 function readOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions | 'help' {
   let parsed: ReturnType<typeof parseCli>;
   try {
@@ -91,6 +113,7 @@ function readOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions | 'help
     token: values.token ?? env.VCA_NODE_TOKEN,
     intervalMs: integerOption('interval-ms', values['interval-ms'], 2000, 50, 3_600_000),
     nvidiaSmi: values['nvidia-smi'] ?? 'nvidia-smi',
+    source: sourceOption(values.source, values['nvidia-smi'], values.simulate),
     simulate: values.simulate,
     gpus: integerOption('gpus', values.gpus, 1, 1, 64),
     seed: values.seed === undefined ? undefined : integerOption('seed', values.seed, 0, 0, 2 ** 32 - 1),
@@ -102,6 +125,8 @@ function readOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions | 'help
     pingHost: values['ping-host'],
     logLevel: values['log-level'] ?? 'info',
   };
+  if (options.source.kind === 'nvidia-smi' && options.source.address !== null)
+    options.nvidiaSmi = options.source.address;
   if (!pino.levels.values[options.logLevel] && options.logLevel !== 'silent')
     throw new UsageError(`--log-level must be one of ${Object.keys(pino.levels.values).join(', ')}, silent`);
   if (options.gpus !== 1 && !options.simulate) throw new UsageError('--gpus only applies with --simulate');
@@ -138,6 +163,7 @@ function parseCli(argv: string[]) {
       token: { type: 'string' },
       'interval-ms': { type: 'string' },
       'nvidia-smi': { type: 'string' },
+      source: { type: 'string' },
       simulate: { type: 'string' },
       gpus: { type: 'string' },
       seed: { type: 'string' },
@@ -208,6 +234,14 @@ async function runOnce(options: CliOptions, logger: pino.Logger): Promise<number
     console.log(JSON.stringify(toTelemetryDocument((await simulatedSource(options)).sample())));
     return exitCodes.ok;
   }
+  if (options.source.kind === 'dcgm') {
+    // One scrape: a failure is reported at once instead of waiting for a sample that cannot come.
+    const dcgm = new DcgmSource({ url: options.source.address!, intervalMs: options.intervalMs, logger });
+    console.log(JSON.stringify(toTelemetryDocument(await dcgm.scrape())));
+    return exitCodes.ok;
+  }
+  if (options.source.kind !== 'nvidia-smi')
+    throw new UsageError(`--source ${options.source.kind} is not built yet`);
   const sampler = new SmiSampler({
     command: resolveNvidiaSmi(options.nvidiaSmi),
     intervalMs: options.intervalMs,
@@ -238,6 +272,27 @@ async function runOnce(options: CliOptions, logger: pino.Logger): Promise<number
   }
 }
 
+/** The `--source` that reads real GPUs; every kind implements `SampleSource`. */
+function measuredSource(options: CliOptions, logger: pino.Logger): SampleSource {
+  const { kind, address } = options.source;
+  switch (kind) {
+    case 'nvidia-smi':
+      return new SmiSampler({
+        command: resolveNvidiaSmi(options.nvidiaSmi),
+        intervalMs: options.intervalMs,
+        logger: logger.child({ component: 'nvidia-smi' }),
+      });
+    case 'dcgm':
+      return new DcgmSource({
+        url: address!,
+        intervalMs: options.intervalMs,
+        logger: logger.child({ component: 'dcgm' }),
+      });
+    default:
+      throw new UsageError(`--source ${kind} is not built yet`);
+  }
+}
+
 async function runDaemon(options: CliOptions, logger: pino.Logger): Promise<number> {
   // Loaded here, not at the top: `--once` needs neither prom-client nor the HTTP side.
   const [{ Probe }, { ProbeMetrics }, { TelemetryPusher }] = await Promise.all([
@@ -246,13 +301,7 @@ async function runDaemon(options: CliOptions, logger: pino.Logger): Promise<numb
     import('./telemetry-pusher.js'),
   ]);
   const simulated = options.simulate ? await simulatedSource(options) : null;
-  const source: SampleSource =
-    simulated ??
-    new SmiSampler({
-      command: resolveNvidiaSmi(options.nvidiaSmi),
-      intervalMs: options.intervalMs,
-      logger: logger.child({ component: 'nvidia-smi' }),
-    });
+  const source: SampleSource = simulated ?? measuredSource(options, logger);
   // Same window as the gateway's default (3 report intervals): past it a sample is no longer the truth.
   const staleAfterMs = 3 * options.intervalMs;
   const metrics = new ProbeMetrics(Date.now, staleAfterMs);

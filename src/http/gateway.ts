@@ -13,6 +13,7 @@ import { RegionDirectory } from '../fleet/region-directory.js';
 import { CallbackOutbox } from '../hooks/callback-outbox.js';
 import { HookService } from '../hooks/hook-service.js';
 import { OutboundCalls } from '../hooks/outbound-calls.js';
+import { collectRuntimeMetrics, type RuntimeMetrics } from '../metrics/runtime-metrics.js';
 import { VcaMetrics } from '../metrics/vca-metrics.js';
 import { AutoscalerRunner } from '../scaling/autoscaler-runner.js';
 import { type EventRelay, isRelayed } from '../sessions/events.js';
@@ -58,6 +59,8 @@ export class Gateway {
   private readonly logger: Logger;
   private readonly relay: EventRelay | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Process and runtime series; started with the listeners, stopped with them (no monitor outlives the gateway). */
+  private runtimeMetrics: RuntimeMetrics | undefined;
   private stopping = false;
   private listeningPort = 0;
 
@@ -272,6 +275,7 @@ export class Gateway {
 
   async start(): Promise<number> {
     const { config } = this.vca;
+    this.runtimeMetrics ??= collectRuntimeMetrics(this.metrics.registry);
     this.listeningPort = await this.server.listen();
     await this.admin?.listen();
     const every = (ms: number, task: () => Promise<unknown>) => {
@@ -312,6 +316,7 @@ export class Gateway {
     if (this.stopping) return;
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
+    this.runtimeMetrics?.stop();
     await Promise.all([this.server.close(), this.admin?.close()]);
     const graceMs = this.vca.config.server.shutdownGraceSeconds * 1000;
     await Promise.all([this.outbound.close(graceMs), this.callbackOutbox.close(graceMs)]);

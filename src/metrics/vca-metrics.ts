@@ -149,6 +149,19 @@ export class VcaMetrics {
         for (const [state, count] of counts) nodesByState.set({ state }, count);
       },
     });
+    new Gauge({
+      name: 'vca_gpus_stale',
+      help: 'GPUs whose telemetry is older than telemetry.staleAfterIntervals reports (no new sessions), on nodes not drained or removed',
+      registers,
+      async collect() {
+        let stale = 0;
+        for (const node of await store.listNodes()) {
+          if (node.state === 'drained' || node.state === 'removed') continue;
+          for (const gpu of node.gpus) if (gpu.stale) stale++;
+        }
+        this.set(stale);
+      },
+    });
     const perGpuLimit = options.perGpuSeriesLimit;
     const gpuLoad = new Gauge({
       name: 'vca_gpu_effective_load_ratio',

@@ -1,7 +1,9 @@
 /**
  * A min-heap of (deadline, id) with lazy updates: renewing a lease only changes the record; when an
  * outdated entry reaches the top it is re-pushed with the record's current deadline. So renewals are
- * O(1) and expiry is O(log n) per session, never a scan of all sessions.
+ * O(1) and expiry is O(log n) per session, never a scan of all sessions. Equal deadlines come out in id
+ * order (code unit order, as a Redis sorted set orders equal scores), so both stores end sessions that
+ * expire together in the same order.
  */
 export class DeadlineHeap {
   private readonly times: number[] = [];
@@ -39,7 +41,7 @@ export class DeadlineHeap {
     let i = index;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (this.times[parent]! <= this.times[i]!) break;
+      if (!this.before(i, parent)) break;
       this.swap(i, parent);
       i = parent;
     }
@@ -52,12 +54,19 @@ export class DeadlineHeap {
       const left = 2 * i + 1;
       const right = left + 1;
       let smallest = i;
-      if (left < n && this.times[left]! < this.times[smallest]!) smallest = left;
-      if (right < n && this.times[right]! < this.times[smallest]!) smallest = right;
+      if (left < n && this.before(left, smallest)) smallest = left;
+      if (right < n && this.before(right, smallest)) smallest = right;
       if (smallest === i) return;
       this.swap(i, smallest);
       i = smallest;
     }
+  }
+
+  /** Entry `a` comes out before entry `b`: earlier deadline, or the same one and a smaller id. */
+  private before(a: number, b: number): boolean {
+    const ta = this.times[a]!;
+    const tb = this.times[b]!;
+    return ta < tb || (ta === tb && this.ids[a]! < this.ids[b]!);
   }
 
   private swap(a: number, b: number): void {

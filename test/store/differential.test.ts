@@ -138,11 +138,9 @@ function outcomeFacts(outcome: CreateSessionOutcome) {
   return { kind: outcome.kind };
 }
 
+/** Sessions ended together, in the order the store ended them, each with the node its end drained. */
 function endedFacts(ends: Array<{ session: SessionRecord; drainedNode: { id: string } | null }>) {
-  return {
-    sessions: ends.map((end) => `${end.session.id}:${end.session.endReason}`).sort(),
-    drained: ends.flatMap((end) => (end.drainedNode ? [end.drainedNode.id] : [])).sort(),
-  };
+  return ends.map((end) => `${end.session.id}:${end.session.endReason}:${end.drainedNode?.id ?? ''}`);
 }
 
 async function create(pair: Pair, op: Extract<Operation, { kind: 'create' }>, id: string): Promise<void> {

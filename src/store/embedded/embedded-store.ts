@@ -342,7 +342,9 @@ export class EmbeddedStore implements StateStore {
         continue;
       }
       const deadline = sessionDeadline(session);
-      if (deadline > now) {
+      // An outdated entry (the lease was renewed or restarted since) goes back at the session's real
+      // deadline, even one already past: sessions then end in deadline order, as in the Redis store.
+      if (deadline !== entry.time) {
         this.deadlines.push(deadline, session.id);
         continue;
       }
