@@ -3,11 +3,13 @@
  * pushes telemetry to the VCA, serves its own /metrics and the gamers' ping target. Exit codes: 0 done, 1 no usable GPU or
  * nvidia-smi (or another runtime failure), 2 bad arguments.
  */
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { defaultPingPort } from '../../src/wire/ping-target.js';
 import { DcgmSource } from './dcgm-source.js';
 import { findExecutable } from './find-executable.js';
+import { GmondSource, parseGmondAddress } from './gmond-source.js';
 import type { SampleSource } from './sample-source.js';
 import { hashString } from './seeded-random.js';
 import type { SimulatedGpu } from './simulated-gpu.js';
@@ -25,6 +27,8 @@ const usage = `usage: gpu-probe --vca URL --node-id ID --token TOKEN [options]
   --source KIND=ADDR   where samples come from: nvidia-smi[=PATH] (default), dcgm=URL (a DCGM
                        exporter's /metrics page, e.g. http://127.0.0.1:9400/metrics), gmond=ADDRESS
   --nvidia-smi PATH    nvidia-smi to run, default: nvidia-smi on PATH (same as --source nvidia-smi=PATH)
+  --gmond-host NAME    with --source gmond=HOST:PORT: this node's HOST in gmond's dump, default
+                       the machine's hostname (a dump of a single host is used as is)
   --simulate MODEL     model a GPU of this config/gpus.yaml model instead (no GPU needed)
   --gpus N             simulated GPUs, default 1
   --seed N             simulation noise seed, default: from the node id
@@ -49,6 +53,7 @@ interface CliOptions {
   intervalMs: number;
   nvidiaSmi: string;
   source: SourceOption;
+  gmondHost: string | undefined;
   simulate: string | undefined;
   gpus: number;
   seed: number | undefined;
@@ -114,6 +119,7 @@ function readOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions | 'help
     intervalMs: integerOption('interval-ms', values['interval-ms'], 2000, 50, 3_600_000),
     nvidiaSmi: values['nvidia-smi'] ?? 'nvidia-smi',
     source: sourceOption(values.source, values['nvidia-smi'], values.simulate),
+    gmondHost: values['gmond-host'],
     simulate: values.simulate,
     gpus: integerOption('gpus', values.gpus, 1, 1, 64),
     seed: values.seed === undefined ? undefined : integerOption('seed', values.seed, 0, 0, 2 ** 32 - 1),
@@ -130,6 +136,8 @@ function readOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions | 'help
   if (!pino.levels.values[options.logLevel] && options.logLevel !== 'silent')
     throw new UsageError(`--log-level must be one of ${Object.keys(pino.levels.values).join(', ')}, silent`);
   if (options.gpus !== 1 && !options.simulate) throw new UsageError('--gpus only applies with --simulate');
+  if (options.gmondHost !== undefined && options.source.kind !== 'gmond')
+    throw new UsageError('--gmond-host only applies with --source gmond=HOST:PORT');
   if (!options.once) {
     const missing = [
       ['--vca', 'VCA_URL', options.vcaUrl],
@@ -164,6 +172,7 @@ function parseCli(argv: string[]) {
       'interval-ms': { type: 'string' },
       'nvidia-smi': { type: 'string' },
       source: { type: 'string' },
+      'gmond-host': { type: 'string' },
       simulate: { type: 'string' },
       gpus: { type: 'string' },
       seed: { type: 'string' },
@@ -240,6 +249,11 @@ async function runOnce(options: CliOptions, logger: pino.Logger): Promise<number
     console.log(JSON.stringify(toTelemetryDocument(await dcgm.scrape())));
     return exitCodes.ok;
   }
+  if (options.source.kind === 'gmond') {
+    // One read: a problem (no gmond, no such host, stale metrics) is reported at once.
+    console.log(JSON.stringify(toTelemetryDocument(await gmondSource(options, logger).sampleOnce())));
+    return exitCodes.ok;
+  }
   if (options.source.kind !== 'nvidia-smi')
     throw new UsageError(`--source ${options.source.kind} is not built yet`);
   const sampler = new SmiSampler({
@@ -272,6 +286,22 @@ async function runOnce(options: CliOptions, logger: pino.Logger): Promise<number
   }
 }
 
+/** `--source gmond=HOST:PORT`: Ganglia's gmond, this node's HOST picked by --gmond-host or the hostname. */
+function gmondSource(options: CliOptions, logger: pino.Logger): GmondSource {
+  let address: ReturnType<typeof parseGmondAddress>;
+  try {
+    address = parseGmondAddress(options.source.address!);
+  } catch (error) {
+    throw new UsageError(`--source gmond=: ${(error as Error).message}`);
+  }
+  return new GmondSource({
+    address,
+    hostName: options.gmondHost ?? hostname(),
+    intervalMs: options.intervalMs,
+    logger,
+  });
+}
+
 /** The `--source` that reads real GPUs; every kind implements `SampleSource`. */
 function measuredSource(options: CliOptions, logger: pino.Logger): SampleSource {
   const { kind, address } = options.source;
@@ -288,6 +318,8 @@ function measuredSource(options: CliOptions, logger: pino.Logger): SampleSource 
         intervalMs: options.intervalMs,
         logger: logger.child({ component: 'dcgm' }),
       });
+    case 'gmond':
+      return gmondSource(options, logger.child({ component: 'gmond' }));
     default:
       throw new UsageError(`--source ${kind} is not built yet`);
   }

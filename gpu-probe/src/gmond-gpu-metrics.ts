@@ -17,9 +17,10 @@
  * an unchanged value only at the first collection after `time_threshold` (= TMAX), so a live metric can
  * be up to one `collect_every` past TMAX; twice TMAX never flags a live one. Older values are unknown.
  */
-import { type GpuReading, parseSmiNumber, parseSmiText } from './gpu-reading.js';
+
 import { maxGpuIndex } from '../../src/wire/index.js';
 import type { GmondHost, GmondMetric } from './gmond-xml.js';
+import { type GpuReading, parseSmiNumber, parseSmiText } from './gpu-reading.js';
 
 /** Per-GPU metrics that change with load: a host without one fresh among them has nothing to report. */
 const liveMetricSuffixes = [

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { pickHost, readingsFromGmondHost } from './gmond-gpu-metrics.js';
 import { readGmondXml } from './gmond-xml.js';
 import type { SampleHandlers, SampleSource } from './sample-source.js';
+import type { TelemetrySample } from './telemetry-sample.js';
 
 export interface GmondAddress {
   host: string;
@@ -40,15 +41,8 @@ export function parseGmondAddress(text: string): GmondAddress {
   return { host: (match[1] ?? match[2])!, port };
 }
 
-class PollError extends Error {
-  constructor(
-    message: string,
-    /** gmond itself did not answer (as opposed to answering without this node's GPUs). */
-    readonly unreachable: boolean,
-  ) {
-    super(message);
-  }
-}
+/** gmond itself did not answer (as opposed to answering without this node's GPUs). */
+class UnreachableError extends Error {}
 
 export class GmondSource implements SampleSource {
   private readonly timeoutMs: number;
@@ -82,34 +76,46 @@ export class GmondSource implements SampleSource {
     this.abortPoll?.();
   }
 
+  /**
+   * One read of gmond: this node's sample, or a thrown Error saying why there is none (`--once` uses
+   * it directly, so a problem is reported at once).
+   */
+  async sampleOnce(): Promise<TelemetrySample> {
+    const ts = this.now();
+    const hosts = readGmondXml(await this.readDump());
+    const host = pickHost(hosts, this.options.hostName);
+    if (!host) {
+      const names = hosts.map((candidate) => candidate.name);
+      throw new Error(
+        hosts.length === 0
+          ? 'gmond lists no host yet'
+          : `no host "${this.options.hostName}" in gmond's dump (it has ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''}); pass --gmond-host NAME`,
+      );
+    }
+    const { gpus, fresh } = readingsFromGmondHost(host);
+    if (gpus.length === 0)
+      throw new Error(
+        `host "${host.name}" in gmond has no GPU metrics: is Ganglia's nvidia module loaded there?`,
+      );
+    if (!fresh)
+      throw new Error(
+        `host "${host.name}": every GPU load metric is older than twice its TMAX (the module stopped reporting)`,
+      );
+    return { ts, gpus };
+  }
+
   private async poll(): Promise<void> {
     const startedAt = this.now();
     try {
-      const xml = await this.readDump();
-      const hosts = readGmondXml(xml);
-      const host = pickHost(hosts, this.options.hostName);
-      if (!host) {
-        const names = hosts.map((candidate) => candidate.name);
-        throw new PollError(
-          hosts.length === 0
-            ? 'gmond lists no host yet'
-            : `no host "${this.options.hostName}" in gmond's dump (it has ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''}); pass --gmond-host NAME`,
-          false,
-        );
-      }
-      const { gpus, fresh } = readingsFromGmondHost(host);
-      if (gpus.length === 0)
-        throw new PollError(`host "${host.name}" has no GPU metrics: is the Ganglia nvidia module loaded?`, false);
-      if (!fresh)
-        throw new PollError(`host "${host.name}": every GPU load metric is older than twice its TMAX (the module stopped reporting)`, false);
+      const sample = await this.sampleOnce();
       this.setReachable(true);
-      if (this.lastProblem !== null) this.options.logger.info({ host: host.name }, 'gmond GPU metrics fresh again');
+      if (this.lastProblem !== null) this.options.logger.info('gmond GPU metrics fresh again');
       this.lastProblem = null;
-      this.lastSampleAt = startedAt;
-      if (!this.stopping) this.handlers?.sample({ ts: startedAt, gpus });
+      this.lastSampleAt = sample.ts;
+      if (!this.stopping) this.handlers?.sample(sample);
     } catch (error) {
       const problem = (error as Error).message;
-      this.setReachable(!(error instanceof PollError) || !error.unreachable);
+      this.setReachable(!(error instanceof UnreachableError));
       if (problem !== this.lastProblem && !this.stopping)
         this.options.logger.warn({ problem }, 'no GPU sample from gmond; nothing fresh is pushed');
       this.lastProblem = problem;
@@ -134,7 +140,7 @@ export class GmondSource implements SampleSource {
       const socket = connect({ host, port });
       const fail = (message: string) => {
         socket.destroy();
-        reject(new PollError(`gmond at ${host}:${port}: ${message}`, true));
+        reject(new UnreachableError(`gmond at ${host}:${port}: ${message}`));
       };
       const timer = setTimeout(() => fail(`no complete answer within ${this.timeoutMs} ms`), this.timeoutMs);
       this.abortPoll = () => fail('stopped');

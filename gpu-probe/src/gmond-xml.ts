@@ -90,7 +90,8 @@ function collectHosts(node: XmlNode, hosts: GmondHost[]): void {
 export function readGmondXml(text: string): GmondHost[] {
   // gmond closes the connection after the last byte: a dump cut short (gmond killed mid-write) would
   // otherwise parse as a smaller, wrong one.
-  if (!/<\/GANGLIA_XML>\s*$/.test(text)) throw new GmondXmlError('the dump is cut short (no closing GANGLIA_XML)');
+  if (!/<\/GANGLIA_XML>\s*$/.test(text))
+    throw new GmondXmlError('the dump is cut short (no closing GANGLIA_XML)');
   let document: XmlNode;
   try {
     document = parser.parse(text) as XmlNode;

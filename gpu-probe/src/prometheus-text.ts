@@ -252,7 +252,8 @@ export function parsePrometheusText(text: string): PrometheusPage {
       }
       scanner.position++;
       scanner.skipBlanks();
-    } else if (blanksAfterName === 0) scanner.fail(`expected a blank after the metric name ${name}`);
+    } else if (!scanner.atEnd && blanksAfterName === 0)
+      scanner.fail(`expected a blank after the metric name ${name}`);
     if (scanner.atEnd) scanner.fail(`sample ${name} has no value`);
     const value = parseValue(scanner.word(), scanner);
     scanner.skipBlanks();

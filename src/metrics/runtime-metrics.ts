@@ -10,7 +10,10 @@
  */
 // The default import is the CommonJS object prom-client's require('perf_hooks') returns; named
 // imports are bindings that would not see the swaps below.
-import perfHooks, { type IntervalHistogram, type PerformanceObserver as NodePerformanceObserver } from 'node:perf_hooks';
+import perfHooks, {
+  type IntervalHistogram,
+  type PerformanceObserver as NodePerformanceObserver,
+} from 'node:perf_hooks';
 import { collectDefaultMetrics, type Registry } from 'prom-client';
 
 export interface RuntimeMetrics {
