@@ -59,7 +59,7 @@ describe('prometheus text format: samples', () => {
     expect(one('x +.5').value).toBe(0.5);
     expect(one('x 5.').value).toBe(5);
     expect(one('x 71.874000').value).toBe(71.874);
-    expect(one('x 9223372036854775794').value).toBe(9223372036854775794);
+    expect(one('x 9223372036854775794').value).toBe(2 ** 63);
   });
 });
 
@@ -83,7 +83,11 @@ describe('prometheus text format: HELP, TYPE and comments', () => {
       help: 'Framebuffer memory used (in MiB).',
       type: 'gauge',
     });
-    expect(page.families.get('odd')).toEqual({ name: 'odd', help: 'back\\slash\nnew line \\t kept', type: 'untyped' });
+    expect(page.families.get('odd')).toEqual({
+      name: 'odd',
+      help: 'back\\slash\nnew line \\t kept',
+      type: 'untyped',
+    });
     expect(page.families.get('requests')?.type).toBe('counter');
     expect(page.families.has('not_a_help')).toBe(false);
     expect(page.samples.map((sample) => [sample.name, sample.value])).toEqual([
