@@ -27,6 +27,21 @@ export class DcgmScrapeError extends Error {
 /** Exporter pages are tens of KiB per GPU; a body past this is not an exporter page. */
 const maxPageBytes = 16 * 1024 * 1024;
 
+/** The body as text, or a `DcgmScrapeError` once it passes `maxPageBytes` (chunked bodies included). */
+async function readBounded(response: Response): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = '';
+  let bytes = 0;
+  for await (const chunk of response.body ?? []) {
+    bytes += chunk.byteLength;
+    // Leaving the loop by a throw cancels the stream (the iterator's return()).
+    if (bytes > maxPageBytes)
+      throw new DcgmScrapeError(`DCGM exporter page larger than ${maxPageBytes} bytes`);
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
+}
+
 export class DcgmSource implements SampleSource {
   private readonly requestTimeoutMs: number;
   private readonly now: () => number;
@@ -74,12 +89,7 @@ export class DcgmSource implements SampleSource {
         await response.body?.cancel();
         throw new DcgmScrapeError(`DCGM exporter answered HTTP ${response.status}`);
       }
-      const length = Number(response.headers.get('content-length') ?? 0);
-      if (length > maxPageBytes) {
-        await response.body?.cancel();
-        throw new DcgmScrapeError(`DCGM exporter page too large (${length} bytes)`);
-      }
-      text = await response.text();
+      text = await readBounded(response);
     } catch (error) {
       if (error instanceof DcgmScrapeError) throw error;
       const cause = (error as Error & { cause?: { code?: string } }).cause;
