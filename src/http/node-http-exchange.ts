@@ -7,10 +7,16 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { VcaError } from '../errors.js';
+import type { VcaError } from '../errors.js';
 import { normalizeRemoteAddress } from './remote-address.js';
 import type { PreparedReply } from './reply-writer.js';
-import { type CopiedRequest, RequestAbortedError, type RequestBody } from './request-reader.js';
+import {
+  bodyTooLarge,
+  type CopiedRequest,
+  declaresBody,
+  RequestAbortedError,
+  type RequestBody,
+} from './request-reader.js';
 
 /** The request target as uWS hands it over: path and query of an origin-form or absolute-form target. */
 function splitTarget(target: string): { path: string; query: string } {
@@ -68,19 +74,7 @@ export function startNodeBodyReader(
   limit: number,
   onTooLarge: (err: VcaError) => void,
 ): NodeRequestBody {
-  const contentLength =
-    headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
-  const chunked = headers['transfer-encoding'] !== undefined;
-  if (contentLength !== undefined && contentLength > limit) {
-    throw new VcaError(
-      'VCA_ERR_BODY_TOO_LARGE',
-      `The body is ${contentLength} bytes; the limit is ${limit}`,
-      {
-        limitBytes: limit,
-      },
-    );
-  }
-  if (!chunked && (contentLength === undefined || contentLength === 0)) {
+  if (!declaresBody(headers, limit)) {
     return { present: false, bytes: Promise.resolve(Buffer.alloc(0)), complete: () => true };
   }
   let ended = false;
@@ -93,9 +87,7 @@ export function startNodeBodyReader(
       received += chunk.byteLength;
       if (received > limit) {
         failed = true;
-        const err = new VcaError('VCA_ERR_BODY_TOO_LARGE', `The body exceeds the limit of ${limit} bytes`, {
-          limitBytes: limit,
-        });
+        const err = bodyTooLarge(limit);
         reject(err);
         onTooLarge(err);
         return;

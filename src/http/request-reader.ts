@@ -69,6 +69,25 @@ function parseContentLength(value: string | undefined): number | undefined {
   return Number(value);
 }
 
+/** 413 for a body past `limit` bytes. */
+export function bodyTooLarge(limit: number, declared?: number): VcaError {
+  const detail =
+    declared === undefined
+      ? `The body exceeds the limit of ${limit} bytes`
+      : `The body is ${declared} bytes; the limit is ${limit}`;
+  return new VcaError('VCA_ERR_BODY_TOO_LARGE', detail, { limitBytes: limit });
+}
+
+/**
+ * What a request's head says of its body, for both listeners' readers: throws 400 for a malformed
+ * content-length and 413 for one over `limit`; false when the request carries no body.
+ */
+export function declaresBody(headers: Record<string, string>, limit: number): boolean {
+  const contentLength = parseContentLength(headers['content-length']);
+  if (contentLength !== undefined && contentLength > limit) throw bodyTooLarge(limit, contentLength);
+  return headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength > 0);
+}
+
 /**
  * Starts buffering the body now: uWS only delivers body chunks to an `onData` registered before the
  * handler returns. Throws 413 at once for a content-length over `limit` bytes; a chunked body that
@@ -80,20 +99,7 @@ export function startBodyReader(
   limit: number,
   writer: ReplyWriter,
 ): RequestBody {
-  const contentLength = parseContentLength(headers['content-length']);
-  const chunked = headers['transfer-encoding'] !== undefined;
-  if (contentLength !== undefined && contentLength > limit) {
-    throw new VcaError(
-      'VCA_ERR_BODY_TOO_LARGE',
-      `The body is ${contentLength} bytes; the limit is ${limit}`,
-      {
-        limitBytes: limit,
-      },
-    );
-  }
-  if (!chunked && (contentLength === undefined || contentLength === 0)) {
-    return { present: false, bytes: Promise.resolve(Buffer.alloc(0)) };
-  }
+  if (!declaresBody(headers, limit)) return { present: false, bytes: Promise.resolve(Buffer.alloc(0)) };
   const bytes = new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let received = 0;
@@ -104,9 +110,7 @@ export function startBodyReader(
       received += chunk.byteLength;
       if (received > limit) {
         failed = true;
-        const err = new VcaError('VCA_ERR_BODY_TOO_LARGE', `The body exceeds the limit of ${limit} bytes`, {
-          limitBytes: limit,
-        });
+        const err = bodyTooLarge(limit);
         reject(err);
         // Answer now rather than when the handler gets round to it, and close: the rest is never read.
         writer.respondError(exchange, err, undefined);
