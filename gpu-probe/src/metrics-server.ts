@@ -1,12 +1,9 @@
 /** A node:http server for the probe's `/metrics` (Prometheus text) and `/healthz`; nothing else. */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { type ListeningServer, listen } from './listening-server.js';
 
-export interface MetricsServer {
-  port: number;
-  close(): Promise<void>;
-}
+export type MetricsServer = ListeningServer;
 
 export async function startMetricsServer(
   registry: Registry,
@@ -32,21 +29,5 @@ export async function startMetricsServer(
     }
     response.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /metrics\n');
   });
-  // Scrapes are short: do not let an idle keep-alive socket delay shutdown.
-  server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(server, port, host);
 }

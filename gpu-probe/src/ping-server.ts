@@ -5,12 +5,9 @@
  * port is usually private, the ping port must be reachable by gamers, and it serves nothing else.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type ListeningServer, listen } from './listening-server.js';
 
-export interface PingServer {
-  port: number;
-  close(): Promise<void>;
-}
+export type PingServer = ListeningServer;
 
 /** Built once: every answer is the same. */
 const pingHeaders = {
@@ -36,21 +33,5 @@ export async function startPingServer(port: number, host?: string): Promise<Ping
     }
     response.writeHead(405, { allow: 'GET, HEAD, OPTIONS' }).end();
   });
-  // Browsers keep the connection for the next ping; do not let an idle one delay shutdown.
-  server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(server, port, host);
 }
