@@ -7,14 +7,14 @@ import net from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { loadCatalog } from '../../src/config/load-catalog.js';
-import { loadConfig } from '../../src/config/load-config.js';
-import type { VcaConfig } from '../../src/config/schema.js';
-import { Gateway } from '../../src/http/gateway.js';
-import { FakeClock } from '../support/domain.js';
 import { expectProblem, fleetSnapshot, postHook } from '../support/fleet-snapshot.js';
-import { idleTelemetry, PlayClient, type TestGateway, testCredentials } from '../support/gateway.js';
-import { callAs } from '../support/http-call.js';
+import {
+  idleTelemetry,
+  PlayClient,
+  startTestGateway,
+  type TestGateway,
+  testCredentials,
+} from '../support/gateway.js';
 
 interface LogLine {
   level: number;
@@ -25,59 +25,11 @@ const errorLevel = 50;
 const validSession = { game: 'unigine-heaven', resolution: '1080p', fps: 60 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A gateway like the shared test one, with its log lines kept so a test can say what was logged. */
+/** The shared test gateway, with its log lines kept so a test can say what was logged. */
 async function startGateway(): Promise<TestGateway & { logs: LogLine[] }> {
   const logs: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) });
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      server: { host: '127.0.0.1', port: 0, requestsPerSecondPerAddress: 100_000, requestBurst: 100_000 },
-      auth: {
-        gamerTokens: [testCredentials.gamerToken],
-        operatorTokens: [testCredentials.operatorToken],
-        orchestratorSecret: testCredentials.orchestratorSecret,
-        masterSecret: testCredentials.masterSecret,
-      },
-    },
-  }) as VcaConfig;
-  const clock = new FakeClock(Date.now());
-  const gateway = new Gateway({ config, catalog: loadCatalog(config), logger, clock });
-  const port = await gateway.start();
-  const url = `http://127.0.0.1:${port}`;
-  const request: TestGateway['request'] = (role, method, path, body, headers = {}) =>
-    callAs(url, testCredentials, role, method, path, body, headers);
-  const registerNode: TestGateway['registerNode'] = async (id, model, count = 1) => {
-    const raw = JSON.stringify({
-      eventId: `edge-${id}`,
-      event: 'scale-up',
-      group: 'edge',
-      nodes: [
-        { id, host: '127.0.0.1', port: 5900, protocol: 'webrtc', gpus: [{ model, count }], labels: {} },
-      ],
-    });
-    const gw = { clock, request } as unknown as TestGateway;
-    const result = await postHook(gw, 'contextualize', raw);
-    if (result.status !== 200) throw new Error(`registration failed: ${JSON.stringify(result.body)}`);
-    return { token: result.body.registered[0].token, ticketKey: result.body.registered[0].ticketKey };
-  };
-  const telemetry: TestGateway['telemetry'] = async (id, token, gpus) => {
-    const result = await request({ token }, 'PUT', `/v1/nodes/${id}/telemetry`, { gpus });
-    return { status: result.status, body: result.body };
-  };
-  return {
-    gateway,
-    clock,
-    url,
-    wsUrl: `ws://127.0.0.1:${port}`,
-    request,
-    hook: () => Promise.reject(new Error('not used here')),
-    registerNode,
-    telemetry,
-    tick: async () => {},
-    close: () => gateway.stop(),
-    logs,
-  };
+  return Object.assign(await startTestGateway({}, logger), { logs });
 }
 
 /** The value of one series of a counter in the gateway's registry (0 when it has none yet). */

@@ -2,7 +2,7 @@
  * Test support: a real gateway on port 0 (in this process, with a fake clock for leases and drain
  * deadlines) plus small HTTP/WebSocket clients and helpers that sign webhooks and register nodes.
  */
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import WebSocket from 'ws';
 import { loadCatalog } from '../../src/config/load-catalog.js';
 import { loadConfig } from '../../src/config/load-config.js';
@@ -58,7 +58,11 @@ export interface TestGateway {
 
 let eventCounter = 0;
 
-export async function startTestGateway(overrides: Record<string, unknown> = {}): Promise<TestGateway> {
+/** A real gateway on a free port with the test credentials; `logger` receives its log lines (silent by default). */
+export async function startTestGateway(
+  overrides: Record<string, unknown> = {},
+  logger: Logger = pino({ level: 'silent' }),
+): Promise<TestGateway> {
   const config = loadConfig({
     env: {},
     overrides: {
@@ -77,7 +81,7 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}):
   const gateway = new Gateway({
     config,
     catalog: loadCatalog(config),
-    logger: pino({ level: 'silent' }),
+    logger,
     clock,
   });
   const port = await gateway.start();
