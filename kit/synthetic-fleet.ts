@@ -258,7 +258,7 @@ export function buildFleet(options: FleetOptions): Fleet {
     },
     commit(gpu, cost, shape) {
       const session: LiveSession = { id: `s${++sessionSequence}`, gpu, cost, shape, slot: shape.live.length };
-      cluster.commit(gpu, session.id, cost);
+      cluster.commit(gpu, session.id, cost, 0);
       shape.live.push(session);
       liveSessions++;
       return session;

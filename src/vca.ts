@@ -2,11 +2,16 @@
  * Composition root of the domain: builds the store and the services from a validated config, a
  * catalog, a clock and an id source. The gateway, the benchmarks and the tests all start here.
  */
+import type { Logger } from 'pino';
 import { type Clock, type IdSource, randomIds, systemClock } from './clock.js';
 import type { VcaConfig } from './config/schema.js';
 import type { Catalog } from './cost/catalog.js';
 import { CatalogIndex } from './cost/catalog.js';
+import { type HeatAuth, HeatClient } from './openstack/heat.js';
+import { HeatPreDeleteHooks } from './openstack/heat-pre-delete-hooks.js';
+import { KeystoneClient, keystoneOptionsFromConfig } from './openstack/keystone.js';
 import { FleetService } from './scaling/fleet-service.js';
+import { type HeatHookEvent, HeatHookRunner } from './scaling/heat-hooks.js';
 import { EventBus } from './sessions/events.js';
 import { type SessionPolicy, SessionService } from './sessions/session-service.js';
 import type { StateStore } from './state/state-store.js';
@@ -20,6 +25,8 @@ export interface Vca {
   sessions: SessionService;
   fleet: FleetService;
   clock: Clock;
+  /** The Heat pre-delete hook flow, when `openstack.heat.stackId` is set; the gateway polls it. */
+  heatHooks?: HeatHookRunner;
 }
 
 export interface CreateVcaOptions {
@@ -31,6 +38,10 @@ export interface CreateVcaOptions {
   store?: StateStore;
   schedule?: (task: () => void) => void;
   onBackgroundError?: (error: unknown) => void;
+  /** Where background flows (the Heat hook flow) say what they did. */
+  logger?: Logger;
+  /** Keystone for the Heat hook flow, when the caller already has one; else built from `openstack.keystone`. */
+  keystone?: HeatAuth & { endpoint(serviceType: string): Promise<string> };
 }
 
 export function sessionPolicy(config: Readonly<VcaConfig>): SessionPolicy {
@@ -57,6 +68,9 @@ export function storeOptions(config: Readonly<VcaConfig>, catalog: CatalogIndex)
     headroom: config.placement.headroom,
     temperatureMarginCelsius: config.placement.temperatureMarginCelsius,
     staleAfterMs: config.telemetry.reportIntervalSeconds * config.telemetry.staleAfterIntervals * 1000,
+    settleMs: config.telemetry.settleSeconds * 1000,
+    maxClockSkewMs: config.telemetry.maxClockSkewSeconds * 1000,
+    vramReserveMiB: config.placement.vramReserveMiB,
     requireTelemetry: config.placement.requireTelemetry,
     priorityClasses: config.queue.priorityClasses,
     latencyPolicies: config.placement.latencyPolicies,
@@ -92,5 +106,62 @@ export function createVca(options: CreateVcaOptions): Vca {
     events,
     defaultDrainDeadlineMs: config.drain.defaultDeadlineSeconds * 1000,
   });
-  return { config, catalog, store, events, sessions, fleet, clock };
+  const heatHooks = createHeatHooks(options, { store, fleet, sessions, clock });
+  return { config, catalog, store, events, sessions, fleet, clock, ...(heatHooks ? { heatHooks } : {}) };
+}
+
+/** The Heat hook flow from `openstack.heat` (off without a stack id); Keystone when configured, else no auth. */
+function createHeatHooks(
+  options: CreateVcaOptions,
+  parts: Pick<Vca, 'store' | 'fleet' | 'sessions' | 'clock'>,
+): HeatHookRunner | undefined {
+  const heat = options.config.openstack.heat;
+  if (heat.stackId === '') return undefined;
+  const keystoneOptions = keystoneOptionsFromConfig(options.config.openstack.keystone);
+  const keystone =
+    options.keystone ??
+    (keystoneOptions
+      ? new KeystoneClient({
+          ...keystoneOptions,
+          clock: parts.clock,
+          ...(options.logger ? { logger: options.logger } : {}),
+        })
+      : undefined);
+  const client = new HeatClient({
+    endpoint: heat.url !== '' ? heat.url : () => keystone!.endpoint('orchestration'),
+    projectId: heat.projectId,
+    auth: keystone ?? null,
+    timeoutMs: heat.timeoutSeconds * 1000,
+  });
+  const logger = options.logger?.child({ component: 'heat-hooks', stack: heat.stackName });
+  return new HeatHookRunner({
+    ...parts,
+    hooks: new HeatPreDeleteHooks({
+      client,
+      stack: { name: heat.stackName, id: heat.stackId },
+      resourceName: heat.serverResourceName,
+      nestedDepth: heat.nestedDepth,
+    }),
+    drainDeadlineMs: heat.drainDeadlineSeconds * 1000,
+    leaderKey: `heat-hooks:leader:${heat.stackId}`,
+    instanceId: randomIds(),
+    leaseMs: heat.pollSeconds * 3000,
+    ...(logger ? { onEvent: (event: HeatHookEvent) => logHeatHookEvent(logger, event) } : {}),
+  });
+}
+
+function logHeatHookEvent(logger: Logger, event: HeatHookEvent): void {
+  const member =
+    'member' in event && event.member
+      ? { memberStack: event.member.stack.name, member: event.member.member, serverId: event.member.serverId }
+      : {};
+  if (event.type === 'error') {
+    logger.warn(
+      { ...member, step: event.step, err: event.error },
+      'heat hook flow: step failed, retried next poll',
+    );
+  } else {
+    const { member: _member, type, ...rest } = event;
+    logger.info({ ...member, ...rest }, `heat hook flow: ${type}`);
+  }
 }

@@ -30,6 +30,12 @@ const ServerConfigSchema = Type.Object(
     maxConnectionsPerAddress: Count(256, 1),
     requestsPerSecondPerAddress: Count(500, 1),
     requestBurst: Count(1000, 1),
+    /**
+     * Proxies in front of the gateway (addresses or CIDR blocks, IPv4 or IPv6): only a peer in this list
+     * may name the client, through a PROXY protocol v2 header or X-Forwarded-For (src/http/trusted-proxies.ts).
+     * Empty (the default): the peer is always the client.
+     */
+    trustedProxies: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { default: [], maxItems: 256 }),
     shutdownGraceSeconds: Seconds(5, 0, 600),
     /**
      * The admin listener on Node's own HTTP server (`src/http/admin-server.ts`): /healthz, /readyz,
@@ -112,6 +118,19 @@ const PlacementConfigSchema = Type.Object(
     ),
     /** After the last latency policy, also regions the gamer reported no latency for (tried last). */
     allowUnreportedRegions: Type.Boolean({ default: false }),
+    /**
+     * Per GPU model (catalog name): the least VRAM, MiB, a GPU of it keeps for the driver and the
+     * streaming stack, counted as committed. An idle GPU's measured VRAM use raises it (never lowers it
+     * below this floor). Models not listed: 0, so the idle measurement alone.
+     */
+    vramReserveMiB: Type.Record(
+      Type.String({ minLength: 1, maxLength: 64 }),
+      Type.Number({ minimum: 0, maximum: 1_048_576 }),
+      {
+        default: {},
+        maxProperties: 256,
+      },
+    ),
   },
   { additionalProperties: false, default: {} },
 );
@@ -120,6 +139,16 @@ const TelemetryConfigSchema = Type.Object(
   {
     reportIntervalSeconds: Seconds(2, 0.1, 300),
     staleAfterIntervals: Type.Number({ minimum: 1, maximum: 100, default: 3 }),
+    /**
+     * A session placed on a GPU counts as pending (added to the measured load) until a sample taken
+     * this long after its placement: the time a stream takes to show in nvidia-smi's utilization.
+     */
+    settleSeconds: Seconds(1, 0, 60),
+    /**
+     * A sample's own time (the report's `ts`) is trusted down to this long before the report arrived;
+     * an older `ts` (a probe clock behind, a delayed report) counts as this old, a later one as arrival.
+     */
+    maxClockSkewSeconds: Seconds(2, 0, 600),
   },
   { additionalProperties: false, default: {} },
 );
@@ -284,6 +313,67 @@ const HooksConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/**
+ * Keystone v3 (OpenStack Identity), used by src/openstack/keystone.ts: the VCA authenticates with an
+ * application credential (by id, or by name with its user) and validates tokens others present (Aodh's
+ * `trust+http` alarm actions). An empty `url` means no Keystone.
+ */
+const KeystoneConfigSchema = Type.Object(
+  {
+    /** Identity endpoint, e.g. `https://keystone.example:5000/v3` (the `/v3` may be left off). */
+    url: Type.String({ default: '', maxLength: 2048 }),
+    applicationCredentialId: Type.String({ default: '', maxLength: 256 }),
+    /** With `applicationCredentialName`, the owner: `userId`, or `userName` and `userDomainName`. */
+    applicationCredentialName: Type.String({ default: '', maxLength: 256 }),
+    applicationCredentialSecret: Type.String({ default: '', maxLength: 1024 }),
+    userId: Type.String({ default: '', maxLength: 256 }),
+    userName: Type.String({ default: '', maxLength: 256 }),
+    userDomainName: Type.String({ default: 'Default', maxLength: 256 }),
+    /** Region and interface of the catalog endpoints the VCA uses (empty region = any). */
+    region: Type.String({ default: '', maxLength: 256 }),
+    interface: Type.Union([Type.Literal('public'), Type.Literal('internal'), Type.Literal('admin')], {
+      default: 'public',
+    }),
+    /** A token is renewed once it has less than this left. */
+    renewBeforeSeconds: Seconds(300, 0, 43_200),
+    /** A validated token (Aodh's) is trusted again without asking Keystone for at most this long. */
+    validationCacheSeconds: Seconds(60, 0, 3600),
+    timeoutSeconds: Seconds(5, 0.1, 120),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/**
+ * The Heat pre-delete hook flow (src/scaling/heat-hooks.ts, deploy/heat/): the stack holding the GPU
+ * autoscaling group, polled for members whose deletion waits on their hook. An empty `stackId` turns
+ * it off. Heat is reached at `url`, or at the `orchestration` endpoint of Keystone's catalog; with a
+ * `url` and no Keystone, without authentication (Heat's no-auth deployments).
+ */
+const HeatConfigSchema = Type.Object(
+  {
+    /** Orchestration endpoint, `http://heat:8004/v1/<project id>` or `http://heat:8004`; empty = from Keystone's catalog. */
+    url: Type.String({ default: '', maxLength: 2048 }),
+    stackId: Type.String({ default: '', maxLength: 255 }),
+    stackName: Type.String({ default: '', maxLength: 255 }),
+    projectId: Type.String({ default: '', maxLength: 255 }),
+    pollSeconds: Seconds(10, 1, 3600),
+    /** How long a paused member's node drains before what is left migrates and the hook is cleared. */
+    drainDeadlineSeconds: Seconds(600, 0, 86_400),
+    /** The hooked resource inside each member, and the nesting from the stack down to the members. */
+    serverResourceName: Type.String({ default: 'server', minLength: 1, maxLength: 255 }),
+    nestedDepth: Count(2, 1, 10),
+    timeoutSeconds: Seconds(10, 0.1, 120),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type HeatConfig = Static<typeof HeatConfigSchema>;
+
+const OpenstackConfigSchema = Type.Object(
+  { keystone: KeystoneConfigSchema, heat: HeatConfigSchema },
+  { additionalProperties: false, default: {} },
+);
+export type KeystoneConfig = Static<typeof KeystoneConfigSchema>;
+
 const MetricsConfigSchema = Type.Object(
   {
     /** Per-GPU load series are exported while the fleet has at most this many GPUs (cardinality guard). */
@@ -316,6 +406,7 @@ export const ConfigSchema = Type.Object(
     auth: AuthConfigSchema,
     tickets: TicketConfigSchema,
     hooks: HooksConfigSchema,
+    openstack: OpenstackConfigSchema,
     metrics: MetricsConfigSchema,
     log: LogConfigSchema,
   },

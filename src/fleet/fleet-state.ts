@@ -6,6 +6,7 @@
 import type { CatalogIndex } from '../cost/catalog.js';
 import { addLoad, canHostStreams, type LoadVector } from '../cost/session-cost.js';
 import { VcaError } from '../errors.js';
+import { sampleReference } from './effective-load.js';
 import type { GpuSlot, Headroom } from './gpu-slot.js';
 import { canTransition, type NodeState } from './node-state.js';
 import { type NodeRegistration, RenderNode } from './render-node.js';
@@ -25,6 +26,12 @@ export interface FleetStateOptions {
   staleAfterMs: number;
   /** When false, nodes are ready at registration and GPUs without telemetry are eligible. */
   requireTelemetry: boolean;
+  /** A session stays pending until a sample taken this long after its placement (ms; default 0). */
+  settleMs?: number;
+  /** How far a probe's sample time may lag its report's arrival (ms; default 2000): sampleReference. */
+  maxClockSkewMs?: number;
+  /** Per GPU model name: the least VRAM (MiB) a GPU of it reserves for itself (default 0). */
+  vramReserveMiB?: Readonly<Record<string, number>>;
 }
 
 export type RegisterOutcome = { node: RenderNode; created: boolean };
@@ -80,7 +87,7 @@ export class FleetState {
       const model = this.options.catalog.model(entry.model);
       return Array.from({ length: entry.count }, () => model);
     });
-    const node = new RenderNode(registration, models, now);
+    const node = new RenderNode(registration, models, now, this.options.vramReserveMiB);
     this.nodes.set(node.id, node);
     if (!this.options.requireTelemetry) this.transition(node, 'ready', now);
     else this.refreshNode(node);
@@ -136,9 +143,10 @@ export class FleetState {
         );
       }
     }
+    const sampledAt = sampleReference(report.ts, now, this.options.maxClockSkewMs ?? 2000);
     for (const sample of report.gpus) {
       const gpu = node.gpus[sample.index]!;
-      gpu.applyTelemetry(sample, now);
+      gpu.applyTelemetry(sample, now, sampledAt, this.options.settleMs ?? 0);
       this.linkFreshest(gpu);
     }
     if (node.state === 'provisioning' || node.state === 'unhealthy') {
@@ -167,11 +175,13 @@ export class FleetState {
     return [...touched];
   }
 
-  commit(gpu: GpuSlot, sessionId: string, cost: LoadVector): void {
+  /** `now`: when the session is placed here; it is pending until a sample settles it. */
+  commit(gpu: GpuSlot, sessionId: string, cost: LoadVector, now: number): void {
     if (gpu.sessionIds.has(sessionId))
       throw new Error(`session ${sessionId} is already committed on ${gpu.key}`);
     gpu.sessionIds.add(sessionId);
     addLoad(gpu.committed, cost, 1);
+    gpu.addPending(sessionId, cost, now);
     this.refreshGpuOrNode(gpu);
   }
 
@@ -179,6 +189,7 @@ export class FleetState {
   uncommit(gpu: GpuSlot, sessionId: string, cost: LoadVector): boolean {
     if (!gpu.sessionIds.delete(sessionId)) return false;
     addLoad(gpu.committed, cost, -1);
+    gpu.dropPending(sessionId);
     this.refreshGpuOrNode(gpu);
     return true;
   }

@@ -18,6 +18,9 @@ export function gpuView(gpu: GpuSlot, headroom: Headroom): GpuView {
     memoryTotalMiB: gpu.memoryTotalMiB,
     committed: { ...gpu.committed },
     measured: { ...gpu.measured },
+    pending: { ...gpu.pending },
+    reservedVramMiB: gpu.reservedVramMiB,
+    sampledAt: gpu.sampledAt,
     effective: gpu.effective(),
     capacity: gpu.capacity(headroom),
     sessions: gpu.sessionIds.size,
@@ -26,7 +29,7 @@ export function gpuView(gpu: GpuSlot, headroom: Headroom): GpuView {
 
 export function nodeView(node: RenderNode, headroom: Headroom): NodeView {
   const registration = node.registration;
-  return {
+  const view: NodeView = {
     id: node.id,
     host: registration.host,
     port: registration.port,
@@ -41,4 +44,6 @@ export function nodeView(node: RenderNode, headroom: Headroom): NodeView {
     encoderSessionLimit: node.systemEncoderSessionLimit,
     gpus: node.gpus.map((gpu) => gpuView(gpu, headroom)),
   };
+  if (registration.orchestrator !== undefined) view.orchestrator = { ...registration.orchestrator };
+  return view;
 }

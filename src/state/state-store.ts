@@ -7,6 +7,7 @@
 
 import type { LoadVector } from '../cost/session-cost.js';
 import type { NodeState } from '../fleet/node-state.js';
+import type { OrchestratorMembership } from '../fleet/orchestrator-membership.js';
 import type { NodeRegistration } from '../fleet/render-node.js';
 import type { TelemetryReport } from '../fleet/telemetry.js';
 import type { PlacementStrategy } from '../placement/strategy.js';
@@ -30,6 +31,13 @@ export interface GpuView {
     vramMiB: number | null;
     encoderSessions: number | null;
   };
+  /** Costs of the sessions placed after the last sample (less the settle time): not measured yet. */
+  pending: LoadVector;
+  /** VRAM the GPU keeps for itself (idle measurement, at least the model's floor), counted as committed. */
+  reservedVramMiB: number;
+  /** The time the last sample describes (src/fleet/effective-load.ts sampleReference); null before one. */
+  sampledAt: number | null;
+  /** max(committed, measured + pending) per dimension (VRAM: committed + reserve). */
   effective: LoadVector;
   capacity: LoadVector;
   sessions: number;
@@ -41,6 +49,8 @@ export interface NodeView {
   port: number;
   protocol: string;
   group: string | null;
+  /** The orchestrator membership the node registered with; absent when it registered none. */
+  orchestrator?: OrchestratorMembership;
   labels: Record<string, string>;
   state: NodeState;
   stateChangedAt: number;

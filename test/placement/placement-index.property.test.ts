@@ -145,7 +145,7 @@ describe('placement index: exactness', () => {
                 expect(leftovers(choice!.gpu)[0]).toBeGreaterThanOrEqual(emptiest - 2 / 64 - 1e-9);
               }
             }
-            cluster.commit(choice!.gpu, `s${++sessions}`, choice!.cost);
+            cluster.commit(choice!.gpu, `s${++sessions}`, choice!.cost, 0);
           }
         }),
         { numRuns: 300 },

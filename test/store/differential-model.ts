@@ -21,9 +21,36 @@ export const fleetNodes: ReadonlyArray<{
   gpus: NodeRegistration['gpus'];
   labels: Record<string, string>;
   group?: string;
+  orchestrator?: NodeRegistration['orchestrator'];
 }> = [
-  { id: 'n0', gpus: [{ model: 'L4', count: 2 }], labels: { region: 'eu', tier: 'gold' }, group: 'asg-a' },
-  { id: 'n1', gpus: [{ model: 'L40S', count: 1 }], labels: { region: 'eu' }, group: 'asg-a' },
+  {
+    id: 'n0',
+    gpus: [{ model: 'L4', count: 2 }],
+    labels: { region: 'eu', tier: 'gold' },
+    group: 'asg-a',
+    orchestrator: {
+      kind: 'heat',
+      stackId: 'c0d1e2f3-0000-4000-8000-00000000000a',
+      group: 'asg-a',
+      member: 'abcdef012345',
+      serverId: '5b1e0f9c-2a44-4d0e-9d2b-6c3a0e0d9f01',
+      createdAt: '2026-11-19T10:35:59Z',
+    },
+  },
+  {
+    id: 'n1',
+    gpus: [{ model: 'L40S', count: 1 }],
+    labels: { region: 'eu' },
+    group: 'asg-a',
+    orchestrator: {
+      kind: 'heat',
+      stackId: 'c0d1e2f3-0000-4000-8000-00000000000a',
+      group: 'asg-a',
+      member: 'bcdef0123456',
+      createdAt: '2026-11-19T10:36:12Z',
+      failed: true,
+    },
+  },
   { id: 'n2', gpus: [{ model: 'RTX 4080 SUPER', count: 2 }], labels: { region: 'us' } },
   { id: 'n3', gpus: [{ model: 'L4', count: 1 }], labels: { region: 'us', tier: 'gold' }, group: 'asg-b' },
   { id: 'n4', gpus: [{ model: 'T4', count: 1 }], labels: { region: 'eu' } },
@@ -71,7 +98,7 @@ export interface GpuSample {
 
 export type Operation =
   | { kind: 'register'; node: number; otherHost: boolean }
-  | { kind: 'telemetry'; node: number; samples: GpuSample[]; badIndex: boolean }
+  | { kind: 'telemetry'; node: number; samples: GpuSample[]; badIndex: boolean; tsOffsetMs: number | null }
   | { kind: 'advance'; ms: number }
   | {
       kind: 'create';
@@ -200,6 +227,8 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       node: nodeIndex,
       samples: fc.array(gpuSample, { minLength: 2, maxLength: 2 }),
       badIndex: fc.nat(9).map((n) => n === 0),
+      // The probe's own sample time against arrival: behind (within and beyond the skew bound) or ahead.
+      tsOffsetMs: fc.option(fc.integer({ min: -2_500, max: 500 }), { nil: null }),
     }),
   },
   {
@@ -346,6 +375,7 @@ export function nodeRegistration(index: number, otherHost: boolean): NodeRegistr
     gpus: node.gpus,
     labels: node.labels,
     ...(node.group ? { group: node.group } : {}),
+    ...(node.orchestrator ? { orchestrator: { ...node.orchestrator } } : {}),
   };
 }
 
@@ -354,7 +384,12 @@ export function gpuCount(index: number): number {
 }
 
 /** A telemetry report for a fleet node: one sample per GPU (the generated ones, cycled). */
-export function telemetryReport(index: number, samples: GpuSample[], badIndex: boolean): TelemetryReport {
+export function telemetryReport(
+  index: number,
+  samples: GpuSample[],
+  badIndex: boolean,
+  ts?: number,
+): TelemetryReport {
   const node = fleetNodes[index]!;
   const models = node.gpus.flatMap((entry) => Array.from({ length: entry.count }, () => entry.model));
   const gpus: GpuTelemetry[] = models.map((model, gpu) => {
@@ -378,7 +413,7 @@ export function telemetryReport(index: number, samples: GpuSample[], badIndex: b
     };
   });
   if (badIndex) gpus.push({ index: gpus.length + 3, temperatureGpu: 45 });
-  return { gpus };
+  return ts === undefined ? { gpus } : { gpus, ts };
 }
 
 export type CreateOperation = Extract<Operation, { kind: 'create' }>;
@@ -635,10 +670,21 @@ export function applyPlacement(nodes: NodeView[], session: SessionRecord): void 
   c.encoder += placement.cost.encoder;
   c.vramMiB += placement.cost.vramMiB;
   c.encoderSessions += placement.cost.encoderSessions;
+  // A session just placed is pending: no sample shows it yet.
+  const p = gpu.pending;
+  p.gpu += placement.cost.gpu;
+  p.encoder += placement.cost.encoder;
+  p.vramMiB += placement.cost.vramMiB;
+  p.encoderSessions += placement.cost.encoderSessions;
+  // The rule, written out here rather than imported: max(committed, measured + pending), VRAM with the
+  // reserve committed; an unknown measure counts as committed.
+  const m = gpu.measured;
+  const on = (committed: number, measured: number | null, pending: number) =>
+    measured === null ? committed : Math.max(committed, measured + pending);
   gpu.effective = {
-    gpu: Math.max(c.gpu, gpu.measured.gpu ?? 0),
-    encoder: Math.max(c.encoder, gpu.measured.encoder ?? 0),
-    vramMiB: Math.max(c.vramMiB, gpu.measured.vramMiB ?? 0),
-    encoderSessions: Math.max(c.encoderSessions, gpu.measured.encoderSessions ?? 0),
+    gpu: on(c.gpu, m.gpu, p.gpu),
+    encoder: on(c.encoder, m.encoder, p.encoder),
+    vramMiB: on(c.vramMiB + gpu.reservedVramMiB, m.vramMiB, p.vramMiB),
+    encoderSessions: on(c.encoderSessions, m.encoderSessions, p.encoderSessions),
   };
 }

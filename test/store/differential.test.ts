@@ -49,6 +49,11 @@ import { leaseMs, queueWaitMs } from './store-fixtures.js';
 
 const runs = Number(process.env.VCA_DIFFERENTIAL_RUNS ?? 1000);
 const seed = Number(process.env.VCA_DIFFERENTIAL_SEED ?? 20_261_129);
+/**
+ * Pending-aware load under test: a session stays pending for 3 steps after its placement (steps are
+ * 100 ms apart), probe clocks are trusted 1.5 s back, and L4s reserve at least 400 MiB of VRAM.
+ */
+const pendingRules = { settleMs: 300, maxClockSkewMs: 1_500, vramReserveMiB: { L4: 400 } };
 
 let server: RedisServer;
 let client: Redis;
@@ -256,7 +261,16 @@ async function apply(pair: Pair, op: Operation, step: number): Promise<void> {
     }
     case 'telemetry':
       await pair.both((store) =>
-        store.recordTelemetry(nodeId, telemetryReport(op.node, op.samples, op.badIndex), pair.now),
+        store.recordTelemetry(
+          nodeId,
+          telemetryReport(
+            op.node,
+            op.samples,
+            op.badIndex,
+            op.tsOffsetMs === null ? undefined : pair.now + op.tsOffsetMs,
+          ),
+          pair.now,
+        ),
       );
       break;
     case 'advance':
@@ -396,8 +410,8 @@ async function runSequence(
   samples: GpuSample[],
   operations: Operation[],
 ): Promise<void> {
-  const embedded = createEmbeddedStore({ requireTelemetry, ...rules });
-  const redis = await createTestRedisStore(client, { requireTelemetry, ...rules });
+  const embedded = createEmbeddedStore({ requireTelemetry, ...pendingRules, ...rules });
+  const redis = await createTestRedisStore(client, { requireTelemetry, ...pendingRules, ...rules });
   const pair = new Pair(embedded, redis, rules);
   stats.sequences++;
   try {

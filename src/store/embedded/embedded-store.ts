@@ -511,7 +511,7 @@ export class EmbeddedStore implements StateStore {
     now: number,
   ): void {
     const gpu = this.fleet.requireNode(nodeId).gpus[gpuIndex]!;
-    this.fleet.commit(gpu, session.id, cost);
+    this.fleet.commit(gpu, session.id, cost, now);
     session.state = 'assigned';
     session.assignedAt = now;
     session.placement = {

@@ -44,7 +44,8 @@ export const nodeHash = {
 
 /**
  * The GPU hash `gpu:<node>#<index>`: catalog facts, committed load (c*), measured load (m*),
- * telemetry, and where the pool index holds it (pool and the indexed free render and stream shares fg, fs); modelVram is the catalog VRAM of
+ * pending load (p*: sessions placed after the last sample, whose ids are in gpu-pending), the VRAM
+ * reserve (rv; rf its floor), telemetry, and where the pool index holds it (pool and the indexed free render and stream shares fg, fs); modelVram is the catalog VRAM of
  * its model, against which a pool measures VRAM shares. uuid and
  * name are for views only.
  */
@@ -68,6 +69,13 @@ export const gpuHash = {
     { name: 'me', lua: { key: 'me', decoding: 'optional-number' } },
     { name: 'mv', lua: { key: 'mv', decoding: 'optional-number' } },
     { name: 'ms', lua: { key: 'ms', decoding: 'optional-number' } },
+    { name: 'pg', lua: { key: 'pg', decoding: 'optional-number' } },
+    { name: 'pe', lua: { key: 'pe', decoding: 'optional-number' } },
+    { name: 'pv', lua: { key: 'pv', decoding: 'optional-number' } },
+    { name: 'ps', lua: { key: 'ps', decoding: 'optional-number' } },
+    { name: 'rf', lua: { key: 'rf', decoding: 'optional-number' } },
+    { name: 'rv', lua: { key: 'rv', decoding: 'optional-number' } },
+    { name: 'sampledAt', lua: { key: 'sampled_at', decoding: 'optional-number' } },
     { name: 'temperature', lua: { key: 'temperature', decoding: 'optional-number' } },
     { name: 'throttle', lua: { key: 'throttle', decoding: 'flag' } },
     { name: 'telemetryAt', lua: { key: 'telemetry_at', decoding: 'optional-number' } },

@@ -17,8 +17,9 @@ import {
   zeroLoad,
 } from '../../cost/session-cost.js';
 import { type ErrorCode, errorCatalog, isVcaError, VcaError } from '../../errors.js';
+import { effectiveOn, sampleReference } from '../../fleet/effective-load.js';
 import type { NodeState } from '../../fleet/node-state.js';
-import type { NodeRegistration } from '../../fleet/render-node.js';
+import { type NodeRegistration, reserveFloor } from '../../fleet/render-node.js';
 import type { TelemetryReport } from '../../fleet/telemetry.js';
 import { orderedLatencies } from '../../placement/latency-policy.js';
 import type { PlacementStrategy } from '../../placement/strategy.js';
@@ -328,6 +329,7 @@ export class RedisStore implements StateStore {
           encoderScope: model.encoderSessionScope,
           throttleTemperature: model.throttleTemperatureCelsius,
           memoryTotal: model.vramMiB,
+          reserveFloor: reserveFloor(this.options.vramReserveMiB ?? {}, model.name),
         })),
       );
       const systemLimits = models
@@ -414,7 +416,9 @@ export class RedisStore implements StateStore {
         sample.name ? sample.name : '',
       ];
     });
-    const dump = await this.run('record-telemetry', nodeId, now, ...samples);
+    const sampledAt = sampleReference(report.ts, now, this.options.maxClockSkewMs ?? 2000);
+    const coveredUntil = sampledAt - (this.options.settleMs ?? 0);
+    const dump = await this.run('record-telemetry', nodeId, now, sampledAt, coveredUntil, ...samples);
     return this.nodeView(dump as unknown[]);
   }
 
@@ -697,7 +701,7 @@ export class RedisStore implements StateStore {
       sessions += view.sessions;
       gpus.push(view);
     }
-    return {
+    const view: NodeView = {
       id: node.id!,
       host: registration.host,
       port: registration.port,
@@ -712,6 +716,9 @@ export class RedisStore implements StateStore {
       encoderSessionLimit: nullableNumber(node.systemEncoderLimit),
       gpus,
     };
+    // Kept inside the registration JSON of the node hash, as written by register-node(s).lua.
+    if (registration.orchestrator !== undefined) view.orchestrator = registration.orchestrator;
+    return view;
   }
 
   private gpuView(gpu: Partial<Record<GpuHashField, string>>, sessions: number): GpuView {
@@ -727,6 +734,14 @@ export class RedisStore implements StateStore {
       vramMiB: nullableNumber(gpu.mv),
       encoderSessions: nullableNumber(gpu.ms),
     };
+    // Absent on a GPU registered before pending load and the reserve existed: 0.
+    const pending: LoadVector = {
+      gpu: Number(gpu.pg ?? 0),
+      encoder: Number(gpu.pe ?? 0),
+      vramMiB: Number(gpu.pv ?? 0),
+      encoderSessions: Number(gpu.ps ?? 0),
+    };
+    const reservedVramMiB = Number(gpu.rv || 0);
     const memoryTotalMiB = Number(gpu.memoryTotal);
     const encoderLimit = nullableNumber(gpu.encoderLimit);
     return {
@@ -742,11 +757,18 @@ export class RedisStore implements StateStore {
       memoryTotalMiB,
       committed,
       measured,
+      pending,
+      reservedVramMiB,
+      sampledAt: nullableNumber(gpu.sampledAt),
       effective: {
-        gpu: Math.max(committed.gpu, measured.gpu ?? 0),
-        encoder: Math.max(committed.encoder, measured.encoder ?? 0),
-        vramMiB: Math.max(committed.vramMiB, measured.vramMiB ?? 0),
-        encoderSessions: Math.max(committed.encoderSessions, measured.encoderSessions ?? 0),
+        gpu: effectiveOn(committed.gpu, measured.gpu, pending.gpu),
+        encoder: effectiveOn(committed.encoder, measured.encoder, pending.encoder),
+        vramMiB: effectiveOn(committed.vramMiB + reservedVramMiB, measured.vramMiB, pending.vramMiB),
+        encoderSessions: effectiveOn(
+          committed.encoderSessions,
+          measured.encoderSessions,
+          pending.encoderSessions,
+        ),
       },
       capacity: {
         gpu: this.gpuCapacity,

@@ -5,18 +5,26 @@
 
 -- emit: gpu-reader
 
--- Effective load: max(committed, measured); an unknown measure counts as committed.
+-- Effective load, as src/fleet/effective-load.ts: max(committed, measured + pending), VRAM with the
+-- GPU's reserve on the committed side; an unknown measure counts as committed. Pending (pg, pe, pv, ps)
+-- and the reserve (rv) are absent on a GPU registered before they existed: 0.
+function F.effective_on(committed, measured, pending)
+  if measured == nil then
+    return committed
+  end
+  return math.max(committed, measured + (pending or 0))
+end
 function F.eff_gpu(g)
-  return math.max(g.cg, g.mg or 0)
+  return F.effective_on(g.cg, g.mg, g.pg)
 end
 function F.eff_enc(g)
-  return math.max(g.ce, g.me or 0)
+  return F.effective_on(g.ce, g.me, g.pe)
 end
 function F.eff_vram(g)
-  return math.max(g.cv, g.mv or 0)
+  return F.effective_on(g.cv + (g.rv or 0), g.mv, g.pv)
 end
 function F.eff_sessions(g)
-  return math.max(g.cs, g.ms or 0)
+  return F.effective_on(g.cs, g.ms, g.ps)
 end
 
 function F.node_gpus(node)
@@ -43,7 +51,16 @@ function F.node_session_count(node)
   return total
 end
 
--- The committed load of `g` as HSET arguments.
+-- The committed and pending load of `g` as HSET arguments.
 function F.committed_fields(g)
-  return { 'cg', F.fmt(g.cg), 'ce', F.fmt(g.ce), 'cv', F.fmt(g.cv), 'cs', F.fmt(g.cs) }
+  return { 'cg', F.fmt(g.cg), 'ce', F.fmt(g.ce), 'cv', F.fmt(g.cv), 'cs', F.fmt(g.cs),
+    'pg', F.fmt(g.pg or 0), 'pe', F.fmt(g.pe or 0), 'pv', F.fmt(g.pv or 0), 'ps', F.fmt(g.ps or 0) }
+end
+
+-- Adds (sign 1) or takes away (sign -1) `cost` from the pending load of `g` (not saved here).
+function F.add_pending(g, cost, sign)
+  g.pg = (g.pg or 0) + sign * cost.gpu
+  g.pe = (g.pe or 0) + sign * cost.encoder
+  g.pv = (g.pv or 0) + sign * cost.vramMiB
+  g.ps = (g.ps or 0) + sign * cost.encoderSessions
 end

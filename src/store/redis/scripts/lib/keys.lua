@@ -2,7 +2,7 @@
 -- its hash tag `{cluster}` and live in the slot of the declared keys.
 -- KEYS (every script): [1] <base>:nodes  [2] <base>:seq  [3] <base>:fresh  [4] <base>:deadlines
 --   [5] <base>:pools  [6..] <base>:queue:<class>, highest class first (src/store/redis/keys.ts).
---   Keys computed from data: node:<id>, gpu:<node>#<i>, gpu-sessions:<node>#<i>, pool-gpu/pool-enc:<pool>,
+--   Keys computed from data: node:<id>, gpu:<node>#<i>, gpu-sessions:<node>#<i>, gpu-pending:<node>#<i>, pool-gpu/pool-enc:<pool>,
 --   session:<id>, webhook:<key>, draining, outbox, outbox-entry:<id>, owner-sessions:<owner>.
 -- ARGV: none.
 
@@ -25,6 +25,10 @@ function F.gpu_key(gid)
 end
 function F.gpu_sessions_key(gid)
   return F.BASE .. ':gpu-sessions:' .. gid
+end
+-- Sessions placed on a GPU that no sample has covered yet, scored by placement time (ms).
+function F.gpu_pending_key(gid)
+  return F.BASE .. ':gpu-pending:' .. gid
 end
 function F.session_key(id)
   return F.BASE .. ':session:' .. id

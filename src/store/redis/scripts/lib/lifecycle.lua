@@ -24,7 +24,7 @@ function F.delete_node(node)
       redis.call('ZREM', F.pool_key('stream', pool), gid)
     end
     redis.call('ZREM', F.K_FRESH, gid)
-    redis.call('DEL', F.gpu_key(gid), F.gpu_sessions_key(gid))
+    redis.call('DEL', F.gpu_key(gid), F.gpu_sessions_key(gid), F.gpu_pending_key(gid))
   end
   redis.call('DEL', F.node_key(node.id))
   redis.call('ZREM', F.K_DRAINING, node.id)

@@ -41,12 +41,13 @@ function F.add_node(node, now)
   for i, gpu in ipairs(gpus) do
     local index = i - 1
     local gid = F.gpu_id(node_id, index)
-    redis.call('DEL', F.gpu_sessions_key(gid))
+    redis.call('DEL', F.gpu_sessions_key(gid), F.gpu_pending_key(gid))
     redis.call('HSET', F.gpu_key(gid),
       'node', node_id, 'index', index, 'model', gpu.model,
       'hostable', gpu.hostable, 'encoderLimit', gpu.encoderLimit, 'encoderScope', gpu.encoderScope,
       'throttleTemperature', gpu.throttleTemperature, 'memoryTotal', gpu.memoryTotal, 'modelVram', gpu.memoryTotal,
-      'cg', 0, 'ce', 0, 'cv', 0, 'cs', 0,
+      'cg', 0, 'ce', 0, 'cv', 0, 'cs', 0, 'pg', 0, 'pe', 0, 'pv', 0, 'ps', 0,
+      'rf', gpu.reserveFloor, 'rv', gpu.reserveFloor, 'sampledAt', '',
       'mg', '', 'me', '', 'mv', '', 'ms', '',
       'temperature', '', 'throttle', '0', 'uuid', '', 'name', '', 'telemetryAt', '', 'stale', '0',
       'eligible', '0', 'pool', '')

@@ -14,6 +14,9 @@ function F.commit(g, node, session, cost, now)
   g.ce = g.ce + cost.encoder
   g.cv = g.cv + cost.vramMiB
   g.cs = g.cs + cost.encoderSessions
+  -- Pending until a sample taken PENDING_SETTLE_MS after now covers it (lib/gpus.lua).
+  redis.call('ZADD', F.gpu_pending_key(gid), now, session.id)
+  F.add_pending(g, cost, 1)
   session.state = 'assigned'
   session.assignedAt = now
   session.placement = { nodeId = g.node, gpuIndex = g.index, model = g.model, cost = cost }
@@ -41,6 +44,9 @@ function F.release(session)
   g.ce = g.ce - cost.encoder
   g.cv = g.cv - cost.vramMiB
   g.cs = g.cs - cost.encoderSessions
+  if redis.call('ZREM', F.gpu_pending_key(gid), session.id) == 1 then
+    F.add_pending(g, cost, -1)
+  end
   local node = F.load_node(placement.nodeId)
   if node then
     F.save_committed(node, g)
