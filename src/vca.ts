@@ -7,11 +7,13 @@ import { type Clock, type IdSource, randomIds, systemClock } from './clock.js';
 import type { VcaConfig } from './config/schema.js';
 import type { Catalog } from './cost/catalog.js';
 import { CatalogIndex } from './cost/catalog.js';
+import type { CostLearningSettings } from './cost/cost-learner.js';
 import { type HeatAuth, HeatClient } from './openstack/heat.js';
 import { HeatPreDeleteHooks } from './openstack/heat-pre-delete-hooks.js';
 import { KeystoneClient, keystoneOptionsFromConfig } from './openstack/keystone.js';
 import { FleetService } from './scaling/fleet-service.js';
 import { type HeatHookEvent, HeatHookRunner } from './scaling/heat-hooks.js';
+import { CostLearning } from './sessions/cost-learning.js';
 import { EventBus } from './sessions/events.js';
 import { type SessionPolicy, SessionService } from './sessions/session-service.js';
 import type { StateStore } from './state/state-store.js';
@@ -25,6 +27,8 @@ export interface Vca {
   sessions: SessionService;
   fleet: FleetService;
   clock: Clock;
+  /** Learned title costs: fed by telemetry, flushed to the store by the gateway every flushSeconds. */
+  costs: CostLearning;
   /** The Heat pre-delete hook flow, when `openstack.heat.stackId` is set; the gateway polls it. */
   heatHooks?: HeatHookRunner;
 }
@@ -78,6 +82,17 @@ export function storeOptions(config: Readonly<VcaConfig>, catalog: CatalogIndex)
   };
 }
 
+/** The learner's settings from `costs.learning`. */
+export function costLearningSettings(config: Readonly<VcaConfig>): CostLearningSettings {
+  const learning = config.costs.learning;
+  return {
+    band: { min: learning.band.min, max: learning.band.max },
+    priorSamples: learning.priorSamples,
+    confidenceSessions: learning.confidenceSessions,
+    minConfidence: learning.minConfidence,
+  };
+}
+
 export function createEmbeddedStore(config: Readonly<VcaConfig>, catalog: CatalogIndex): EmbeddedStore {
   return new EmbeddedStore(storeOptions(config, catalog));
 }
@@ -88,6 +103,12 @@ export function createVca(options: CreateVcaOptions): Vca {
   const catalog = new CatalogIndex(options.catalog);
   const events = new EventBus((error) => options.onBackgroundError?.(error));
   const store = options.store ?? createEmbeddedStore(config, catalog);
+  const costs = new CostLearning({
+    store,
+    catalog,
+    enabled: config.costs.learning.enabled,
+    settings: costLearningSettings(config),
+  });
   const sessions = new SessionService({
     store,
     catalog,
@@ -97,6 +118,7 @@ export function createVca(options: CreateVcaOptions): Vca {
     events,
     schedule: options.schedule,
     onBackgroundError: options.onBackgroundError,
+    learnedCosts: costs,
   });
   const fleet = new FleetService({
     store,
@@ -105,9 +127,20 @@ export function createVca(options: CreateVcaOptions): Vca {
     clock,
     events,
     defaultDrainDeadlineMs: config.drain.defaultDeadlineSeconds * 1000,
+    costs,
   });
   const heatHooks = createHeatHooks(options, { store, fleet, sessions, clock });
-  return { config, catalog, store, events, sessions, fleet, clock, ...(heatHooks ? { heatHooks } : {}) };
+  return {
+    config,
+    catalog,
+    store,
+    events,
+    sessions,
+    fleet,
+    clock,
+    costs,
+    ...(heatHooks ? { heatHooks } : {}),
+  };
 }
 
 /** The Heat hook flow from `openstack.heat` (off without a stack id); Keystone when configured, else no auth. */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
+import { TrustedProxies, TrustedProxyEntryError } from '../http/trusted-proxies.js';
 import { GamerJwtKeyError, readGamerJwtKeys } from './gamer-jwt-keys.js';
 import { ConfigSchema, type VcaConfig } from './schema.js';
 
@@ -30,6 +31,13 @@ export const environmentVariables: ReadonlyArray<{
     name: 'VCA_ADMIN_HOST',
     path: 'server.adminHost',
     description: 'Address the admin listener binds to (default: the same as `HOST`)',
+  },
+  {
+    name: 'VCA_TRUSTED_PROXIES',
+    path: 'server.trustedProxies',
+    description:
+      'Comma-separated addresses or CIDR blocks of proxies allowed to name the client (PROXY protocol v2, X-Forwarded-For)',
+    list: true,
   },
   { name: 'VCA_STORE', path: 'store.kind', description: '`embedded` (default) or `redis`' },
   {
@@ -72,6 +80,11 @@ export const environmentVariables: ReadonlyArray<{
     description: 'Gaming-cluster name (Redis hash tag)',
   },
   { name: 'VCA_PLACEMENT_STRATEGY', path: 'placement.strategy', description: '`packed` or `spread`' },
+  {
+    name: 'VCA_COST_LEARNING',
+    path: 'costs.learning.enabled',
+    description: '`false` to place on catalog costs only (no learned costs)',
+  },
   { name: 'VCA_LOG_LEVEL', path: 'log.level', description: 'pino level: info, debug, warn, ...' },
   { name: 'VCA_AUTOSCALER_ENABLED', path: 'autoscaler.enabled', description: '`true` to run the autoscaler' },
   {
@@ -140,6 +153,81 @@ export const environmentVariables: ReadonlyArray<{
   },
   { name: 'VCA_SCALE_UP_URL', path: 'hooks.scaleUpUrl', description: 'Autoscaler scale-up signal URL' },
   { name: 'VCA_SCALE_DOWN_URL', path: 'hooks.scaleDownUrl', description: 'Autoscaler scale-down signal URL' },
+  {
+    name: 'VCA_AODH_REPEAT_COOLDOWN_SECONDS',
+    path: 'hooks.aodh.repeatCooldownSeconds',
+    description:
+      "A firing alarm's re-notifications act at most once per this many seconds per alarm (default 300)",
+  },
+  {
+    name: 'VCA_AODH_KEYSTONE_PROJECT_IDS',
+    path: 'hooks.aodh.keystoneProjectIds',
+    description: 'Comma-separated projects whose Keystone tokens (Aodh trust+http) may post alarms',
+    list: true,
+  },
+  {
+    name: 'VCA_AODH_KEYSTONE_ROLES',
+    path: 'hooks.aodh.keystoneRoles',
+    description: 'Comma-separated roles such a token must all carry',
+    list: true,
+  },
+  {
+    name: 'VCA_AODH_ALLOW_QUERY_SECRET',
+    path: 'hooks.aodh.allowQuerySecret',
+    description: "`false` to refuse `?secret=` on the Aodh hook (it leaks into Aodh's logs)",
+  },
+  {
+    name: 'VCA_KEYSTONE_URL',
+    path: 'openstack.keystone.url',
+    description: 'Keystone v3 endpoint (`https://keystone:5000/v3`); empty = no Keystone',
+  },
+  {
+    name: 'VCA_KEYSTONE_APPLICATION_CREDENTIAL_ID',
+    path: 'openstack.keystone.applicationCredentialId',
+    description: 'Id of the application credential the VCA authenticates with',
+  },
+  {
+    name: 'VCA_KEYSTONE_APPLICATION_CREDENTIAL_SECRET',
+    path: 'openstack.keystone.applicationCredentialSecret',
+    description: "That application credential's secret (never logged)",
+  },
+  {
+    name: 'VCA_KEYSTONE_REGION',
+    path: 'openstack.keystone.region',
+    description: 'Region of the catalog endpoints the VCA uses (empty = any)',
+  },
+  {
+    name: 'VCA_KEYSTONE_INTERFACE',
+    path: 'openstack.keystone.interface',
+    description: 'Catalog endpoint interface: `public` (default), `internal` or `admin`',
+  },
+  {
+    name: 'VCA_HEAT_URL',
+    path: 'openstack.heat.url',
+    description: 'Heat endpoint (`http://heat:8004/v1/<project id>`); empty = from the Keystone catalog',
+  },
+  {
+    name: 'VCA_HEAT_STACK_ID',
+    path: 'openstack.heat.stackId',
+    description: 'Id of the stack holding the GPU group; setting it turns the pre-delete hook flow on',
+  },
+  { name: 'VCA_HEAT_STACK_NAME', path: 'openstack.heat.stackName', description: 'Name of that stack' },
+  {
+    name: 'VCA_HEAT_PROJECT_ID',
+    path: 'openstack.heat.projectId',
+    description: 'Project (tenant) id of that stack',
+  },
+  {
+    name: 'VCA_HEAT_POLL_SECONDS',
+    path: 'openstack.heat.pollSeconds',
+    description: 'Seconds between looks for paused members (default 10)',
+  },
+  {
+    name: 'VCA_HEAT_DRAIN_DEADLINE_SECONDS',
+    path: 'openstack.heat.drainDeadlineSeconds',
+    description:
+      "Seconds a paused member's node drains before the rest migrate and its hook is cleared (default 600)",
+  },
 ];
 
 export class ConfigError extends Error {
@@ -294,6 +382,60 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<VcaConfig>
     throw new ConfigError(
       'invalid configuration at autoscaler.minNodes: must not exceed autoscaler.maxNodes',
     );
+  }
+  try {
+    new TrustedProxies(config.server.trustedProxies);
+  } catch (error) {
+    if (!(error instanceof TrustedProxyEntryError)) throw error;
+    throw new ConfigError(`invalid configuration at server.trustedProxies.${error.index}: ${error.message}`);
+  }
+  const keystone = config.openstack.keystone;
+  if (config.hooks.aodh.keystoneProjectIds.length > 0 && keystone.url === '') {
+    throw new ConfigError(
+      'invalid configuration at hooks.aodh.keystoneProjectIds: validating Keystone tokens needs openstack.keystone (url and application credential)',
+    );
+  }
+  if (keystone.url !== '') {
+    if (!/^https?:\/\/[^\s/]+/.test(keystone.url)) {
+      throw new ConfigError(
+        'invalid configuration at openstack.keystone.url: use an http(s) URL such as https://keystone:5000/v3',
+      );
+    }
+    if (keystone.applicationCredentialSecret === '') {
+      throw new ConfigError(
+        'invalid configuration at openstack.keystone.applicationCredentialSecret: Keystone needs the application credential secret',
+      );
+    }
+    if (keystone.applicationCredentialId === '' && keystone.applicationCredentialName === '') {
+      throw new ConfigError(
+        'invalid configuration at openstack.keystone.applicationCredentialId: give the application credential id (or its name with userId, or userName and userDomainName)',
+      );
+    }
+    if (keystone.applicationCredentialId === '' && keystone.userId === '' && keystone.userName === '') {
+      throw new ConfigError(
+        'invalid configuration at openstack.keystone.userId: an application credential given by name needs its owner (userId, or userName and userDomainName)',
+      );
+    }
+  }
+  const heat = config.openstack.heat;
+  if (heat.url !== '' && !/^https?:\/\/[^\s/]+/.test(heat.url)) {
+    throw new ConfigError(
+      'invalid configuration at openstack.heat.url: use an http(s) URL such as http://heat:8004/v1/<project id>',
+    );
+  }
+  if (heat.stackId !== '') {
+    for (const key of ['stackName', 'projectId'] as const) {
+      if (heat[key] === '') {
+        throw new ConfigError(
+          `invalid configuration at openstack.heat.${key}: the Heat hook flow (openstack.heat.stackId set) needs it`,
+        );
+      }
+    }
+    if (heat.url === '' && keystone.url === '') {
+      throw new ConfigError(
+        'invalid configuration at openstack.heat.url: give the Heat endpoint, or openstack.keystone.* to find it in the catalog',
+      );
+    }
   }
   if (config.auth.gamerJwt) {
     try {

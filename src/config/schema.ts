@@ -309,6 +309,30 @@ const HooksConfigSchema = Type.Object(
     callbackBackoffSeconds: Seconds(1, 0.01, 600),
     /** Autoscaler signals in flight at most; further ones are dropped (and counted) past this. */
     callbackQueueLimit: Count(1000, 1),
+    /** The Aodh alarm hook (`/v1/hooks/aodh`). */
+    aodh: Type.Object(
+      {
+        /**
+         * A re-notification of a firing alarm (Aodh `repeat_actions`: "Remaining as alarm") acts at most
+         * once per this many seconds per alarm, across every instance sharing the store; the transition
+         * into `alarm` that acted starts it. 0: every re-notification acts.
+         */
+        repeatCooldownSeconds: Seconds(300, 0, 86_400),
+        /** Projects whose Keystone tokens (Aodh `trust+http` actions) may post alarms; empty: none. */
+        keystoneProjectIds: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+          default: [],
+          maxItems: 64,
+        }),
+        /** Roles such a token must all carry (e.g. `member`). */
+        keystoneRoles: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+          default: [],
+          maxItems: 16,
+        }),
+        /** Accept the hook secret as `?secret=` (Aodh writes action URLs, secret included, to its log). */
+        allowQuerySecret: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false, default: {} },
 );
@@ -392,6 +416,36 @@ const LogConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/** Learned title costs (src/cost/cost-learner.ts). */
+const CostsConfigSchema = Type.Object(
+  {
+    learning: Type.Object(
+      {
+        /** Learn title costs from telemetry and, once confident, place with them. */
+        enabled: Type.Boolean({ default: true }),
+        /** How often an instance merges its evidence into the store and solves the costs again. */
+        flushSeconds: Seconds(5, 0.1, 3600),
+        /** Learned costs stay within [min, max] times the catalog's. */
+        band: Type.Object(
+          {
+            min: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.5 }),
+            max: Type.Number({ minimum: 1, maximum: 100, default: 2 }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        /** The pull towards the catalog, in samples of the title alone on a GPU. */
+        priorSamples: Type.Number({ minimum: 0, maximum: 1_000_000, default: 5 }),
+        /** Confidence = sessions seen / (sessions seen + this). */
+        confidenceSessions: Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000, default: 5 }),
+        /** Placement uses a learned cost once its confidence reaches this (0.8 with the default: 20 sessions). */
+        minConfidence: Type.Number({ minimum: 0, maximum: 1, default: 0.8 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const ConfigSchema = Type.Object(
   {
     server: ServerConfigSchema,
@@ -399,6 +453,7 @@ export const ConfigSchema = Type.Object(
     catalog: CatalogConfigSchema,
     placement: PlacementConfigSchema,
     telemetry: TelemetryConfigSchema,
+    costs: CostsConfigSchema,
     queue: QueueConfigSchema,
     leases: LeaseConfigSchema,
     drain: DrainConfigSchema,

@@ -13,6 +13,8 @@ export interface VcaMetricsOptions {
   store: StateStore;
   perGpuSeriesLimit: number;
   instance?: string;
+  /** Learned title costs, for vca_cost_ratio. */
+  costs?: { entries(): ReadonlyArray<{ game: string; model: string; dimension: string; ratio: number }> };
 }
 
 function formatLabel(width: number, height: number): string {
@@ -34,6 +36,8 @@ export class VcaMetrics {
   readonly latencyPolicyRelaxations: Counter;
   private readonly sessionsAssigned: Counter<'game' | 'resolution'>;
   private readonly sessionsEnded: Counter<'reason'>;
+  /** Sessions that ended because their node left while no other node had room (`node-removed`). */
+  private readonly sessionsLost: Counter<'reason'>;
   private readonly migrations: Counter;
   private readonly queueWaitSeconds: Histogram;
   private readonly activeSessions: Gauge<'game' | 'resolution'>;
@@ -66,6 +70,14 @@ export class VcaMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.sessionsLost = new Counter({
+      name: 'vca_sessions_lost_total',
+      help: 'Sessions lost with their node: it was removed (its machine deleted) and no other node had room',
+      labelNames: ['reason'],
+      registers,
+    });
+    // Present at 0 from the start, so an alert on its increase sees the first loss.
+    this.sessionsLost.inc({ reason: 'node-removed' }, 0);
     this.migrations = new Counter({
       name: 'vca_session_migrations_total',
       help: 'Sessions moved off a draining node at its deadline',
@@ -162,6 +174,19 @@ export class VcaMetrics {
         this.set(stale);
       },
     });
+    const costs = options.costs;
+    const costRatio = new Gauge({
+      name: 'vca_cost_ratio',
+      help: 'Learned cost of a title on a GPU model, per dimension (gpu, encoder, vram), divided by the catalog cost',
+      labelNames: ['game', 'model', 'dimension'],
+      registers,
+      collect() {
+        costRatio.reset();
+        for (const entry of costs?.entries() ?? []) {
+          costRatio.set({ game: entry.game, model: entry.model, dimension: entry.dimension }, entry.ratio);
+        }
+      },
+    });
     const perGpuLimit = options.perGpuSeriesLimit;
     const gpuLoad = new Gauge({
       name: 'vca_gpu_effective_load_ratio',
@@ -231,6 +256,7 @@ export class VcaMetrics {
       case 'session-ended': {
         const { session } = event;
         this.sessionsEnded.inc({ reason: session.endReason ?? 'unknown' });
+        if (session.endReason === 'node-removed') this.sessionsLost.inc({ reason: 'node-removed' });
         if (session.placement) {
           this.activeSessions.dec({
             game: session.game,

@@ -5,12 +5,20 @@
 import type { Clock } from '../clock.js';
 import type { CatalogIndex } from '../cost/catalog.js';
 import { isVcaError, VcaError } from '../errors.js';
+import { isMemberOf } from '../fleet/orchestrator-membership.js';
 import type { NodeRegistration } from '../fleet/render-node.js';
 import type { TelemetryReport } from '../fleet/telemetry.js';
+import type { CostLearning } from '../sessions/cost-learning.js';
 import type { EventBus } from '../sessions/events.js';
+import type { SessionRecord } from '../sessions/session.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { NodeView, StateStore } from '../state/state-store.js';
 import { drainVictimStates, pickDrainVictims } from './drain-planner.js';
+
+/** A node of `group`: registered with it, or a member of it by orchestrator membership. */
+export function isInGroup(node: NodeView, group: string): boolean {
+  return node.group === group || isMemberOf(node.orchestrator, group);
+}
 
 /** Picks of count-drain victims before giving up, each lost to a change by another caller in between. */
 const maxVictimPicks = 5;
@@ -22,6 +30,8 @@ export interface FleetServiceOptions {
   clock: Clock;
   events: EventBus;
   defaultDrainDeadlineMs: number;
+  /** Learns title costs from each telemetry report (with the sessions on the node). */
+  costs?: CostLearning;
 }
 
 export class FleetService {
@@ -48,13 +58,30 @@ export class FleetService {
   }
 
   async recordTelemetry(nodeId: string, report: TelemetryReport): Promise<NodeView> {
-    const { store, clock } = this.options;
+    return (await this.reportTelemetry(nodeId, report, false)).node;
+  }
+
+  /** recordTelemetry, and the live sessions placed on the node (what the telemetry route answers). */
+  async recordTelemetryWithSessions(
+    nodeId: string,
+    report: TelemetryReport,
+  ): Promise<{ node: NodeView; sessions: SessionRecord[] }> {
+    const { node, sessions } = await this.reportTelemetry(nodeId, report, true);
+    return { node, sessions: sessions! };
+  }
+
+  private async reportTelemetry(nodeId: string, report: TelemetryReport, withSessions: boolean) {
+    const { store, clock, costs } = this.options;
     const before = await store.getNode(nodeId);
     if (!before) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${nodeId}" is not registered`);
     const node = await store.recordTelemetry(nodeId, report, clock.now());
     if (node.state !== before.state) this.options.events.emit({ type: 'node-state', node });
     this.options.sessions.requestQueuePass();
-    return node;
+    // The sessions on the node, when asked for or when the cost learner needs them with this sample.
+    const learning = costs?.enabled === true;
+    const sessions = withSessions || learning ? await store.sessionsOnNode(nodeId) : undefined;
+    if (learning) costs.observe(node, sessions!);
+    return { node, sessions };
   }
 
   /** Starts draining a node: no new sessions; at the deadline its remaining sessions migrate. */
@@ -94,10 +121,13 @@ export class FleetService {
    * only if each is still a candidate, so two scale-downs on two instances never pick the same node
    * and count it twice: the one that loses picks again.
    */
-  async drainCount(count: number, deadlineMs?: number): Promise<NodeView[]> {
+  async drainCount(count: number, deadlineMs?: number, group?: string): Promise<NodeView[]> {
     const { store, clock } = this.options;
     for (let attempt = 1; ; attempt++) {
-      const victims = pickDrainVictims(await store.listNodes(), count);
+      const nodes = await store.listNodes();
+      // A count is about one group: nodes of another group (or of none) are never its victims.
+      const candidates = group === undefined ? nodes : nodes.filter((node) => isInGroup(node, group));
+      const victims = pickDrainVictims(candidates, count);
       if (victims.length === 0) return [];
       const now = clock.now();
       try {
@@ -115,6 +145,77 @@ export class FleetService {
           (error.code === 'VCA_ERR_NODE_STATE' || error.code === 'VCA_ERR_NODE_NOT_FOUND');
         if (!overtaken || attempt >= maxVictimPicks) throw error;
       }
+    }
+  }
+
+  /**
+   * Migrates every session of the named nodes now, whatever their drain deadline (the orchestrator is
+   * deleting them): each is re-placed on another node or waits at the front of the queue.
+   */
+  async migrateSessionsNow(nodeIds: readonly string[]): Promise<{ migrated: number; queued: number }> {
+    const { store, sessions } = this.options;
+    let migrated = 0;
+    let queued = 0;
+    for (const id of nodeIds) {
+      for (const session of await this.sessionsStillOn(id)) {
+        const moved = await sessions.migrate(session.id);
+        if (moved?.state === 'assigned') migrated++;
+        else if (moved?.state === 'queued') queued++;
+      }
+    }
+    return { migrated, queued };
+  }
+
+  /**
+   * The orchestrator deleted these nodes' machines: their sessions move to another node where one has
+   * room, and the rest end as `node-removed` (the machine they ran on is gone; waiting in the queue
+   * would only hide that); then the nodes are removed. Answers what happened to each.
+   */
+  async evacuateRemovedNodes(
+    nodeIds: readonly string[],
+  ): Promise<{ removed: string[]; migrated: number; lost: number }> {
+    const { store, sessions, clock } = this.options;
+    const result = { removed: [] as string[], migrated: 0, lost: 0 };
+    if (nodeIds.length === 0) return result;
+    const present: string[] = [];
+    const drainable: string[] = [];
+    for (const id of nodeIds) {
+      const node = await store.getNode(id);
+      if (node === undefined) continue;
+      present.push(id);
+      if (node.state !== 'drained') drainable.push(id);
+    }
+    if (drainable.length > 0) {
+      const now = clock.now();
+      const nodes = await store.drainNodes(drainable, now, now);
+      for (const node of nodes) this.options.events.emit({ type: 'node-state', node });
+    }
+    for (const id of present) {
+      for (const session of await this.sessionsStillOn(id)) {
+        const moved = await sessions.migrate(session.id);
+        if (moved?.state === 'assigned') {
+          result.migrated++;
+          continue;
+        }
+        const ended = await sessions.end(session.id, 'node-removed');
+        if (ended) result.lost++;
+      }
+      // Empty now: a node that drained by the steps above was removed there; one that was already
+      // drained (or emptied between the reads) is finished here.
+      const node = await store.getNode(id);
+      if (node?.state === 'drained') await sessions.finishDrain(node);
+      if ((await store.getNode(id)) === undefined) result.removed.push(id);
+    }
+    return result;
+  }
+
+  /** The sessions on a node; none once the node is gone (an empty node drains and leaves at once). */
+  private async sessionsStillOn(id: string) {
+    try {
+      return await this.options.store.sessionsOnNode(id);
+    } catch (error) {
+      if (isVcaError(error) && error.code === 'VCA_ERR_NODE_NOT_FOUND') return [];
+      throw error;
     }
   }
 

@@ -4,9 +4,11 @@
  */
 
 import type { CatalogIndex } from '../cost/catalog.js';
+import { applyRatios } from '../cost/cost-learner.js';
 import { fullShare, type LoadVector, sessionCost } from '../cost/session-cost.js';
 import { VcaError } from '../errors.js';
 import type { Headroom } from '../fleet/gpu-slot.js';
+import type { LearnedCostSource } from './cost-learning.js';
 import type { SessionSpec, SessionTransport } from './session.js';
 
 export interface SessionAsk {
@@ -64,8 +66,13 @@ export interface SessionSpecContext {
   headroom: Headroom;
   priorityClasses: readonly string[];
   defaultPriority: string;
-  /** Cost tables already computed, by format and model restriction (they depend on nothing else). */
+  /**
+   * Cost tables already computed, by format and model restriction (they depend on nothing else but
+   * the learned costs: the caller clears the cache when `learned.version` moves).
+   */
   costCache?: Map<string, Readonly<Record<string, LoadVector>>>;
+  /** Learned cost ratios (src/sessions/cost-learning.ts); without, the catalog's costs. */
+  learned?: LearnedCostSource;
 }
 
 /** Formats and model restrictions are few; the cache is bounded anyway against odd request mixes. */
@@ -105,9 +112,14 @@ export function buildSessionSpec(
     const table: Record<string, LoadVector> = {};
     for (const model of context.catalog.catalog.gpuModels.values()) {
       if (allowedModels && !allowedModels.includes(model.name)) continue;
-      const cost = sessionCost({ game, size, fps: ask.fps }, model);
-      if (cost && fitsEmptyGpu(cost, model.vramMiB, context.headroom))
-        table[model.name] = Object.freeze(cost);
+      const catalogCost = sessionCost({ game, size, fps: ask.fps }, model);
+      if (!catalogCost) continue;
+      const learned = context.learned;
+      const cost = learned
+        ? applyRatios(catalogCost, (dimension) => learned.ratio(game.id, model.name, dimension))
+        : catalogCost;
+      // A format whose (learned) cost cannot fit an empty GPU of a model never goes to that model.
+      if (fitsEmptyGpu(cost, model.vramMiB, context.headroom)) table[model.name] = Object.freeze(cost);
     }
     costs = Object.freeze(table);
     if (context.costCache) {

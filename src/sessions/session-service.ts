@@ -10,6 +10,7 @@ import { VcaError } from '../errors.js';
 import type { Headroom } from '../fleet/gpu-slot.js';
 import type { PlacementStrategy } from '../placement/strategy.js';
 import type { NodeView, SessionEnd, StateStore } from '../state/state-store.js';
+import type { LearnedCostSource } from './cost-learning.js';
 import type { EventBus } from './events.js';
 import { type EndReason, mayActOn, type SessionRecord, type SessionTransport } from './session.js';
 import { buildSessionSpec, type SessionAsk } from './session-request.js';
@@ -39,6 +40,8 @@ export interface SessionServiceOptions {
   /** Runs `task` soon, after the current I/O callback (coalesces queue passes). */
   schedule?: (task: () => void) => void;
   onBackgroundError?: (error: unknown) => void;
+  /** Learned cost ratios new sessions are priced with (src/sessions/cost-learning.ts). */
+  learnedCosts?: LearnedCostSource;
 }
 
 export type RequestOutcome =
@@ -52,6 +55,8 @@ export class SessionService {
   private queuePassAgain = false;
   private lastPositionsEmpty = false;
   private readonly costCache = new Map<string, Readonly<Record<string, LoadVector>>>();
+  /** The learned-cost version the cache was filled under. */
+  private costCacheVersion = 0;
 
   constructor(options: SessionServiceOptions) {
     this.options = options;
@@ -76,7 +81,11 @@ export class SessionService {
     wait: boolean,
     owner: string | null = null,
   ): Promise<RequestOutcome> {
-    const { store, policy, clock, ids } = this.options;
+    const { store, policy, clock, ids, learnedCosts } = this.options;
+    if (learnedCosts && learnedCosts.version !== this.costCacheVersion) {
+      this.costCache.clear();
+      this.costCacheVersion = learnedCosts.version;
+    }
     const spec = buildSessionSpec(
       ask,
       ids(),
@@ -87,6 +96,7 @@ export class SessionService {
         priorityClasses: policy.priorityClasses,
         defaultPriority: policy.defaultPriority,
         costCache: this.costCache,
+        ...(learnedCosts ? { learned: learnedCosts } : {}),
       },
       owner,
     );

@@ -223,6 +223,14 @@ export interface StateStore {
   drainingNodes(): Promise<NodeView[]>;
   sessionsOnNode(nodeId: string): Promise<SessionRecord[]>;
   queuePositions(): Promise<ReadonlyMap<string, number>>;
+  /**
+   * The learned-cost evidence (src/cost/cost-learner.ts: sums by key): adds each increment to its sum
+   * in one atomic step and answers every sum, so gateway instances sharing the store learn together.
+   * An empty map only reads.
+   */
+  mergeCostEvidence(increments: ReadonlyMap<string, number>): Promise<Map<string, number>>;
+  /** Deletes every sum whose key names `game` (an operator's reset); answers how many went. */
+  resetCostEvidence(game: string): Promise<number>;
   /** Removes a node; its live sessions must have been migrated or ended before. */
   removeNode(id: string, now: number): Promise<NodeView | undefined>;
 

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../kit/redis-server.js';
 import type { RedisStore } from '../../src/store/redis/index.js';
+import { describeCostEvidenceContract } from './cost-evidence-contract.js';
 import { describePendingLoadContract } from './pending-load-contract.js';
 import { createTestRedisStore, freshKeyPrefix } from './redis-factory.js';
 import { describeStoreContract } from './store-contract.js';
@@ -31,6 +32,7 @@ afterAll(async () => {
 
 describeStoreContract('redis', (rules) => createTestRedisStore(server.url, rules));
 describePendingLoadContract('redis', (options) => createTestRedisStore(server.url, options));
+describeCostEvidenceContract('redis', () => createTestRedisStore(server.url));
 
 describe('redis store: shared by several gateway instances', () => {
   async function twoInstances(): Promise<[RedisStore, RedisStore]> {

@@ -28,8 +28,7 @@ export function nodeRoutes(deps: NodeRouteDeps): ApiRoute[] {
         422: 'Unknown GPU index',
       },
       async handler(ctx, report) {
-        const node = await fleet.recordTelemetry(ctx.params.id!, report);
-        const placed = await store.sessionsOnNode(node.id);
+        const { node, sessions: placed } = await fleet.recordTelemetryWithSessions(ctx.params.id!, report);
         return json(200, {
           nodeId: node.id,
           state: node.state,

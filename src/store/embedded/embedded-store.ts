@@ -3,6 +3,7 @@
  * Every operation runs to completion synchronously, which is what makes it atomic.
  */
 
+import { evidenceKeyNames } from '../../cost/cost-learner.js';
 import { addLoad, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
 import { VcaError } from '../../errors.js';
 import { FleetState, type FleetStateOptions } from '../../fleet/fleet-state.js';
@@ -98,6 +99,8 @@ export class EmbeddedStore implements StateStore {
   private readonly webhooks = new Map<string, { result: unknown; expiresAt: number }>();
   private readonly webhookExpiry = new DeadlineHeap();
   private readonly outbox = new EmbeddedOutbox();
+  /** Learned-cost evidence sums (src/cost/cost-learner.ts). */
+  private readonly costEvidence = new Map<string, number>();
   /** Live (queued or assigned) sessions per owner: up at creation, down in `end`, the one way out. */
   private readonly ownerSessions = new Map<string, number>();
 
@@ -381,6 +384,21 @@ export class EmbeddedStore implements StateStore {
 
   async queuePositions() {
     return this.queue.allPositions();
+  }
+
+  async mergeCostEvidence(increments: ReadonlyMap<string, number>) {
+    for (const [key, value] of increments) {
+      if (Number.isFinite(value)) this.costEvidence.set(key, (this.costEvidence.get(key) ?? 0) + value);
+    }
+    return new Map(this.costEvidence);
+  }
+
+  async resetCostEvidence(game: string) {
+    let removed = 0;
+    for (const key of [...this.costEvidence.keys()]) {
+      if (evidenceKeyNames(key, game) && this.costEvidence.delete(key)) removed++;
+    }
+    return removed;
   }
 
   async removeNode(id: string, now: number) {

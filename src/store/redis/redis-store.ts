@@ -541,6 +541,20 @@ export class RedisStore implements StateStore {
     return new Map(ids.map((id, index) => [id, index + 1]));
   }
 
+  async mergeCostEvidence(increments: ReadonlyMap<string, number>) {
+    const args: Array<string | number> = [];
+    // '%.17g' text, as the scripts write numbers: Lua reads back the same double.
+    for (const [key, value] of increments) if (Number.isFinite(value)) args.push(key, value.toPrecision(17));
+    const flat = (await this.run('merge-cost-evidence', ...args)) as string[];
+    const sums = new Map<string, number>();
+    for (let i = 0; i + 1 < flat.length; i += 2) sums.set(flat[i]!, Number(flat[i + 1]));
+    return sums;
+  }
+
+  async resetCostEvidence(game: string) {
+    return Number(await this.run('reset-cost-evidence', game));
+  }
+
   async removeNode(id: string, now: number) {
     const dump = (await this.run('remove-node', id, now)) as unknown[] | null;
     if (!dump) return undefined;

@@ -36,6 +36,8 @@ export const scriptNames = [
   'retry-outbox',
   'audit',
   'index-nodes',
+  'merge-cost-evidence',
+  'reset-cost-evidence',
 ] as const;
 
 export type ScriptName = (typeof scriptNames)[number];

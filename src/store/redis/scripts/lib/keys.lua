@@ -3,7 +3,7 @@
 -- KEYS (every script): [1] <base>:nodes  [2] <base>:seq  [3] <base>:fresh  [4] <base>:deadlines
 --   [5] <base>:pools  [6..] <base>:queue:<class>, highest class first (src/store/redis/keys.ts).
 --   Keys computed from data: node:<id>, gpu:<node>#<i>, gpu-sessions:<node>#<i>, gpu-pending:<node>#<i>, pool-gpu/pool-enc:<pool>,
---   session:<id>, webhook:<key>, draining, outbox, outbox-entry:<id>, owner-sessions:<owner>.
+--   session:<id>, webhook:<key>, draining, outbox, outbox-entry:<id>, owner-sessions:<owner>, cost-evidence.
 -- ARGV: none.
 
 -- emit: script-keys
@@ -38,6 +38,10 @@ function F.pool_key(axis, pool)
 end
 function F.outbox_entry_key(id)
   return F.BASE .. ':outbox-entry:' .. id
+end
+-- Learned-cost evidence sums (merge-cost-evidence.lua).
+function F.cost_evidence_key()
+  return F.BASE .. ':cost-evidence'
 end
 -- The live sessions of one owner (the gamer of an identity token): a set of session ids (lib/sessions.lua).
 function F.owner_sessions_key(owner)
