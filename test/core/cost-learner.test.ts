@@ -16,6 +16,7 @@ import {
   type ObservedSession,
 } from '../../src/cost/cost-learner.js';
 import { sessionCost } from '../../src/cost/session-cost.js';
+import { buildSessionSpec } from '../../src/sessions/session-request.js';
 
 const catalog = new CatalogIndex(
   loadCatalog({ catalog: { gamesFile: 'games.yaml', gpusFile: 'gpus.yaml' } }),
@@ -165,7 +166,10 @@ describe('cost learner', () => {
     for (const title of [heavy, light, medium]) {
       for (const dimension of ['gpu', 'encoder', 'vram'] as const) {
         const ratio = learner.ratio(title.game, 'L4', dimension);
-        expect(Math.abs(ratio - title.truth[dimension]) / title.truth[dimension], `${title.game} ${dimension}`).toBeLessThan(0.05);
+        expect(
+          Math.abs(ratio - title.truth[dimension]) / title.truth[dimension],
+          `${title.game} ${dimension}`,
+        ).toBeLessThan(0.05);
       }
     }
   });
@@ -279,5 +283,50 @@ describe('cost learner', () => {
       });
       expectWithinBand(everything);
     });
+  });
+});
+
+describe('pricing with learned costs (buildSessionSpec)', () => {
+  const context = {
+    catalog,
+    headroom: { gpu: 0.9, encoder: 0.9, vram: 0.95 },
+    priorityClasses: ['standard'],
+    defaultPriority: 'standard',
+  };
+  const ask = { game: 'cyberpunk-2077', resolution: '1080p', fps: 60 };
+
+  it('scales each dimension by its learned ratio, rounded up', () => {
+    const plain = buildSessionSpec(ask, 's1', 'rest', context);
+    const learned = buildSessionSpec(ask, 's2', 'rest', {
+      ...context,
+      learned: {
+        version: 1,
+        ratio: (_game, model, dimension) => (model === 'L40S' && dimension === 'gpu' ? 0.8 : 1),
+      },
+    });
+    expect(learned.costs.L40S!.gpu).toBe(Math.ceil(plain.costs.L40S!.gpu * 0.8));
+    expect(learned.costs.L40S!.encoder).toBe(plain.costs.L40S!.encoder);
+    expect(learned.costs.L4).toEqual(plain.costs.L4);
+  });
+
+  it('stops sending a format to a GPU model its learned cost no longer fits, and refuses it when none is left', () => {
+    const plain = buildSessionSpec(ask, 's1', 'rest', context);
+    // cyberpunk-2077 at 1080p60 fits an L4 on the catalog (0.85 of 0.9); 1.2x that does not.
+    expect(plain.costs.L4).toBeDefined();
+    const heavier = buildSessionSpec(ask, 's2', 'rest', {
+      ...context,
+      learned: {
+        version: 1,
+        ratio: (_game, model, dimension) => (model === 'L4' && dimension === 'gpu' ? 1.2 : 1),
+      },
+    });
+    expect(heavier.costs.L4).toBeUndefined();
+    expect(Object.keys(heavier.costs).length).toBe(Object.keys(plain.costs).length - 1);
+    expect(() =>
+      buildSessionSpec({ ...ask, gpuModels: ['L4'] }, 's3', 'rest', {
+        ...context,
+        learned: { version: 1, ratio: () => 2 },
+      }),
+    ).toThrow(/No GPU model among those requested can render/);
   });
 });
