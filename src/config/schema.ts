@@ -437,8 +437,8 @@ const CostsConfigSchema = Type.Object(
         priorSamples: Type.Number({ minimum: 0, maximum: 1_000_000, default: 5 }),
         /** Confidence = sessions seen / (sessions seen + this). */
         confidenceSessions: Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000, default: 5 }),
-        /** Placement uses a learned cost once its confidence reaches this (0.8 with the default: 20 sessions). */
-        minConfidence: Type.Number({ minimum: 0, maximum: 1, default: 0.8 }),
+        /** Placement uses a learned cost once its confidence reaches this (0.5 with the default: 5 sessions). */
+        minConfidence: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
       },
       { additionalProperties: false, default: {} },
     ),

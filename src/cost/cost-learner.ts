@@ -13,10 +13,13 @@
  *
  * Samples that would mislead are not used: a GPU with sessions placed after the sample was taken
  * (pending), a GPU whose set of sessions changed since its previous sample (a session that ended or
- * started may be half in the measure: sample lag), a throttled or stale GPU, a saturated reading (a GPU
- * at 100 % says only "at least"), and a reading implausible for what runs there (y below a quarter or
- * above four times the catalog's expectation x band edge: a probe stuck at 0, another process loading
- * the GPU). Whatever gets through, the band bounds every ratio.
+ * started may be half in the measure: sample lag), a throttled or stale GPU, and a reading implausible
+ * for what runs there (y below a quarter or above four times the catalog's expectation x band edge: a
+ * probe stuck at 0, another process loading the GPU; a probe stuck at 100 % reads 100 % idle too, so
+ * its baseline leaves nothing). A saturated reading (a GPU at 100 % says only "at least") counts only
+ * while the costs learned so far predict less than it: it raises a title that truly does not fit a
+ * model up to the bound, enough for placement to stop sending it there. Whatever gets through, the band
+ * bounds every ratio.
  */
 import type { CatalogIndex } from './catalog.js';
 import type { FrameSize } from './resolution.js';
@@ -40,7 +43,7 @@ export const defaultCostLearningSettings: CostLearningSettings = {
   band: { min: 0.5, max: 2 },
   priorSamples: 5,
   confidenceSessions: 5,
-  minConfidence: 0.8,
+  minConfidence: 0.5,
 };
 
 /** One session present on a GPU when it was sampled. */
@@ -184,7 +187,7 @@ export class CostLearner {
     for (const dimension of costDimensions) {
       const field = dimension === 'vram' ? 'vramMiB' : dimension;
       const value = measured[field];
-      if (value === null || value >= saturated * full[dimension]) continue;
+      if (value === null) continue;
       const unit = unitOf[dimension];
       const y = (value - baseline[field]) / unit;
       const x = titles.map((title) => byTitle.get(title)![field] / unit);
@@ -192,6 +195,14 @@ export class CostLearner {
       if (expected <= 0) continue;
       const { min, max } = this.settings.band;
       if (y < (min / 2) * expected || y > max * 2 * expected) continue;
+      // A saturated reading says "at least this much": evidence only while the costs learned so far
+      // predict less (then it raises them towards the bound), never otherwise.
+      if (value >= saturated * full[dimension]) {
+        let predicted = 0;
+        for (let i = 0; i < titles.length; i++)
+          predicted += x[i]! * this.learnedRatio(titles[i]!, observation.model, dimension);
+        if (y <= predicted) continue;
+      }
       for (let i = 0; i < titles.length; i++) {
         const title = titles[i]!;
         this.add(evidenceKey(observation.model, dimension, 'b', title), x[i]! * y);
@@ -235,6 +246,11 @@ export class CostLearner {
     for (const key of [...this.delta.keys()]) if (evidenceKeyNames(key, game)) this.delta.delete(key);
     const kept = new Map([...this.totals].filter(([key]) => !evidenceKeyNames(key, game)));
     this.adopt(kept);
+  }
+
+  /** The ratio learned so far, active or not (1 before any evidence). */
+  private learnedRatio(game: string, model: string, dimension: CostDimension): number {
+    return this.learned.get(`${model}|${dimension}|${game}`)?.ratio ?? 1;
   }
 
   /** The ratio placement applies: the learned one once active, else 1 (the catalog). */

@@ -144,10 +144,25 @@ function simulate(
   }
 }
 
+/** Simulates, merging and solving every 40 samples (as the gateway flushes every few seconds). */
 function learn(options: Parameters<typeof simulate>[1]): CostLearner {
   const learner = new CostLearner(catalog);
-  simulate(learner, options);
-  learner.adopt(learner.takeDelta());
+  const totals = new Map<string, number>();
+  const flush = () => {
+    for (const [key, value] of learner.takeDelta()) totals.set(key, (totals.get(key) ?? 0) + value);
+    learner.adopt(new Map(totals));
+  };
+  let observed = 0;
+  simulate(
+    {
+      observe(o) {
+        learner.observe(o);
+        if (++observed % 40 === 0) flush();
+      },
+    },
+    options,
+  );
+  flush();
   return learner;
 }
 
@@ -175,8 +190,11 @@ describe('cost learner', () => {
   });
 
   it('keeps the catalog until confident, then uses what it learned', () => {
-    const early = learn({ titles: [heavy], rounds: 3, gpus: 1 });
+    // One round: 1-3 sessions of the title, fewer than the 5 that confidence 0.5 takes by default.
+    const early = learn({ titles: [heavy], rounds: 1, gpus: 1 });
     const entry = early.entries().find((e) => e.game === heavy.game && e.dimension === 'gpu')!;
+    expect(entry.sessions).toBeLessThan(5);
+    expect(entry.samples).toBeGreaterThan(0);
     expect(entry.active).toBe(false);
     expect(entry.confidence).toBeLessThan(defaultCostLearningSettings.minConfidence);
     expect(early.ratio(heavy.game, 'L4', 'gpu')).toBe(1);
@@ -210,6 +228,25 @@ describe('cost learner', () => {
     expect(shared.ratio(heavy.game, 'L4', 'gpu')).toBeCloseTo(heavy.truth.gpu, 1);
   });
 
+  it('learns from GPUs pinned at 100 % that a title does not fit a model, and pricing stops sending it there', () => {
+    // cyberpunk-2077 at 1080p60: 0.85 of an L4 in the catalog, truly 1.3x that: the GPU reads 100 %.
+    const tooHeavy: Title = { ...heavy, width: 1920, height: 1080, truth: { gpu: 1.3, encoder: 1, vram: 1 } };
+    const learner = learn({ titles: [tooHeavy], rounds: 40, gpus: 2 });
+    const ratio = learner.ratio(tooHeavy.game, 'L4', 'gpu');
+    // It learns the bound the readings give (1 / 0.85), not more: enough to leave the 0.9 headroom.
+    expect(ratio).toBeGreaterThan(1.1);
+    expect(ratio).toBeLessThanOrEqual(1.3);
+    const spec = buildSessionSpec({ game: tooHeavy.game, resolution: '1080p', fps: 60 }, 's', 'rest', {
+      catalog,
+      headroom: { gpu: 0.9, encoder: 0.9, vram: 0.95 },
+      priorityClasses: ['standard'],
+      defaultPriority: 'standard',
+      learned: learner,
+    });
+    expect(spec.costs.L4).toBeUndefined();
+    expect(spec.costs.L40S).toBeDefined();
+  });
+
   it('ignores samples taken while sessions were pending, right after the session set changed, or throttled', () => {
     const learner = new CostLearner(catalog);
     const sessions = [{ id: 'a', title: heavy }];
@@ -233,7 +270,7 @@ describe('cost learner', () => {
         measure: (truth, gpu) => (gpu === 0 ? { gpu: 1e6, encoder: 1e6, vramMiB: truth.vramMiB } : truth),
       });
       expectWithinBand(learner);
-      // Saturated readings say "at least": they are not used, so the others still learn the truth.
+      // The stuck probe reads 100 % idle as well: its baseline leaves no evidence, the others learn the truth.
       expect(learner.ratio(heavy.game, 'L4', 'gpu')).toBeCloseTo(heavy.truth.gpu, 1);
     });
 
