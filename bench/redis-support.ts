@@ -1,7 +1,7 @@
 /**
  * Redis plumbing of the Redis benchmark: a throw-away redis-server (kit/redis-server.ts) with a client
  * for the benchmark's own commands, INFO commandstats readings, and the Redis time each store script
- * takes per call under a realistic fleet (RedisStore driven directly, `usec_per_call` of EVALSHA per
+ * takes per call under a realistic fleet (RedisStore driven directly, `usec_per_call` of FCALL per
  * operation kind).
  *
  * Runnable on its own: `tsx bench/redis-support.ts [nodes] [gpusPerNode]` prints the per-call costs.
@@ -156,10 +156,13 @@ export async function measureScriptCosts(
       );
       console.log(`${made} calls: ${perCall.join(', ')}`);
     }
-    const sha = after.get('evalsha') ?? { calls: 0, usec: 0 };
-    const plain = after.get('eval') ?? { calls: 0, usec: 0 };
-    // ioredis sends a script's body (EVAL) the first time a connection runs it.
-    const evalsha = { calls: sha.calls + plain.calls, usec: sha.usec + plain.usec };
+    // The store's scripts are functions (FCALL); EVAL and EVALSHA are counted too, for older builds.
+    const none = { calls: 0, usec: 0 };
+    const scriptStats = ['fcall', 'evalsha', 'eval'].map((name) => after.get(name) ?? none);
+    const evalsha = {
+      calls: scriptStats.reduce((sum, stat) => sum + stat.calls, 0),
+      usec: scriptStats.reduce((sum, stat) => sum + stat.usec, 0),
+    };
     const gets = after.get('get') ?? { calls: 0, usec: 0 };
     const hmget = after.get('hmget') ?? { calls: 0, usec: 0 };
     const all = evalsha.calls > 0 ? evalsha : gets.calls > 0 ? gets : hmget;

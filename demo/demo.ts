@@ -7,18 +7,23 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { freePort } from '../kit/free-port.js';
 import { eventually } from '../kit/polling.js';
+import { tempDir } from '../kit/temp-dir.js';
 import { signBody } from '../src/http/credentials.js';
+import { SimulatedHeat, type SimulatedMember } from './heat-orchestrator.js';
 
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string' },
     'arrivals-per-second': { type: 'string', default: '1.5' },
     plain: { type: 'boolean', default: false },
+    autoscale: { type: 'boolean', default: false },
   },
 });
 const durationSeconds = args.duration ? Number(args.duration) : Number.POSITIVE_INFINITY;
@@ -58,9 +63,142 @@ function start(command: string[], env: Record<string, string>, name: string): Ch
   return child;
 }
 
+/** Lines the simulated orchestrator wrote, newest last (the live view shows the last few). */
+const orchestratorLog: string[] = [];
+const probes = new Map<string, ChildProcess>();
+
+/** Registers nodes through the signed contextualization webhook; answers each node's token. */
+async function registerNodes(base: string, nodes: object[]): Promise<Array<{ id: string; token: string }>> {
+  const body = JSON.stringify({
+    eventId: `demo-${randomBytes(8).toString('hex')}`,
+    event: 'scale-up',
+    group: 'demo',
+    nodes,
+  });
+  const t = Math.floor(Date.now() / 1000);
+  const signature = signBody(credentials.orchestrator, t, body);
+  const registered = await fetch(`${base}/v1/hooks/contextualize`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-vca-signature': `t=${t},v1=${signature}` },
+    body,
+  });
+  if (!registered.ok) throw new Error(`registration failed: ${registered.status} ${await registered.text()}`);
+  return ((await registered.json()) as { registered: Array<{ id: string; token: string }> }).registered;
+}
+
+/** A simulated gpu-probe for a node. */
+function startProbe(base: string, node: { id: string; token: string }, model: string, count: number): void {
+  const probe = start(
+    [
+      'gpu-probe/src/cli.ts',
+      '--vca',
+      base,
+      '--node-id',
+      node.id,
+      '--token',
+      node.token,
+      '--simulate',
+      model,
+      '--gpus',
+      String(count),
+      '--interval-ms',
+      '1000',
+      '--metrics-port',
+      '0',
+      // Several probes on one host: each takes a free port (the demo's gamers do not ping).
+      '--ping-port',
+      '0',
+    ],
+    {},
+    `probe ${node.id}`,
+  );
+  probes.set(node.id, probe);
+}
+
+/**
+ * `--autoscale`: the VCA's autoscaler on, its signals answered by a simulated Heat group whose members
+ * carry the pre-delete hook; the gateway runs the hook flow against it (short poll and deadline).
+ */
+async function startOrchestrator(
+  base: () => string,
+): Promise<{ heat: SimulatedHeat; env: Record<string, string> }> {
+  const log = (line: string) => {
+    orchestratorLog.push(`${new Date().toISOString().slice(11, 19)} ${line}`);
+    if (orchestratorLog.length > 50) orchestratorLog.shift();
+  };
+  const heat = new SimulatedHeat({
+    log,
+    onMemberCreated: async (member: SimulatedMember) => {
+      const [node] = await registerNodes(base(), [
+        {
+          id: `gpu-${member.name}`,
+          host: '127.0.0.1',
+          port: 47989,
+          protocol: 'moonlight',
+          gpus: [{ model: 'L4', count: 1 }],
+          labels: { region: 'eu-west' },
+          orchestrator: {
+            kind: 'heat',
+            stackId: heat.stack.id,
+            group: heat.group,
+            member: member.name,
+            serverId: member.serverId,
+            createdAt: member.createdAt,
+          },
+        },
+      ]);
+      log(`heat: member ${member.name} booted; registered as node ${node!.id}`);
+      startProbe(base(), node!, 'L4', 1);
+    },
+    onMemberDeleted: (member: SimulatedMember) => {
+      probes.get(`gpu-${member.name}`)?.kill('SIGTERM');
+      probes.delete(`gpu-${member.name}`);
+    },
+  });
+  await heat.start();
+  const defaults = parseYaml(readFileSync(path.join(root, 'config/default.yaml'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const folder = tempDir('vca-demo-');
+  const file = path.join(folder.dir, 'demo.yaml');
+  writeFileSync(
+    file,
+    toYaml({
+      ...defaults,
+      autoscaler: {
+        enabled: true,
+        intervalSeconds: 3,
+        bufferReferenceSlots: 4,
+        nodeReferenceSlots: 4,
+        minNodes: 2,
+        maxNodes: 8,
+        maxScaleUpStep: 2,
+        scaleUpCooldownSeconds: 15,
+        scaleDownCooldownSeconds: 25,
+      },
+    }),
+  );
+  return {
+    heat,
+    env: {
+      VCA_CONFIG: file,
+      VCA_SCALE_UP_URL: `${heat.url}/scale-up`,
+      VCA_SCALE_DOWN_URL: `${heat.url}/scale-down`,
+      VCA_HEAT_URL: heat.url,
+      VCA_HEAT_STACK_ID: heat.stack.id,
+      VCA_HEAT_STACK_NAME: heat.stack.name,
+      VCA_HEAT_PROJECT_ID: heat.projectId,
+      VCA_HEAT_POLL_SECONDS: '2',
+      VCA_HEAT_DRAIN_DEADLINE_SECONDS: '30',
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
+  const orchestrator = args.autoscale ? await startOrchestrator(() => base) : undefined;
   start(
     ['src/main.ts'],
     {
@@ -71,6 +209,7 @@ async function main(): Promise<void> {
       VCA_OPERATOR_TOKENS: credentials.operator,
       VCA_ORCHESTRATOR_SECRET: credentials.orchestrator,
       VCA_MASTER_SECRET: credentials.master,
+      ...(orchestrator?.env ?? {}),
     },
     'gateway',
   );
@@ -82,68 +221,42 @@ async function main(): Promise<void> {
     { timeoutMs: 20_000, intervalMs: 200, what: 'the gateway becoming ready' },
   );
 
-  const body = JSON.stringify({
-    eventId: `demo-${Date.now()}`,
-    event: 'scale-up',
-    group: 'demo',
-    nodes: fleet.map((node) => ({
-      id: node.id,
-      host: '127.0.0.1',
-      port: 47989,
-      protocol: 'moonlight',
-      gpus: [{ model: node.model, count: node.count }],
-      labels: { region: node.region },
-    })),
-  });
-  const t = Math.floor(Date.now() / 1000);
-  const signature = signBody(credentials.orchestrator, t, body);
-  const registered = await fetch(`${base}/v1/hooks/contextualize`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-vca-signature': `t=${t},v1=${signature}` },
-    body,
-  });
-  if (!registered.ok) throw new Error(`registration failed: ${registered.status} ${await registered.text()}`);
-  const { registered: nodes } = (await registered.json()) as {
-    registered: Array<{ id: string; token: string }>;
-  };
-  for (const node of nodes) {
-    const spec = fleet.find((entry) => entry.id === node.id)!;
-    start(
-      [
-        'gpu-probe/src/cli.ts',
-        '--vca',
-        base,
-        '--node-id',
-        node.id,
-        '--token',
-        node.token,
-        '--simulate',
-        spec.model,
-        '--gpus',
-        String(spec.count),
-        '--interval-ms',
-        '1000',
-        '--metrics-port',
-        '0',
-        // Five probes on one host: each takes a free port (the demo's gamers do not ping).
-        '--ping-port',
-        '0',
-      ],
-      {},
-      `probe ${node.id}`,
+  if (orchestrator) {
+    // The group starts with three members, created a second apart (Heat removes the oldest first).
+    const first = Date.now() - 3000;
+    for (let index = 0; index < 3; index++) await orchestrator.heat.addMember(first + index * 1000);
+  } else {
+    const nodes = await registerNodes(
+      base,
+      fleet.map((node) => ({
+        id: node.id,
+        host: '127.0.0.1',
+        port: 47989,
+        protocol: 'moonlight',
+        gpus: [{ model: node.model, count: node.count }],
+        labels: { region: node.region },
+      })),
     );
+    for (const node of nodes) {
+      const spec = fleet.find((entry) => entry.id === node.id)!;
+      startProbe(base, node, spec.model, spec.count);
+    }
   }
 
   const catalog = (await (
     await fetch(`${base}/v1/catalog`, { headers: { authorization: `Bearer ${credentials.gamer}` } })
   ).json()) as { games: Array<{ id: string; resolutions: string[]; fps: number[] }> };
-  const stats = { requested: 0, assigned: 0, queued: 0, refused: 0, ended: 0, migrated: 0 };
+  const stats = { requested: 0, assigned: 0, queued: 0, refused: 0, ended: 0, migrated: 0, lost: 0 };
   const startedAt = Date.now();
 
   const arrivals = setInterval(() => {
     if (stopping) return;
-    // Poisson arrivals, sampled every 100 ms.
-    if (Math.random() < arrivalsPerSecond / 10) gamer(port, catalog.games, stats);
+    // Poisson arrivals, sampled every 100 ms; with --autoscale in waves of 90 s, so the fleet grows and shrinks.
+    const elapsed = (Date.now() - startedAt) / 1000;
+    const rate = args.autoscale
+      ? arrivalsPerSecond * (0.5 - 0.5 * Math.cos((2 * Math.PI * elapsed) / 90))
+      : arrivalsPerSecond;
+    if (Math.random() < rate / 10) gamer(port, catalog.games, stats);
   }, 100);
   const view = setInterval(() => {
     render(base, stats, startedAt).catch(() => undefined);
@@ -156,6 +269,7 @@ async function main(): Promise<void> {
     clearInterval(view);
     for (const socket of sockets) socket.close();
     for (const child of children) child.kill('SIGTERM');
+    void orchestrator?.heat.stop();
     const exitTimer = setTimeout(() => process.exit(code), 3000);
     exitTimer.unref();
     Promise.all(children.map((child) => new Promise((resolve) => child.once('exit', resolve)))).then(() => {
@@ -187,7 +301,7 @@ function gamer(
     socket.send(JSON.stringify({ type: 'request', game: game.id, resolution, fps }));
   });
   socket.on('message', (data) => {
-    const message = JSON.parse(String(data)) as { type: string; code?: string };
+    const message = JSON.parse(String(data)) as { type: string; code?: string; reason?: string };
     if (message.type === 'assigned') {
       stats.assigned!++;
       setTimeout(
@@ -198,6 +312,8 @@ function gamer(
     else if (message.type === 'migrate') stats.migrated!++;
     else if (message.type === 'ended') {
       stats.ended!++;
+      // Ended by the gamer (released, cancelled) or by a timeout is not lost; by the fleet it is.
+      if (message.reason && !/released|cancelled|timeout|expired/.test(message.reason)) stats.lost!++;
       socket.close();
     } else if (message.type === 'error') {
       stats.refused!++;
@@ -235,15 +351,15 @@ async function render(base: string, stats: Record<string, number>, startedAt: nu
   };
   const lines = [
     `VCA demo — ${Math.round((Date.now() - startedAt) / 1000)} s   sessions ${cluster.sessions.assigned}   queued ${cluster.sessions.queued}   free reference slots ${cluster.capacity.freeReferenceSlots}   (Ctrl-C to stop)`,
-    `gamers: ${stats.requested} requested, ${stats.assigned} assigned, ${stats.queued} queue updates, ${stats.ended} ended, ${stats.refused} refused`,
+    `gamers: ${stats.requested} requested, ${stats.assigned} assigned, ${stats.queued} queue updates, ${stats.ended} ended, ${stats.refused} refused, ${stats.migrated} migrated, ${stats.lost} lost`,
     '',
-    `${'node'.padEnd(12)} ${'state'.padEnd(12)} ${'gpu'.padEnd(18)} ${'render'.padEnd(15)} ${'encoder'.padEnd(15)} ${'vram'.padEnd(15)} sess  temp`,
+    `${'node'.padEnd(16)} ${'state'.padEnd(12)} ${'gpu'.padEnd(18)} ${'render'.padEnd(15)} ${'encoder'.padEnd(15)} ${'vram'.padEnd(15)} sess  temp`,
   ];
   for (const node of nodes.sort((a, b) => a.id.localeCompare(b.id))) {
     node.gpus.forEach((gpu, index) => {
       lines.push(
         [
-          (index === 0 ? node.id : '').padEnd(12),
+          (index === 0 ? node.id : '').padEnd(16),
           (index === 0 ? node.state : '').padEnd(12),
           `${index}:${gpu.model}`.slice(0, 18).padEnd(18),
           bar(gpu.effective.gpu / 1e6),
@@ -257,6 +373,12 @@ async function render(base: string, stats: Record<string, number>, startedAt: nu
       );
     });
   }
+  if (args.autoscale)
+    lines.push(
+      '',
+      'orchestrator (simulated Heat group, pre-delete hook on each member):',
+      ...orchestratorLog.slice(-8),
+    );
   process.stdout.write(`${args.plain ? '\n' : '\x1b[2J\x1b[H'}${lines.join('\n')}\n`);
 }
 

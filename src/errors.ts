@@ -45,6 +45,10 @@ export const errorCatalog = {
   VCA_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests from this address' },
   VCA_ERR_TOO_MANY_CONNECTIONS: { status: 429, title: 'Too many connections from this address' },
   VCA_ERR_STORE_UNAVAILABLE: { status: 503, title: 'The state store is unreachable' },
+  VCA_ERR_IDENTITY_UNAVAILABLE: {
+    status: 503,
+    title: 'Keystone (OpenStack Identity) could not be reached or refused the VCA; retry later',
+  },
   VCA_ERR_SHUTTING_DOWN: { status: 503, title: 'The gateway is shutting down' },
   VCA_ERR_INTERNAL: { status: 500, title: 'Internal error' },
 } as const;

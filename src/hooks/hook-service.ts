@@ -12,6 +12,7 @@
 import type { Clock } from '../clock.js';
 import { isVcaError, VcaError } from '../errors.js';
 import type { FleetService } from '../scaling/fleet-service.js';
+import { type HeatResize, HeatScaleDown } from '../scaling/heat-scale-down.js';
 import type { StateStore } from '../state/state-store.js';
 import type { OrchestrationEvent } from './orchestration-event.js';
 
@@ -29,6 +30,19 @@ export interface HookOutcome {
   draining: Array<{ id: string; state: string }>;
   /** For a drain-count the fleet could not fully satisfy. */
   shortfall: number;
+  /** A Heat resize: the nodes Heat removes (start) or removed (end), in Heat's order. */
+  victims: string[];
+  /** Nodes removed from the fleet (Heat's end), sessions moved off them, and sessions lost with them. */
+  removed: string[];
+  migrated: number;
+  lost: number;
+  /** Nodes a Heat start drained that Heat kept after all: ready again. */
+  restored: string[];
+  /**
+   * How much of the autoscaling facts (group, size, adjustment, its type) the delivery carried: a
+   * richer delivery of the same message may act where this one only recorded.
+   */
+  information: number;
   /**
    * Set when applying failed. A refusal (4xx, nothing changed) is answered once and not remembered; a
    * store failure (5xx) is, and replays return it. `field`: the body entry at fault, when known.
@@ -46,34 +60,85 @@ export interface HookServiceOptions {
   fleet: FleetService;
   clock: Clock;
   idempotencyTtlMs: number;
+  /**
+   * An alarm re-notification acts at most once per this many ms per alarm (default 300 000): its key
+   * lives this long, in the store, so every instance sharing it agrees (`OrchestrationEvent.alarmCooldown`).
+   */
+  alarmRepeatCooldownMs?: number;
+  /** The Heat scale-down flow; built on the same store and fleet when not given. */
+  heatScaleDown?: HeatScaleDown;
 }
 
 const processing = { processing: true } as const;
 
 export class HookService {
   private readonly options: HookServiceOptions;
+  private readonly heat: HeatScaleDown;
 
   constructor(options: HookServiceOptions) {
     this.options = options;
+    this.heat =
+      options.heatScaleDown ??
+      new HeatScaleDown({
+        store: options.store,
+        fleet: options.fleet,
+        clock: options.clock,
+        memoryTtlMs: options.idempotencyTtlMs,
+      });
   }
 
+  /**
+   * Claims the delivery key, then applies. A replay is answered the first outcome, except that a
+   * delivery carrying more of the facts than one that only recorded (one Heat message reaching the VCA
+   * first as a Ceilometer event without traits, then through oslo with its adjustment) is applied: it
+   * claims a second key for its level of information, so replays at that level still act once, here
+   * and on every instance sharing the store.
+   */
   async apply(event: OrchestrationEvent): Promise<AppliedHook> {
-    const { store, clock, idempotencyTtlMs } = this.options;
     const key = `hook:${event.idempotencyKey}`;
-    const claim = await store.rememberWebhook(key, processing, idempotencyTtlMs, clock.now());
-    if (!claim.first) {
-      const stored = claim.result as HookOutcome | typeof processing;
-      // The same event is being applied right now (here or on another instance): its outcome is not
-      // known yet, so the sender is told to come back rather than handed an empty "replayed" answer.
-      if ('processing' in stored) {
-        throw new VcaError(
-          'VCA_ERR_WEBHOOK_IN_PROGRESS',
-          `Delivery ${event.idempotencyKey} is being applied now; retry in a second for its outcome`,
-          { retryAfterSeconds: 1 },
-        );
+    const information = informationOf(event);
+    const claim = await this.claim(key, event);
+    if (claim.kind === 'replay') {
+      const stored = claim.outcome;
+      if (!(changedNothing(stored) && information > stored.information && event.action.kind !== 'record')) {
+        return { outcome: stored, replayed: true };
       }
-      return { outcome: stored, replayed: true };
+      const richer = `${key}#information-${information}`;
+      const second = await this.claim(richer, event);
+      if (second.kind === 'replay') return { outcome: second.outcome, replayed: true };
+      return { outcome: await this.applyClaimed(event, richer, key), replayed: false };
     }
+    return { outcome: await this.applyClaimed(event, key), replayed: false };
+  }
+
+  private async claim(
+    key: string,
+    event: OrchestrationEvent,
+  ): Promise<{ kind: 'first' } | { kind: 'replay'; outcome: HookOutcome }> {
+    const { store, clock } = this.options;
+    const claim = await store.rememberWebhook(key, processing, this.memoryTtlMs(event), clock.now());
+    if (claim.first) return { kind: 'first' };
+    const stored = claim.result as HookOutcome | typeof processing;
+    // The same event is being applied right now (here or on another instance): its outcome is not
+    // known yet, so the sender is told to come back rather than handed an empty "replayed" answer.
+    if ('processing' in stored) {
+      throw new VcaError(
+        'VCA_ERR_WEBHOOK_IN_PROGRESS',
+        `Delivery ${event.idempotencyKey} is being applied now; retry in a second for its outcome`,
+        { retryAfterSeconds: 1 },
+      );
+    }
+    return { kind: 'replay', outcome: { ...stored, information: stored.information ?? 0 } };
+  }
+
+  /** Applies an event whose `key` this call claimed; `alsoSettle`: the poorer key it outranks. */
+  private async applyClaimed(
+    event: OrchestrationEvent,
+    key: string,
+    alsoSettle?: string,
+  ): Promise<HookOutcome> {
+    const { store, clock } = this.options;
+    const idempotencyTtlMs = this.memoryTtlMs(event);
     const outcome = this.emptyOutcome(event);
     try {
       await this.perform(event, outcome);
@@ -93,8 +158,30 @@ export class HookService {
       await store.forgetWebhook(key);
     } else {
       await store.settleWebhook(key, outcome, idempotencyTtlMs, clock.now());
+      // Later replays of the poorer delivery get what the richer one did.
+      if (alsoSettle !== undefined)
+        await store.settleWebhook(alsoSettle, outcome, idempotencyTtlMs, clock.now());
+      await this.startAlarmCooldown(event, outcome);
     }
-    return { outcome, replayed: false };
+    return outcome;
+  }
+
+  /** How long a delivery key is remembered: an alarm re-notification's only for its cooldown. */
+  private memoryTtlMs(event: OrchestrationEvent): number {
+    return event.alarmCooldown?.repeat ? this.alarmRepeatCooldownMs() : this.options.idempotencyTtlMs;
+  }
+
+  private alarmRepeatCooldownMs(): number {
+    return this.options.alarmRepeatCooldownMs ?? 300_000;
+  }
+
+  /** A transition into the alarm state that acted holds the alarm's re-notifications for the cooldown. */
+  private async startAlarmCooldown(event: OrchestrationEvent, outcome: HookOutcome): Promise<void> {
+    const cooldown = event.alarmCooldown;
+    if (cooldown === undefined || cooldown.repeat || event.action.kind === 'record' || outcome.error !== null)
+      return;
+    const { store, clock } = this.options;
+    await store.settleWebhook(`hook:${cooldown.key}`, outcome, this.alarmRepeatCooldownMs(), clock.now());
   }
 
   private async perform(event: OrchestrationEvent, outcome: HookOutcome): Promise<void> {
@@ -118,9 +205,28 @@ export class HookService {
         return;
       }
       case 'drain-count': {
-        const nodes = await fleet.drainCount(action.count);
+        const nodes = await fleet.drainCount(action.count, undefined, event.group);
         outcome.draining = nodes.map((node) => ({ id: node.id, state: node.state }));
         outcome.shortfall = action.count - nodes.length;
+        return;
+      }
+      case 'heat-resize': {
+        if (event.group === undefined) return;
+        const capacity = event.capacity ?? {};
+        const resize: HeatResize = { group: event.group, phase: action.phase };
+        if (capacity.before !== undefined) resize.before = capacity.before;
+        if (capacity.after !== undefined) resize.after = capacity.after;
+        if (capacity.adjustment !== undefined) resize.adjustment = capacity.adjustment;
+        if (capacity.adjustmentType !== undefined) resize.adjustmentType = capacity.adjustmentType;
+        const result = await this.heat.apply(resize);
+        outcome.victims = result.victims;
+        outcome.draining = result.draining;
+        outcome.removed = result.removed;
+        outcome.migrated = result.migrated;
+        outcome.lost = result.lost;
+        outcome.restored = result.restored;
+        outcome.shortfall = result.shortfall;
+        if (result.note !== null) outcome.summary = `${outcome.summary} (${result.note})`;
         return;
       }
       case 'record':
@@ -140,9 +246,37 @@ export class HookService {
       registered: [],
       draining: [],
       shortfall: 0,
+      victims: [],
+      removed: [],
+      migrated: 0,
+      lost: 0,
+      restored: [],
+      information: informationOf(event),
       error: null,
     };
   }
+}
+
+/** How many of the autoscaling facts an event carries: group, a size, the adjustment, its type. */
+function informationOf(event: OrchestrationEvent): number {
+  const capacity = event.capacity ?? {};
+  return (
+    (event.group === undefined ? 0 : 1) +
+    (capacity.before === undefined && capacity.after === undefined ? 0 : 1) +
+    (capacity.adjustment === undefined ? 0 : 1) +
+    (capacity.adjustmentType === undefined ? 0 : 1)
+  );
+}
+
+/** An outcome that changed no node: a delivery that only recorded, or one that found nothing to do. */
+function changedNothing(outcome: HookOutcome): boolean {
+  return (
+    outcome.error === null &&
+    outcome.registered.length === 0 &&
+    outcome.draining.length === 0 &&
+    (outcome.removed ?? []).length === 0 &&
+    (outcome.restored ?? []).length === 0
+  );
 }
 
 /** The body entry a refusal is about: the error's own field, or the entry naming the node it names. */

@@ -13,6 +13,11 @@ export type OrchestrationAction =
       fields: string[];
     }
   | { kind: 'drain-count'; count: number }
+  /**
+   * A Heat autoscaling notification of a named group (src/scaling/heat-scale-down.ts): on `start` the
+   * members Heat removes are drained at once; on `end` (or `error`) the members gone are removed.
+   */
+  | { kind: 'heat-resize'; phase: 'start' | 'end' | 'error' }
   | { kind: 'record' };
 
 export type OrchestrationSource = 'contextualize' | 'aodh' | 'oslo-notification' | 'ceilometer-event';
@@ -51,6 +56,12 @@ export interface OrchestrationEvent {
   capacity?: CapacityChange;
   alarm?: AlarmInfo;
   action: OrchestrationAction;
+  /**
+   * A firing alarm (not one on a notification): its re-notifications (Aodh `repeat_actions`, same alarm
+   * still firing, `repeat`) act at most once per cooldown per alarm, and a transition into the alarm
+   * state starts that cooldown. `key` names the alarm's cooldown in the store's webhook memory.
+   */
+  alarmCooldown?: { key: string; repeat: boolean };
   /** One human line for logs; never contains control characters. */
   summary: string;
 }

@@ -1,6 +1,9 @@
 /**
  * Turns a `POST /v1/hooks/aodh` body (today's Aodh alarm, or the 2014 Ceilometer notification alarm whose
  * `reason_data` is the whole notification) plus the alarm URL's query into an `OrchestrationEvent`.
+ * Aodh sends every field, `null` when unset: null reads as absent. A re-notification (the alarm's
+ * `repeat_actions`: still firing, previous == current) is keyed per alarm, not per evaluation, so the
+ * hook service lets it act at most once per cooldown.
  */
 import { createHash } from 'node:crypto';
 import type { AlarmInfo, OrchestrationAction, OrchestrationEvent } from './orchestration-event.js';
@@ -14,7 +17,7 @@ import {
   payloadFields,
   traitFields,
 } from './parse-notifications.js';
-import type { AodhAlarmBody } from './schemas.js';
+import type { AodhAlarmBody, AodhAlarmEvent } from './schemas.js';
 import {
   AodhAlarmBodySchema,
   AodhAlarmEventSchema,
@@ -26,6 +29,42 @@ import {
 
 type Direction = 'up' | 'down';
 
+/** The alarm body with every null read as absent. */
+interface AlarmFields {
+  alarm_id: string;
+  alarm_name?: string;
+  severity?: string;
+  previous?: string;
+  current?: string;
+  reason?: string;
+  reason_data?: Record<string, unknown>;
+}
+
+function present<T>(value: T | null | undefined): T | undefined {
+  return value === null ? undefined : value;
+}
+
+function alarmFields(body: AodhAlarmBody): AlarmFields {
+  const fields: AlarmFields = { alarm_id: body.alarm_id };
+  const alarmName = present(body.alarm_name);
+  const severity = present(body.severity);
+  const previous = present(body.previous);
+  const current = present(body.current);
+  const reason = present(body.reason);
+  const reasonData = present(body.reason_data);
+  if (alarmName !== undefined) fields.alarm_name = alarmName;
+  if (severity !== undefined) fields.severity = severity;
+  if (previous !== undefined) fields.previous = previous;
+  if (current !== undefined) fields.current = current;
+  if (reason !== undefined) fields.reason = reason;
+  if (reasonData !== undefined) fields.reason_data = reasonData;
+  return fields;
+}
+
+function stateOf(value: string | undefined): string {
+  return value?.trim().toLowerCase() ?? '';
+}
+
 /** What the alarm is about, before the alarm's state and the URL's direction decide the action. */
 interface AlarmSubject {
   idempotencyKey: string;
@@ -33,11 +72,14 @@ interface AlarmSubject {
   /** Present when the alarm carries a notification or event the VCA understands on its own. */
   meaning?: NotificationMeaning;
   label: string;
+  /** For an alarm on no notification: the key of its re-notification cooldown. */
+  cooldownKey?: string;
 }
 
-export function parseAodhAlarm(body: unknown, query: URLSearchParams): OrchestrationEvent {
-  if (!isJsonObject(body)) throw invalidField('body', 'the Aodh alarm body must be a JSON object');
-  assertMatches(AodhAlarmBodySchema, body, '', 'Aodh alarm body');
+export function parseAodhAlarm(raw: unknown, query: URLSearchParams): OrchestrationEvent {
+  if (!isJsonObject(raw)) throw invalidField('body', 'the Aodh alarm body must be a JSON object');
+  assertMatches(AodhAlarmBodySchema, raw, '', 'Aodh alarm body');
+  const body = alarmFields(raw);
   const direction = readDirection(query);
   const alarm = alarmInfo(body);
   const subject = readSubject(body);
@@ -51,6 +93,14 @@ export function parseAodhAlarm(body: unknown, query: URLSearchParams): Orchestra
     eventType: subject.eventType,
     ...(subject.meaning === undefined ? { action } : { ...meaningFields(subject.meaning), action }),
     alarm,
+    ...(subject.cooldownKey === undefined || stateOf(body.current) !== 'alarm'
+      ? {}
+      : {
+          alarmCooldown: {
+            key: subject.cooldownKey,
+            repeat: stateOf(body.previous) === stateOf(body.current),
+          },
+        }),
     summary: toSummaryLine(
       `${subject.label} ${body.alarm_name ?? body.alarm_id} (${transition}${severity}${direction === undefined ? '' : `, action=${direction.toUpperCase()}`}): ${description}`,
     ),
@@ -70,7 +120,7 @@ function readDirection(query: URLSearchParams): Direction | undefined {
   return only;
 }
 
-function alarmInfo(body: AodhAlarmBody): AlarmInfo {
+function alarmInfo(body: AlarmFields): AlarmInfo {
   const alarm: AlarmInfo = { id: body.alarm_id };
   if (body.alarm_name !== undefined) alarm.name = body.alarm_name;
   if (body.previous !== undefined) alarm.previous = body.previous;
@@ -79,7 +129,7 @@ function alarmInfo(body: AodhAlarmBody): AlarmInfo {
   return alarm;
 }
 
-function readSubject(body: AodhAlarmBody): AlarmSubject {
+function readSubject(body: AlarmFields): AlarmSubject {
   const reasonData = body.reason_data;
   if (reasonData !== undefined && !isJsonObject(reasonData)) {
     throw invalidField('reason_data', 'must be a JSON object');
@@ -89,23 +139,24 @@ function readSubject(body: AodhAlarmBody): AlarmSubject {
   const reasonKey = `${transitionKey}:reason:${sha256Prefix(body.reason ?? '')}`;
 
   if (reasonData?.type === 'event') {
-    const event = reasonData.event;
+    const event: unknown = reasonData.event;
     assertMatches(AodhAlarmEventSchema, event, 'reason_data.event', 'Aodh event alarm');
+    const messageId = present(event.message_id);
     // When the event is a Heat autoscaling notification, the event alone decides the effect, so it is keyed
     // like the notification itself: a second alarm on it, or the same notification on the notifications
     // hook, is then a replay and cannot drain twice.
     const eventKey =
-      event.message_id === undefined
+      messageId === undefined
         ? reasonKey
         : isAutoscalingEventType(event.event_type)
-          ? notificationKey(event.message_id)
-          : `${transitionKey}:event:${event.message_id}`;
+          ? notificationKey(messageId)
+          : `${transitionKey}:event:${messageId}`;
     return {
       idempotencyKey: eventKey,
       eventType: event.event_type,
       meaning: interpretNotification(
         event.event_type,
-        traitFields(event.traits ?? [], 'reason_data.event.traits'),
+        traitFields(eventTraits(event), 'reason_data.event.traits'),
       ),
       label: 'Aodh event alarm',
     };
@@ -123,15 +174,24 @@ function readSubject(body: AodhAlarmBody): AlarmSubject {
     };
   }
   const kind = typeof reasonData?.type === 'string' && reasonData.type !== '' ? reasonData.type : undefined;
+  const cooldownKey = `aodh-cooldown:${body.alarm_id}`;
+  const repeat = stateOf(body.previous) === 'alarm' && stateOf(body.current) === 'alarm';
   return {
-    idempotencyKey: reasonKey,
+    // Every evaluation of a still-firing alarm has a new reason (the latest sample): keyed by reason, each
+    // would act. A re-notification is keyed per alarm instead, and held for the cooldown.
+    idempotencyKey: repeat ? cooldownKey : reasonKey,
     eventType: kind === undefined ? 'alarm' : `alarm.${kind}`,
-    label: 'Aodh alarm',
+    label: repeat ? 'Aodh alarm re-notification' : 'Aodh alarm',
+    cooldownKey,
   };
 }
 
+function eventTraits(event: AodhAlarmEvent): NonNullable<AodhAlarmEvent['traits']> {
+  return present(event.traits) ?? [];
+}
+
 function decideAction(
-  body: AodhAlarmBody,
+  body: AlarmFields,
   subject: AlarmSubject,
   direction: Direction | undefined,
 ): { action: OrchestrationAction; description: string } {

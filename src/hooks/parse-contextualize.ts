@@ -1,8 +1,10 @@
 /** Turns a `POST /v1/hooks/contextualize` body (the VCA's own format) into an `OrchestrationEvent`. */
 import { isIPv4, isIPv6 } from 'node:net';
+import type { OrchestratorMembership } from '../fleet/orchestrator-membership.js';
+import { createdAtSecond } from '../scaling/heat-removal-order.js';
 import type { OrchestrationEvent } from './orchestration-event.js';
 import { countOf, listForSummary, toSummaryLine } from './orchestration-event.js';
-import type { NodeReference, NodeRegistration } from './schemas.js';
+import type { NodeReference, NodeRegistration, OrchestratorMembershipBody } from './schemas.js';
 import {
   assertMatches,
   ContextualizeScaleDownByCountSchema,
@@ -116,6 +118,27 @@ function copyRegistration(node: NodeRegistration, field: string): NodeRegistrati
     gpus,
   };
   if (node.labels !== undefined) copy.labels = Object.fromEntries(Object.entries(node.labels));
+  if (node.orchestrator !== undefined) copy.orchestrator = copyMembership(node.orchestrator, field);
+  return copy;
+}
+
+function copyMembership(membership: OrchestratorMembershipBody, field: string): OrchestratorMembership {
+  // The pattern admits any digits; a 13th month or a 25th hour is no time Heat could have written.
+  if (createdAtSecond(membership.createdAt) === undefined) {
+    throw invalidField(
+      `${field}.orchestrator.createdAt`,
+      `"${membership.createdAt}" is not a real date and time; send Heat's creation_time, e.g. 2026-11-19T10:35:59Z`,
+    );
+  }
+  const copy: OrchestratorMembership = {
+    kind: membership.kind,
+    stackId: membership.stackId,
+    group: membership.group,
+    member: membership.member,
+    createdAt: membership.createdAt,
+  };
+  if (membership.serverId !== undefined) copy.serverId = membership.serverId;
+  if (membership.failed !== undefined) copy.failed = membership.failed;
   return copy;
 }
 

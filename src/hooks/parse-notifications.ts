@@ -15,7 +15,7 @@ import type {
   OrchestrationAction,
   OrchestrationEvent,
 } from './orchestration-event.js';
-import { countOf, toSummaryLine } from './orchestration-event.js';
+import { toSummaryLine } from './orchestration-event.js';
 import type { CeilometerTrait } from './schemas.js';
 import {
   assertMatches,
@@ -303,58 +303,65 @@ export function interpretNotification(
 
   switch (phase) {
     case 'start':
-      return record(
-        `Heat started resizing group ${groupName}${size === undefined ? '' : ` from ${size}`} ${change}; recorded, the end notification carries the result`,
-      );
-    case 'error': {
-      const reason = toOptionalString(fields.get('message'));
-      return record(
-        `Heat failed resizing group ${groupName} ${change}${size === undefined ? '' : `, size now ${size}`}${reason === undefined ? '' : ` (${reason})`}; recorded, changes no node`,
-      );
-    }
     case 'end':
-      return interpretResizeEnd(capacity, groupName, change, meaning);
+    case 'error':
+      return interpretResize(
+        phase,
+        capacity,
+        group,
+        change,
+        meaning,
+        toOptionalString(fields.get('message')),
+      );
     default:
       return record(`Heat autoscaling ${phase} for group ${groupName}; recorded, changes no node`);
   }
 }
 
-function interpretResizeEnd(
+/**
+ * A resize of a named group is acted on (src/scaling/heat-scale-down.ts computes which members Heat
+ * removes, from the sizes and the registered membership); one that names no group changes nothing, since
+ * any count it implies could not be kept to the group it is about.
+ */
+function interpretResize(
+  phase: 'start' | 'end' | 'error',
   capacity: CapacityChange,
-  groupName: string,
+  group: string | undefined,
   change: string,
   meaning: (action: OrchestrationAction, description: string) => NotificationMeaning,
+  message: string | undefined,
 ): NotificationMeaning {
-  const finished = `Heat finished resizing group ${groupName}${capacity.after === undefined ? '' : ` to ${capacity.after}`} ${change}`;
-  const record = (why: string) => meaning({ kind: 'record' }, `${finished}; ${why}`);
-  const growing =
-    'recorded: Heat names no node addresses, the new instances register through the contextualization hook';
-  const { adjustment, adjustmentType, before, after } = capacity;
-
-  if (adjustmentType === 'change_in_capacity' && adjustment !== undefined) {
-    if (adjustment < 0)
-      return meaning(
-        { kind: 'drain-count', count: -adjustment },
-        `${finished}; drain ${countOf(-adjustment, 'node')}`,
-      );
-    if (adjustment > 0) return record(growing);
-    return record('no change in size; recorded');
+  const groupName = group ?? '(unnamed)';
+  const size = phase === 'start' ? capacity.before : capacity.after;
+  const what =
+    phase === 'start'
+      ? `Heat started resizing group ${groupName}${size === undefined ? '' : ` from ${size}`} ${change}`
+      : phase === 'end'
+        ? `Heat finished resizing group ${groupName}${size === undefined ? '' : ` to ${size}`} ${change}`
+        : `Heat failed resizing group ${groupName} ${change}${size === undefined ? '' : `, size now ${size}`}${message === undefined ? '' : ` (${message})`}`;
+  if (group === undefined) {
+    return meaning(
+      { kind: 'record' },
+      `${what}; recorded: it names no group, so no node can be told its member`,
+    );
   }
-  if (adjustmentType === 'exact_capacity') {
-    if (before === undefined || after === undefined) {
-      return record('recorded: the size before the resize is unknown, so no node count can be drained');
-    }
-    if (before > after)
-      return meaning(
-        { kind: 'drain-count', count: before - after },
-        `${finished}; drain ${countOf(before - after, 'node')}`,
-      );
-    return before < after ? record(growing) : record('no change in size; recorded');
+  const { adjustment, adjustmentType, before } = capacity;
+  const grows =
+    adjustment !== undefined &&
+    (adjustmentType === 'exact_capacity'
+      ? before !== undefined && adjustment >= before
+      : adjustmentType !== undefined && adjustment >= 0);
+  if (grows) {
+    return meaning(
+      { kind: 'record' },
+      `${what}; recorded: Heat names no node addresses, the new instances register through the contextualization hook`,
+    );
   }
-  if (adjustmentType === 'percent_change_in_capacity') {
-    return record('recorded: a percentage change without the size before it names no node count');
-  }
-  return record('recorded: without an adjustment and its type the change cannot be told');
+  const effect =
+    phase === 'start'
+      ? 'the members Heat removes are drained at once'
+      : 'the members Heat removed leave the fleet';
+  return meaning({ kind: 'heat-resize', phase }, `${what}; ${effect}`);
 }
 
 function checkAdjustment(

@@ -41,6 +41,35 @@ export const NodeLabelsSchema = Type.Record(
   { maxProperties: 32, additionalProperties: false },
 );
 
+// Heat names (stack ids, resource names, server ids): printable, no control characters, bounded.
+const OrchestratorName = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\u0000-\\u001f\\u007f]+$', description });
+
+/** ISO 8601 date-time as Heat writes `creation_time` (`2026-11-19T10:35:59Z`, offsets and fractions allowed). */
+export const ISO_DATE_TIME_PATTERN =
+  '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d{1,9})?(?:Z|[+-]\\d{2}:?\\d{2})?$';
+
+/**
+ * Which Heat group and member a node is (src/fleet/orchestrator-membership.ts): what the VCA needs to
+ * know which nodes a Heat scale-down removes, in Heat's order.
+ */
+export const OrchestratorMembershipSchema = Type.Object(
+  {
+    kind: Type.Literal('heat'),
+    stackId: OrchestratorName('Id of the stack the group is reported against (its nested stack id)'),
+    group: OrchestratorName('Group resource name (or the groupname Heat notifications carry)'),
+    member: OrchestratorName("Member resource name in the group's nested stack"),
+    serverId: Type.Optional(OrchestratorName('Nova server id of the member')),
+    createdAt: Type.String({
+      maxLength: 64,
+      pattern: ISO_DATE_TIME_PATTERN,
+      description: 'Creation time of the member resource, ISO 8601',
+    }),
+    failed: Type.Optional(Type.Boolean({ description: 'The member resource is in a FAILED state' })),
+  },
+  { additionalProperties: false },
+);
+
 export const NodeRegistrationSchema = Type.Object(
   {
     id: NodeIdSchema,
@@ -58,6 +87,7 @@ export const NodeRegistrationSchema = Type.Object(
     }),
     gpus: Type.Array(GpuSpecSchema, { minItems: 1, maxItems: 16 }),
     labels: Type.Optional(NodeLabelsSchema),
+    orchestrator: Type.Optional(OrchestratorMembershipSchema),
   },
   { additionalProperties: false },
 );
@@ -106,6 +136,7 @@ export const ContextualizeScaleDownSchema = Type.Union([
 export const ContextualizeBodySchema = Type.Union([ContextualizeScaleUpSchema, ContextualizeScaleDownSchema]);
 
 export type NodeRegistration = Static<typeof NodeRegistrationSchema>;
+export type OrchestratorMembershipBody = Static<typeof OrchestratorMembershipSchema>;
 export type NodeReference = Static<typeof NodeReferenceSchema>;
 export type ContextualizeScaleUp = Static<typeof ContextualizeScaleUpSchema>;
 export type ContextualizeScaleDown = Static<typeof ContextualizeScaleDownSchema>;
@@ -179,11 +210,17 @@ export const NotificationsBodySchema = Type.Union([
   CeilometerEventBatchSchema,
 ]);
 
+/**
+ * Aodh's REST notifier sends every alarm field, `null` when unset (aodh/notifier/rest.py builds the
+ * body from the alarm whatever it holds), so each optional field also takes null, read as absent.
+ */
+const Nullable = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
+
 /** The event an Aodh event alarm carries; its message_id is optional (the reason stands in for it). */
 export const AodhAlarmEventSchema = Type.Object({
   event_type: Type.String({ minLength: 1, maxLength: 255 }),
-  message_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-  traits: Type.Optional(Type.Array(CeilometerTraitSchema, { maxItems: 256 })),
+  message_id: Nullable(Type.String({ minLength: 1, maxLength: 255 })),
+  traits: Nullable(Type.Array(CeilometerTraitSchema, { maxItems: 256 })),
 });
 
 /** The 2014 Ceilometer notification alarm: `reason_data` is the whole matching notification. */
@@ -196,12 +233,12 @@ export const LegacyNotificationReasonSchema = Type.Object({
 /** Today's Aodh alarm body (threshold, gnocchi_*, event, composite, ...) and the 2014 form. */
 export const AodhAlarmBodySchema = Type.Object({
   alarm_id: Type.String({ minLength: 1, maxLength: 255 }),
-  alarm_name: Type.Optional(Type.String()),
-  severity: Type.Optional(Type.String()),
-  previous: Type.Optional(Type.String()),
-  current: Type.Optional(Type.String()),
-  reason: Type.Optional(Type.String()),
-  reason_data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  alarm_name: Nullable(Type.String()),
+  severity: Nullable(Type.String()),
+  previous: Nullable(Type.String()),
+  current: Nullable(Type.String()),
+  reason: Nullable(Type.String()),
+  reason_data: Nullable(Type.Record(Type.String(), Type.Unknown())),
 });
 
 export type HeatAutoscalingPayload = Static<typeof HeatAutoscalingPayloadSchema>;

@@ -1,12 +1,18 @@
 /**
  * Who gets in: nothing once the server is closing, at most the configured request rate per client
  * address (every HTTP request and upgrade spends a token, unknown routes included, so probing is no
- * way around it), and at most the configured number of open WebSockets per address, each held as a
- * slot released exactly once.
+ * way around it; only the health routes spend none, so a load balancer's checks never use up the
+ * bucket its clients share or get a 429), and at most the configured number of open WebSockets per
+ * address, each held as a slot released exactly once. The client address is the one
+ * `trusted-proxies.ts` resolves: behind a trusted proxy, the proxy's client, not the proxy.
  */
 
 import { VcaError } from '../errors.js';
 import { RateLimiter } from './rate-limiter.js';
+import { TrustedProxies } from './trusted-proxies.js';
+
+/** Liveness and readiness: answered without spending a rate-limit token. */
+const healthPaths: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
 export interface AdmissionLimits {
   /** Concurrent WebSockets per client address. */
@@ -15,6 +21,8 @@ export interface AdmissionLimits {
   requestsPerSecondPerAddress: number;
   /** Requests a client address may make in a burst above the sustained rate. */
   requestBurst: number;
+  /** Proxies (addresses, CIDR blocks) whose PROXY header and X-Forwarded-For name the client; none by default. */
+  trustedProxies?: readonly string[];
 }
 
 /** A connection slot counted against an address until released exactly once. */
@@ -28,6 +36,8 @@ export class Admission {
   private readonly rateLimiter: RateLimiter;
   private readonly connectionsByAddress = new Map<string, number>();
   private isClosing = false;
+  /** Resolves the client address of a request (read by the request reader). */
+  readonly trustedProxies: TrustedProxies;
 
   /** `now` is the milliseconds clock of the rate limiter. */
   constructor(limits: AdmissionLimits, now: () => number) {
@@ -37,6 +47,7 @@ export class Admission {
       burst: limits.requestBurst,
       now,
     });
+    this.trustedProxies = new TrustedProxies(limits.trustedProxies ?? []);
   }
 
   get closing(): boolean {
@@ -48,9 +59,10 @@ export class Admission {
     this.isClosing = true;
   }
 
-  /** Refuses new work while closing and applies the per-address request rate. */
-  admit(remoteAddress: string): void {
+  /** Refuses new work while closing and applies the per-address request rate (health routes exempt). */
+  admit(remoteAddress: string, path = ''): void {
     if (this.isClosing) throw new VcaError('VCA_ERR_SHUTTING_DOWN');
+    if (healthPaths.has(path)) return;
     const decision = this.rateLimiter.take(remoteAddress);
     if (!decision.allowed) {
       throw new VcaError('VCA_ERR_RATE_LIMITED', `Slow down; retry in ${decision.retryAfterSeconds} s`, {

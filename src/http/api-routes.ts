@@ -16,9 +16,13 @@ import type { HttpMethod, Reply, RequestContext } from './handler-api.js';
  *   with a token of the other role);
  * - `node`: the token of the node the path's `:id` names;
  * - `orchestrator`: the hook secret in X-VCA-Hook-Secret or `?secret=` (Aodh cannot sign);
- * - `signed-orchestrator`: X-VCA-Signature, an HMAC of the raw body, checked before the body is parsed.
+ * - `signed-orchestrator`: X-VCA-Signature, an HMAC of the raw body, checked before the body is parsed;
+ * - `alarm`: an Aodh alarm action: a Keystone token in X-Auth-Token (Aodh's `trust+http`), else the
+ *   hook secret as for `orchestrator` (`alarm-credentials.ts`);
+ * - `alarm-path-token`: a per-alarm token in the path (`:token`), which names the alarm it is for, so
+ *   the route's handler checks it against the parsed body before anything changes.
  */
-export type RouteAccess = Role | 'public' | 'signed-orchestrator';
+export type RouteAccess = Role | 'public' | 'signed-orchestrator' | 'alarm' | 'alarm-path-token';
 
 /** The JSON body a route takes: documented by `schema`, turned into the handler's value by `parse`. */
 export interface RouteBody<B> {

@@ -15,18 +15,23 @@ import { HookService } from '../hooks/hook-service.js';
 import { OutboundCalls } from '../hooks/outbound-calls.js';
 import { collectRuntimeMetrics, type RuntimeMetrics } from '../metrics/runtime-metrics.js';
 import { VcaMetrics } from '../metrics/vca-metrics.js';
+import { KeystoneClient, keystoneOptionsFromConfig } from '../openstack/keystone.js';
 import { AutoscalerRunner } from '../scaling/autoscaler-runner.js';
 import { type EventRelay, isRelayed } from '../sessions/events.js';
 import type { StateStore } from '../state/state-store.js';
 import { createVca, type Vca } from '../vca.js';
 import { AdminServer } from './admin-server.js';
+import { AlarmCredentials } from './alarm-credentials.js';
 import type { ApiRoute } from './api-routes.js';
 import { SessionViews } from './assignment-view.js';
+import { ConsoleFeed } from './console-feed.js';
+import { ConsoleAssets, consolePath } from './console-static.js';
 import { Credentials } from './credentials.js';
 import { openApiRoute } from './openapi.js';
 import { latencyCapAt, PlacementLatency } from './placement-latency.js';
 import { PlaySockets } from './play-socket.js';
 import { RoutePipeline } from './route-pipeline.js';
+import { costRoutes } from './routes/cost-routes.js';
 import { gamerRoutes } from './routes/gamer-routes.js';
 import { hookRoutes } from './routes/hook-routes.js';
 import { nodeRoutes } from './routes/node-routes.js';
@@ -42,18 +47,27 @@ export interface GatewayOptions {
   /** Carries session events to and from other instances sharing the store (Redis mode). */
   relay?: EventRelay;
   version?: string;
+  /** Where the built operator console lies (default: `dist/console/` of the package). */
+  consoleDirectory?: string;
+  /** The console feed's pace: poll and history sample intervals, ms (defaults 300 and 5000). */
+  consoleFeed?: { pollMs?: number; historySampleMs?: number };
 }
 
 export class Gateway {
   readonly vca: Vca;
   readonly metrics: VcaMetrics;
   readonly credentials: Credentials;
+  /** The Keystone client of `openstack.keystone`, when one is configured. */
+  readonly keystone: KeystoneClient | undefined;
   readonly server: HttpServer;
   /** The admin listener on node:http (`server.adminPort`), undefined when it is off. */
   readonly admin: AdminServer | undefined;
   readonly play: PlaySockets;
   readonly autoscaler: AutoscalerRunner;
   readonly routes: ApiRoute[];
+  /** The operator console's live feed (`/v1/console/feed`) and its static files (`/console`). */
+  readonly console: ConsoleFeed;
+  readonly consoleAssets: ConsoleAssets;
   private readonly outbound: OutboundCalls;
   private readonly callbackOutbox: CallbackOutbox;
   private readonly logger: Logger;
@@ -73,10 +87,27 @@ export class Gateway {
       clock: options.clock,
       store: options.store,
       onBackgroundError: (error) => logger.error({ err: error }, 'background task failed'),
+      logger,
     });
     const { store, sessions, fleet, events, catalog, clock } = this.vca;
-    this.metrics = new VcaMetrics({ store, perGpuSeriesLimit: config.metrics.perGpuSeriesLimit });
+    this.metrics = new VcaMetrics({
+      store,
+      perGpuSeriesLimit: config.metrics.perGpuSeriesLimit,
+      costs: { entries: () => this.vca.costs.view() },
+    });
     this.credentials = new Credentials(config.auth);
+    this.console = new ConsoleFeed({
+      store,
+      credentials: this.credentials,
+      catalog,
+      autoscalerConfig: config.autoscaler,
+      autoscalerView: () => this.autoscaler.view(),
+      priorityClasses: config.queue.priorityClasses,
+      now: () => clock.now(),
+      logger,
+      ...options.consoleFeed,
+    });
+    this.consoleAssets = new ConsoleAssets(options.consoleDirectory);
     const latencyRules = {
       latencyPolicies: config.placement.latencyPolicies,
       allowUnreportedRegions: config.placement.allowUnreportedRegions,
@@ -98,6 +129,10 @@ export class Gateway {
         this.metrics.outboundCalls.inc({ kind: call.kind, outcome });
         const log = outcome === 'delivered' ? logger.info.bind(logger) : logger.warn.bind(logger);
         log({ kind: call.kind, url: call.url, outcome, detail }, 'outbound call');
+        this.console.record(
+          outcome === 'delivered' ? 'signal' : 'error',
+          `${call.kind} signal ${outcome}${detail ? `: ${detail}` : ''}`,
+        );
       },
     });
     this.callbackOutbox = new CallbackOutbox({
@@ -115,6 +150,12 @@ export class Gateway {
           { kind: entry.kind, id: entry.id, node: entry.node.id, outcome, detail },
           'callback outbox',
         );
+        if (outcome !== 'skipped')
+          this.console.record(
+            outcome === 'failed' ? 'error' : 'callback',
+            `${entry.kind} callback for ${entry.node.id} ${outcome}${detail ? `: ${detail}` : ''}`,
+            { node: entry.node.id },
+          );
       },
     });
     this.autoscaler = new AutoscalerRunner({
@@ -125,6 +166,7 @@ export class Gateway {
       clock,
       signal: (signal) => {
         logger.info({ signal }, 'autoscaler signal');
+        this.console.record('signal', `autoscaler ${signal.event} x${signal.count}: ${signal.reason}`);
         const url = signal.event === 'scale-up' ? config.hooks.scaleUpUrl : config.hooks.scaleDownUrl;
         this.outbound.send({ kind: signal.event, url, body: signal });
       },
@@ -153,6 +195,7 @@ export class Gateway {
       placementLatency.handleEvent(event, true);
       this.play.handleEvent(event);
       views.handleEvent(event);
+      this.console.handleEvent(event);
       if (event.type === 'node-drained') {
         logger.info({ node: event.node.id }, 'node drained');
         // Its callback is already in the store's outbox (written with the drain): callbackOutbox sends it.
@@ -176,6 +219,7 @@ export class Gateway {
         placementLatency.handleEvent(event, false);
         this.play.handleEvent(event);
         views.handleEvent(event);
+        this.console.handleEvent(event);
       });
     }
 
@@ -189,6 +233,7 @@ export class Gateway {
         maxConnectionsPerAddress: config.server.maxConnectionsPerAddress,
         requestsPerSecondPerAddress: config.server.requestsPerSecondPerAddress,
         requestBurst: config.server.requestBurst,
+        trustedProxies: config.server.trustedProxies,
         wsMaxBackpressureBytes: config.server.wsMaxBackpressureBytes,
         wsMessagesPerSecond: config.server.wsMessagesPerSecond,
         wsMessageBurst: config.server.wsMessageBurst,
@@ -202,11 +247,25 @@ export class Gateway {
       fleet,
       clock,
       idempotencyTtlMs: config.hooks.idempotencyTtlSeconds * 1000,
+      alarmRepeatCooldownMs: config.hooks.aodh.repeatCooldownSeconds * 1000,
+    });
+    const keystoneOptions = keystoneOptionsFromConfig(config.openstack.keystone);
+    this.keystone =
+      keystoneOptions === null
+        ? undefined
+        : new KeystoneClient({ ...keystoneOptions, clock, logger: logger.child({ component: 'keystone' }) });
+    const alarmCredentials = new AlarmCredentials({
+      credentials: this.credentials,
+      orchestratorSecret: config.auth.orchestratorSecret,
+      policy: config.hooks.aodh,
+      keystone: this.keystone,
+      logger,
     });
     // Health, readiness, metrics and the operator API: served on the data plane and on the admin listener.
     const adminRoutes = operatorRoutes({
       fleet,
       store,
+      sessions,
       catalog,
       metrics: this.metrics,
       autoscalerConfig: config.autoscaler,
@@ -220,9 +279,10 @@ export class Gateway {
       ...hookRoutes({
         hooks,
         credentials: this.credentials,
+        alarmCredentials,
         views,
         metrics: this.metrics,
-        onApplied: (event, applied) =>
+        onApplied: (event, applied) => {
           logger.info(
             {
               source: event.source,
@@ -231,9 +291,15 @@ export class Gateway {
               action: event.action.kind,
             },
             event.summary,
-          ),
+          );
+          this.console.record(
+            'webhook',
+            `${event.source} webhook${applied.replayed ? ' (replayed)' : ''}: ${event.summary}`,
+          );
+        },
       }),
       ...adminRoutes,
+      ...costRoutes({ costs: this.vca.costs }),
     ];
     this.routes.push(openApiRoute(this.routes, options.version ?? '0.0.0'));
     const pipeline = new RoutePipeline({
@@ -241,9 +307,15 @@ export class Gateway {
       metrics: this.metrics,
       logger,
       now: () => clock.now(),
+      alarmCredentials,
     });
     for (const route of this.routes) this.server.route(route.method, route.path, pipeline.handler(route));
     this.server.websocket('/v1/play', pipeline.websocket('/v1/play', 'gamer', this.play.route()));
+    // The console: public static files, and a feed whose first message must be an operator token.
+    this.server.websocket('/v1/console/feed', this.console.route());
+    this.server.route('GET', consolePath, () => this.consoleAssets.index());
+    this.server.route('GET', `${consolePath}/`, () => this.consoleAssets.index());
+    this.server.route('GET', `${consolePath}/assets/:name`, (ctx) => this.consoleAssets.asset(ctx));
     this.admin =
       config.server.adminPort < 0
         ? undefined
@@ -278,6 +350,7 @@ export class Gateway {
     this.runtimeMetrics ??= collectRuntimeMetrics(this.metrics.registry);
     this.listeningPort = await this.server.listen();
     await this.admin?.listen();
+    this.console.start();
     const every = (ms: number, task: () => Promise<unknown>) => {
       let running = false;
       const timer = setInterval(() => {
@@ -304,6 +377,16 @@ export class Gateway {
     );
     if (config.autoscaler.enabled)
       every(config.autoscaler.intervalSeconds * 1000, () => this.autoscaler.runOnce());
+    // Learned costs: this instance's evidence into the store, everyone's back; a restart reads it at once.
+    if (this.vca.costs.enabled) {
+      this.vca.costs
+        .flush()
+        .catch((error) => this.logger.warn({ err: error }, 'learned costs: first read failed'));
+      every(config.costs.learning.flushSeconds * 1000, () => this.vca.costs.flush());
+    }
+    // The Heat pre-delete hook flow (openstack.heat.stackId): drains paused members, then clears their hooks.
+    const heatHooks = this.vca.heatHooks;
+    if (heatHooks) every(config.openstack.heat.pollSeconds * 1000, () => heatHooks.pollOnce());
     this.logger.info(
       { port: this.listeningPort, adminPort: this.adminPort, store: this.vca.store.kind },
       'gateway listening',
@@ -317,10 +400,20 @@ export class Gateway {
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
     this.runtimeMetrics?.stop();
+    this.console.stop();
     await Promise.all([this.server.close(), this.admin?.close()]);
     const graceMs = this.vca.config.server.shutdownGraceSeconds * 1000;
     await Promise.all([this.outbound.close(graceMs), this.callbackOutbox.close(graceMs)]);
     await this.relay?.close();
+    // What this instance learned since its last flush goes to the store before it closes.
+    if (this.vca.costs.enabled)
+      await this.vca.costs
+        .flush()
+        .catch((error) => this.logger.warn({ err: error }, 'learned costs: last flush failed'));
+    // Another instance takes the Heat hook flow over now, not only when this one's lease runs out.
+    await this.vca.heatHooks
+      ?.resign()
+      .catch((error) => this.logger.warn({ err: error }, 'heat hook flow: giving up the lead failed'));
     await this.vca.store.close();
     this.logger.info('gateway stopped');
   }

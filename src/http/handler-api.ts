@@ -47,6 +47,8 @@ export interface WsSession<U> {
   /** Sends `message` as JSON text; false when the socket is closed or the message was dropped for backpressure. */
   send(message: object): boolean;
   close(code?: number, reason?: string): void;
+  /** Bytes queued for the client and not yet written to the network (0 once closed). */
+  bufferedBytes(): number;
   readonly remoteAddress: string;
   readonly closed: boolean;
 }

@@ -11,6 +11,9 @@ const securityByAccess: Record<RouteAccess, Array<Record<string, string[]>>> = {
   node: [{ nodeToken: [] }],
   orchestrator: [{ hookSecret: [] }],
   'signed-orchestrator': [{ hookSignature: [] }],
+  alarm: [{ keystoneToken: [] }, { hookSecret: [] }],
+  // The token is a path segment, which OpenAPI security schemes cannot name: see the route's summary.
+  'alarm-path-token': [],
   public: [],
 };
 
@@ -81,6 +84,12 @@ export function buildOpenApi(routes: readonly ApiRoute[], version: string) {
         nodeToken: { type: 'http', scheme: 'bearer', description: 'Per-node token returned at registration' },
         hookSecret: { type: 'apiKey', in: 'header', name: 'X-VCA-Hook-Secret' },
         hookSignature: { type: 'apiKey', in: 'header', name: 'X-VCA-Signature' },
+        keystoneToken: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'X-Auth-Token',
+          description: 'A Keystone token (what Aodh sends for a trust+http alarm action)',
+        },
       },
       schemas: {
         Problem: {

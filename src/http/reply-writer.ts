@@ -20,6 +20,8 @@ export interface Exchange {
   /** False while request body bytes may still arrive; replying then must close the connection. */
   bodyComplete: boolean;
   onAbort: (() => void) | undefined;
+  /** A HEAD request: the reply goes out with its headers and content-length but without its body. */
+  head?: boolean;
 }
 
 /** Where a failed request was going, for the log line. */
@@ -172,7 +174,14 @@ export class ReplyWriter {
     res.cork(() => {
       res.writeStatus(statusLine(reply.status));
       for (const [name, value] of reply.headers) res.writeHeader(name, value);
-      if (reply.payload === undefined && !closeConnection && (reply.status === 204 || reply.status === 304)) {
+      if (exchange.head === true) {
+        const length = reply.payload === undefined ? 0 : Buffer.byteLength(reply.payload);
+        res.endWithoutBody(length, closeConnection);
+      } else if (
+        reply.payload === undefined &&
+        !closeConnection &&
+        (reply.status === 204 || reply.status === 304)
+      ) {
         // Called with no arguments on purpose: v20.30 turns an explicit `undefined` length into
         // `Content-Length: 9223372036854775808`; with none it writes no content-length, as 204 requires.
         res.endWithoutBody();

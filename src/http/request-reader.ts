@@ -11,6 +11,7 @@ import { VcaError } from '../errors.js';
 import { exceedsJsonDepth, jsonTooDeepError } from '../json-depth.js';
 import { addressFromBytes } from './remote-address.js';
 import type { Exchange, ReplyWriter } from './reply-writer.js';
+import type { TrustedProxies } from './trusted-proxies.js';
 
 /** Everything the handler may read of the uWS request, copied while it is still valid. */
 export interface CopiedRequest {
@@ -18,6 +19,7 @@ export interface CopiedRequest {
   path: string;
   query: URLSearchParams;
   headers: Record<string, string>;
+  /** The client's address: the peer's, or behind a trusted proxy the one it names (trusted-proxies.ts). */
   remoteAddress: string;
 }
 
@@ -37,8 +39,28 @@ export class RequestAbortedError extends Error {
 
 const jsonContentTypePattern = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
+/**
+ * The client address of a uWS request: the peer, unless it is a trusted proxy; then the PROXY protocol
+ * v2 source uWS parsed (empty when the connection had no PROXY header) and X-Forwarded-For decide.
+ */
+function clientAddress(
+  res: HttpResponse,
+  headers: Record<string, string>,
+  trustedProxies: TrustedProxies | undefined,
+): string {
+  // The binary form is cheaper than uWS's text form, and normalizes to the same canonical key.
+  const peer = addressFromBytes(res.getRemoteAddress());
+  if (trustedProxies === undefined || trustedProxies.empty) return peer;
+  const proxied = addressFromBytes(res.getProxiedRemoteAddress());
+  return trustedProxies.clientAddress(peer, proxied, headers['x-forwarded-for']);
+}
+
 /** Copies the request out of uWS; `req` is invalid once the uWS callback returns. */
-export function copyRequest(res: HttpResponse, req: HttpRequest): CopiedRequest {
+export function copyRequest(
+  res: HttpResponse,
+  req: HttpRequest,
+  trustedProxies?: TrustedProxies,
+): CopiedRequest {
   const headers: Record<string, string> = {};
   req.forEach((name, value) => {
     const previous = headers[name];
@@ -50,8 +72,7 @@ export function copyRequest(res: HttpResponse, req: HttpRequest): CopiedRequest 
     path: req.getUrl(),
     query: query ? new URLSearchParams(query) : new URLSearchParams(),
     headers,
-    // The binary form is cheaper than uWS's text form, and normalizes to the same canonical key.
-    remoteAddress: addressFromBytes(res.getRemoteAddress()),
+    remoteAddress: clientAddress(res, headers, trustedProxies),
   };
 }
 

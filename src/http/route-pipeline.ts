@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { isVcaError, VcaError } from '../errors.js';
 import type { VcaMetrics } from '../metrics/vca-metrics.js';
+import type { AlarmCredentials } from './alarm-credentials.js';
 import type { ApiRoute, RouteAccess } from './api-routes.js';
 import type { Credentials, PresentedCredentials } from './credentials.js';
 import type { RequestContext, RouteHandler, UpgradeContext, WsRoute } from './handler-api.js';
@@ -20,6 +21,8 @@ export interface RoutePipelineOptions {
   logger: Logger;
   /** Milliseconds clock of the signature window. */
   now: () => number;
+  /** The `alarm` access check (Keystone token or hook secret); without it, the hook secret alone. */
+  alarmCredentials?: Pick<AlarmCredentials, 'require'>;
 }
 
 /**
@@ -51,10 +54,12 @@ export class RoutePipeline {
     const { metrics, logger } = this.options;
     const { body } = route;
     const signed = route.access === 'signed-orchestrator';
-    const checkAccess = signed ? undefined : this.accessCheck(route.access, route.path);
+    const alarm = route.access === 'alarm';
+    const checkAccess = signed || alarm ? undefined : this.accessCheck(route.access, route.path);
     return async (ctx) => {
       try {
         if (signed) await this.checkSignature(ctx);
+        else if (alarm) await this.checkAlarmCaller(ctx);
         else if (checkAccess) {
           const gamer = checkAccess(ctx);
           if (gamer !== undefined) ctx.gamer = gamer instanceof Promise ? await gamer : gamer;
@@ -102,6 +107,10 @@ export class RoutePipeline {
     switch (access) {
       case 'public':
         return undefined;
+      case 'alarm-path-token':
+        if (!path.split('/').includes(':token'))
+          throw new Error(`alarm route ${path} has no :token for its handler to check`);
+        return undefined;
       case 'gamer':
         return (request) => credentials.requireGamer(request, this.options.now());
       case 'operator':
@@ -114,7 +123,16 @@ export class RoutePipeline {
         return proving((request) => credentials.requireHookSecret(request));
       case 'signed-orchestrator':
         throw new Error(`route ${path}: a signature covers a body, which only the HTTP pipeline reads`);
+      case 'alarm':
+        throw new Error(`route ${path}: alarm actions are HTTP POSTs, not WebSockets`);
     }
+  }
+
+  /** A Keystone token (validated with Keystone: asynchronous) or the hook secret. */
+  private async checkAlarmCaller(ctx: RequestContext): Promise<void> {
+    const { alarmCredentials, credentials } = this.options;
+    if (alarmCredentials) await alarmCredentials.require(ctx);
+    else credentials.requireHookSecret(ctx);
   }
 
   /** The signature covers the raw bytes; only after it holds is the body held to JSON and parsed. */

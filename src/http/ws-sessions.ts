@@ -109,6 +109,10 @@ class UwsSession<U> implements WsSession<U> {
     return true;
   }
 
+  bufferedBytes(): number {
+    return this.closed ? 0 : this.socket.getBufferedAmount();
+  }
+
   close(code = 1000, reason = ''): void {
     if (this.closed) return;
     this.isEnding = true;
@@ -213,7 +217,7 @@ export class WebSocketSessions {
     let slot: ConnectionSlot | undefined;
     try {
       // req is only valid until this function returns: copy headers and the upgrade keys now.
-      const copied = copyRequest(res, req);
+      const copied = copyRequest(res, req, this.admission.trustedProxies);
       const secWebSocketKey = req.getHeader('sec-websocket-key');
       const secWebSocketProtocol = req.getHeader('sec-websocket-protocol');
       const secWebSocketExtensions = req.getHeader('sec-websocket-extensions');

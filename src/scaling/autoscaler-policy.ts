@@ -1,13 +1,16 @@
 /**
  * The autoscaler as a pure decision: from the fleet, the queue and the last actions, decide to scale
  * up by N, scale down these nodes, or hold. Keeps an Agones-style buffer of free reference slots,
- * reacts to a non-empty queue at once, and respects cooldowns and min/max node counts.
+ * reacts to a non-empty queue at once, and respects cooldowns and min/max node counts. In a Heat group
+ * it scales down only the member Heat removes next.
  */
 import type { AutoscalerConfig } from '../config/schema.js';
 import type { GpuModel } from '../cost/catalog.js';
 import { fullShare, referencePixelRate } from '../cost/session-cost.js';
+import type { OrchestratorMembership } from '../fleet/orchestrator-membership.js';
 import type { GpuView, NodeView } from '../state/state-store.js';
 import { pickDrainVictims } from './drain-planner.js';
+import { heatRemovalOrder } from './heat-removal-order.js';
 
 export interface AutoscalerInput {
   now: number;
@@ -45,6 +48,32 @@ export function nodeFreeSlots(
     if (gpuModel) total += freeReferenceSlots(gpu, gpuModel, config.referenceSlotShare);
   }
   return total;
+}
+
+/**
+ * The nodes a scale-down may drain: every node outside a Heat group, and from each Heat group only the
+ * member Heat removes next (heat-removal-order.ts; members already draining or drained are the ones a
+ * pending signal removes first, so they are not in `nodes`). Draining any other member would be
+ * wasted: signalled to shrink, Heat deletes its own next victim, sessions and all.
+ */
+export function scaleDownCandidates(nodes: readonly NodeView[]): NodeView[] {
+  const outside: NodeView[] = [];
+  const groups = new Map<string, Array<NodeView & { orchestrator: OrchestratorMembership }>>();
+  for (const node of nodes) {
+    const membership = node.orchestrator;
+    if (membership === undefined) {
+      outside.push(node);
+      continue;
+    }
+    const key = `${membership.stackId}\u0000${membership.group}`;
+    const members = groups.get(key) ?? [];
+    members.push({ ...node, orchestrator: membership });
+    groups.set(key, members);
+  }
+  const nextVictims = [...groups.values()].map(
+    (members) => heatRemovalOrder(members, (member) => member.orchestrator)[0]!,
+  );
+  return [...outside, ...nextVictims];
 }
 
 const cooling = (last: number | null, now: number, seconds: number) =>
@@ -86,7 +115,9 @@ export function decideScaling(input: AutoscalerInput): AutoscalerDecision {
       return { action: 'hold', reason: 'scale-down cooldown', freeSlots };
     }
     // One node at a time, and only one whose loss keeps the buffer whole; its sessions end naturally.
-    const victim = pickDrainVictims(active, active.length).find((node) => {
+    // In a Heat group only the member Heat removes next may go (the signal makes Heat remove that one).
+    const candidates = scaleDownCandidates(active);
+    const victim = pickDrainVictims(candidates, candidates.length).find((node) => {
       const lost =
         node.state === 'provisioning' ? config.nodeReferenceSlots : nodeFreeSlots(node, config, input.model);
       return lost <= surplus;

@@ -153,7 +153,7 @@ export class FleetService {
    * deleting them): each is re-placed on another node or waits at the front of the queue.
    */
   async migrateSessionsNow(nodeIds: readonly string[]): Promise<{ migrated: number; queued: number }> {
-    const { store, sessions } = this.options;
+    const { sessions } = this.options;
     let migrated = 0;
     let queued = 0;
     for (const id of nodeIds) {

@@ -25,8 +25,11 @@ const covered = [
 let gw: TestGateway;
 afterEach(async () => gw?.close());
 
+/** The group the Heat and contextualization fixtures name: count drains stay inside it. */
+const fixtureGroup = 'rrvc-ASGroup-nyywzf4x5hif';
+
 /**
- * Two ready L4 nodes, one session each: `heavy` hosts Unigine Heaven (0.4 of a GPU), `light` Stardew
+ * Two ready L4 nodes of the fixtures' group, one session each: `heavy` hosts Unigine Heaven (0.4 of a GPU), `light` Stardew
  * Valley (0.05). Same state, same session count: only committed load tells the drain victim.
  */
 async function fleetWithLoad(gateway: TestGateway): Promise<void> {
@@ -34,7 +37,7 @@ async function fleetWithLoad(gateway: TestGateway): Promise<void> {
     ['heavy', 'r1'],
     ['light', 'r2'],
   ] as const) {
-    const node = await gateway.registerNode(id, 'L4', 1, { region });
+    const node = await gateway.registerNode(id, 'L4', 1, { region }, { group: fixtureGroup });
     expect((await gateway.telemetry(id, node.token, idleTelemetry(1))).status).toBe(200);
   }
   for (const [game, region] of [
@@ -137,7 +140,7 @@ describe('webhooks: every fixture', () => {
       eventId: 'notification:c1f0e9a2-3b4d-4e5f-8a9b-0c1d2e3f4a5b',
       source: 'oslo-notification',
       eventType: 'orchestration.autoscaling.end',
-      action: 'drain-count',
+      action: 'heat-resize',
       group: 'rrvc-ASGroup-nyywzf4x5hif',
       capacity: { after: 4, adjustment: -1, adjustmentType: 'change_in_capacity' },
       draining: [{ id: 'light', state: 'draining' }],
@@ -156,7 +159,7 @@ describe('webhooks: every fixture', () => {
     const result = await gw.hook('notifications', envelope);
     expect(result.status, JSON.stringify(result.body)).toBe(200);
     expect(result.body.events[0]).toMatchObject({
-      action: 'drain-count',
+      action: 'heat-resize',
       draining: [{ id: 'light', state: 'draining' }],
     });
     expect(await nodeStates(gw)).toEqual({ heavy: 'ready', light: 'draining' });
@@ -293,7 +296,7 @@ describe('webhooks: replays change nothing', () => {
     await fleetWithLoad(gw);
     const alarm = await gw.hook('aodh', aodhAlarmOnOsloScaleDown());
     expect(alarm.body).toMatchObject({
-      action: 'drain-count',
+      action: 'heat-resize',
       draining: [{ id: 'light', state: 'draining' }],
       replayed: false,
     });
@@ -495,7 +498,7 @@ describe('webhooks: all or nothing, and a refusal is not remembered', () => {
   /** fleetWithLoad plus `idle`: ready, empty, so draining it would drain and remove it at once. */
   async function fleetWithIdleNode(gateway: TestGateway): Promise<void> {
     await fleetWithLoad(gateway);
-    const idle = await gateway.registerNode('idle', 'L4', 1, { region: 'r3' });
+    const idle = await gateway.registerNode('idle', 'L4', 1, { region: 'r3' }, { group: fixtureGroup });
     expect((await gateway.telemetry('idle', idle.token, idleTelemetry(1))).status).toBe(200);
   }
 
@@ -598,7 +601,7 @@ describe('webhooks: all or nothing, and a refusal is not remembered', () => {
     gw = await startTestGateway();
     await fleetWithIdleNode(gw);
     const down = (eventId: string) =>
-      gw.hook('contextualize', { eventId, event: 'scale-down', group: 'g', count: 1 });
+      gw.hook('contextualize', { eventId, event: 'scale-down', group: fixtureGroup, count: 1 });
     const [first, second] = await Promise.all([down('count-1'), down('count-2')]);
     expect(first.status, JSON.stringify(first.body)).toBe(200);
     expect(second.status, JSON.stringify(second.body)).toBe(200);

@@ -128,6 +128,29 @@ describe('hooks: contextualization', () => {
     }
   });
 
+  it('keeps the Heat membership a registration carries, and none when it carries none', () => {
+    const body = fixture('contextualize-scale-up.json');
+    const [node] = body.nodes as Record<string, unknown>[];
+    const orchestrator = {
+      kind: 'heat',
+      stackId: '8a1f0c52-9b0e-4b7a-a2d4-5a7d0c3e1f10',
+      group: 'vca-asg',
+      member: 'x3kq7mbu4f2c',
+      serverId: 'f0e1d2c3-b4a5-4697-8877-665544332211',
+      createdAt: '2026-11-19T10:35:59Z',
+      failed: false,
+    };
+    const event = parseContextualize({ ...body, nodes: [{ ...node, orchestrator }] });
+    expect(event.action.kind === 'register-nodes' && event.action.nodes[0]!.orchestrator).toEqual(
+      orchestrator,
+    );
+    const { serverId: _serverId, failed: _failed, ...required } = orchestrator;
+    const bare = parseContextualize({ ...body, nodes: [{ ...node, orchestrator: required }] });
+    expect(bare.action.kind === 'register-nodes' && bare.action.nodes[0]!.orchestrator).toEqual(required);
+    const none = parseContextualize(body);
+    expect(none.action.kind === 'register-nodes' && 'orchestrator' in none.action.nodes[0]!).toBe(false);
+  });
+
   it('drains a count of nodes on a scale-down by count', () => {
     const event = parseContextualize(fixture('contextualize-scale-down-count.json'));
     expect(event).toMatchObject({
@@ -155,14 +178,14 @@ describe('hooks: contextualization', () => {
 });
 
 describe('hooks: oslo notifications', () => {
-  it('drains |adjustment| nodes when Heat ends a change_in_capacity scale-down', () => {
+  it('acts on the end of a change_in_capacity scale-down of a named group (its members leave)', () => {
     const event = only(parseNotifications(fixture('oslo-notification-autoscaling-end-scale-down.json')));
     expect(event).toMatchObject({
       idempotencyKey: 'notification:c1f0e9a2-3b4d-4e5f-8a9b-0c1d2e3f4a5b',
       source: 'oslo-notification',
       eventType: 'orchestration.autoscaling.end',
       group: 'rrvc-ASGroup-nyywzf4x5hif',
-      action: { kind: 'drain-count', count: 1 },
+      action: { kind: 'heat-resize', phase: 'end' },
     });
     expect(event.capacity).toEqual({ after: 4, adjustment: -1, adjustmentType: 'change_in_capacity' });
   });
@@ -202,6 +225,43 @@ describe('hooks: oslo notifications', () => {
     expect(event.capacity).toEqual({ before: 3, adjustment: 1, adjustmentType: 'change_in_capacity' });
   });
 
+  it('acts on the start of a shrinking resize of a named group, in every adjustment type', () => {
+    for (const [adjustment, type] of [
+      [-1, 'change_in_capacity'],
+      [-1, 'ChangeInCapacity'],
+      [2, 'exact_capacity'],
+      [2, 'ExactCapacity'],
+      [-50, 'percent_change_in_capacity'],
+      [-50, 'PercentChangeInCapacity'],
+    ] as const) {
+      const event = only(
+        parseNotifications(
+          autoscalingNotification(
+            { capacity: 4, adjustment, adjustment_type: type },
+            { event_type: 'orchestration.autoscaling.start' },
+          ),
+        ),
+      );
+      expect(event.action, type).toEqual({ kind: 'heat-resize', phase: 'start' });
+      expect(event.capacity?.before).toBe(4);
+    }
+  });
+
+  it('changes nothing for a resize that names no group: a count could not be kept to its group', () => {
+    const event = only(
+      parseNotifications(
+        autoscalingNotification({
+          groupname: null,
+          capacity: 3,
+          adjustment: -1,
+          adjustment_type: 'change_in_capacity',
+        }),
+      ),
+    );
+    expect(event.action).toEqual({ kind: 'record' });
+    expect(event.summary).toContain('names no group');
+  });
+
   it('records the end of a scale-up and says the new nodes register through the contextualization hook', () => {
     const event = only(
       parseNotifications(
@@ -213,7 +273,7 @@ describe('hooks: oslo notifications', () => {
     expect(event.summary).toContain('contextualization hook');
   });
 
-  it('records a failed resize with the size Heat re-read', () => {
+  it('acts on a failed resize with the size Heat re-read (members it removed before failing leave)', () => {
     const event = only(
       parseNotifications(
         autoscalingNotification(
@@ -222,18 +282,18 @@ describe('hooks: oslo notifications', () => {
         ),
       ),
     );
-    expect(event.action).toEqual({ kind: 'record' });
+    expect(event.action).toEqual({ kind: 'heat-resize', phase: 'error' });
     expect(event.capacity).toMatchObject({ after: 4 });
     expect(event.summary).toContain('Quota exceeded');
   });
 
-  it('normalizes ExactCapacity and records it, since the end notification lacks the size before', () => {
+  it('normalizes ExactCapacity; its end is acted on (the size before comes from the start or the group)', () => {
     const event = only(
       parseNotifications(
         autoscalingNotification({ capacity: 2, adjustment: 2, adjustment_type: 'ExactCapacity' }),
       ),
     );
-    expect(event.action).toEqual({ kind: 'record' });
+    expect(event.action).toEqual({ kind: 'heat-resize', phase: 'end' });
     expect(event.capacity).toEqual({ after: 2, adjustment: 2, adjustmentType: 'exact_capacity' });
   });
 
@@ -247,7 +307,7 @@ describe('hooks: oslo notifications', () => {
         }),
       ),
     );
-    expect(event.action).toEqual({ kind: 'record' });
+    expect(event.action).toEqual({ kind: 'heat-resize', phase: 'end' });
     expect(event.capacity).toEqual({
       after: 9,
       adjustment: -12.5,
@@ -261,7 +321,7 @@ describe('hooks: oslo notifications', () => {
         autoscalingNotification({ capacity: '4', adjustment: ' -2 ', adjustment_type: 'change_in_capacity' }),
       ),
     );
-    expect(event.action).toEqual({ kind: 'drain-count', count: 2 });
+    expect(event.action).toEqual({ kind: 'heat-resize', phase: 'end' });
     expect(event.capacity).toEqual({ after: 4, adjustment: -2, adjustmentType: 'change_in_capacity' });
   });
 
@@ -326,7 +386,10 @@ describe('hooks: Ceilometer events', () => {
         ]),
       ),
     );
-    expect(event).toMatchObject({ source: 'ceilometer-event', action: { kind: 'drain-count', count: 2 } });
+    expect(event).toMatchObject({
+      source: 'ceilometer-event',
+      action: { kind: 'heat-resize', phase: 'end' },
+    });
   });
 
   it('coerces integer traits sent as strings and reads traits spelled as objects', () => {
@@ -340,7 +403,7 @@ describe('hooks: Ceilometer events', () => {
       ),
     );
     expect(event.capacity).toEqual({ after: 3, adjustment: -1, adjustmentType: 'change_in_capacity' });
-    expect(event.action).toEqual({ kind: 'drain-count', count: 1 });
+    expect(event.action).toEqual({ kind: 'heat-resize', phase: 'end' });
   });
 
   it.each([
@@ -439,8 +502,8 @@ describe('hooks: aodh alarms', () => {
       trait[0] === 'adjustment' ? ['adjustment', 2, -3] : trait,
     );
     expect(parseAodhAlarm(body, new URLSearchParams('action=UP')).action).toEqual({
-      kind: 'drain-count',
-      count: 3,
+      kind: 'heat-resize',
+      phase: 'end',
     });
     const grown = parseAodhAlarm(
       fixture('aodh-event-alarm-autoscaling-end.json'),
@@ -595,12 +658,19 @@ describe('hooks: replay keys', () => {
     expect(new Set(events.map((event) => event.idempotencyKey))).toEqual(
       new Set(['notification:heat-msg-1']),
     );
-    for (const event of events) expect(event.action).toEqual({ kind: 'drain-count', count: 1 });
+    for (const event of events) expect(event.action).toEqual({ kind: 'heat-resize', phase: 'end' });
   });
 });
 
 describe('hooks: rejecting bad input', () => {
   const scaleUp = () => fixture('contextualize-scale-up.json');
+  const membership = () => ({
+    kind: 'heat',
+    stackId: '8a1f0c52-9b0e-4b7a-a2d4-5a7d0c3e1f10',
+    group: 'vca-asg',
+    member: 'x3kq7mbu4f2c',
+    createdAt: '2026-11-19T10:35:59Z',
+  });
   const withNode = (node: Record<string, unknown>) => {
     const body = scaleUp();
     const [first] = body.nodes as Record<string, unknown>[];
@@ -645,6 +715,57 @@ describe('hooks: rejecting bad input', () => {
       'nodes.0',
     ],
     ['a node id starting with a dash', withNode({ id: '-render-7' }), 'nodes.0.id'],
+    ['membership that is not an object', withNode({ orchestrator: 'heat' }), 'nodes.0.orchestrator'],
+    [
+      'membership of another orchestrator kind',
+      withNode({ orchestrator: { ...membership(), kind: 'senlin' } }),
+      'nodes.0.orchestrator.kind',
+    ],
+    [
+      'membership without a member name',
+      withNode({ orchestrator: { ...membership(), member: undefined } }),
+      'nodes.0.orchestrator.member',
+    ],
+    [
+      'membership with an empty stack id',
+      withNode({ orchestrator: { ...membership(), stackId: '' } }),
+      'nodes.0.orchestrator.stackId',
+    ],
+    [
+      'a group name over 255 characters',
+      withNode({ orchestrator: { ...membership(), group: 'g'.repeat(256) } }),
+      'nodes.0.orchestrator.group',
+    ],
+    [
+      'a member name with a control character',
+      withNode({ orchestrator: { ...membership(), member: 'abc\ndef' } }),
+      'nodes.0.orchestrator.member',
+    ],
+    [
+      'a creation time that is no ISO 8601 text',
+      withNode({ orchestrator: { ...membership(), createdAt: 'yesterday' } }),
+      'nodes.0.orchestrator.createdAt',
+    ],
+    [
+      'a creation time on 31 February',
+      withNode({ orchestrator: { ...membership(), createdAt: '2026-02-31T10:00:00Z' } }),
+      'nodes.0.orchestrator.createdAt',
+    ],
+    [
+      'a creation time at hour 25',
+      withNode({ orchestrator: { ...membership(), createdAt: '2026-11-19T25:00:00Z' } }),
+      'nodes.0.orchestrator.createdAt',
+    ],
+    [
+      'failed as a string',
+      withNode({ orchestrator: { ...membership(), failed: 'yes' } }),
+      'nodes.0.orchestrator.failed',
+    ],
+    [
+      'an unknown membership field',
+      withNode({ orchestrator: { ...membership(), minSize: 1 } }),
+      'nodes.0.orchestrator.minSize',
+    ],
     ['a node id with a space', withNode({ id: 'render 7' }), 'nodes.0.id'],
     ['a node id over 63 characters', withNode({ id: `r${'x'.repeat(63)}` }), 'nodes.0.id'],
     ['port 0', withNode({ port: 0 }), 'nodes.0.port'],

@@ -83,6 +83,43 @@ export function describeStoreContract(
         await expectInvariant(store);
       });
 
+      it('keeps the orchestrator membership a node registered with, and shows none for a node without', async () => {
+        const membership = {
+          kind: 'heat' as const,
+          stackId: '8a1f0c52-9b0e-4b7a-a2d4-5a7d0c3e1f10',
+          group: 'vca-asg',
+          member: 'x3kq7mbu4f2c',
+          serverId: 'f0e1d2c3-b4a5-4697-8877-665544332211',
+          createdAt: '2026-11-19T10:35:59Z',
+        };
+        const failed = {
+          ...membership,
+          member: 'aa00zz11bb22',
+          createdAt: '2026-11-19T10:36:00Z',
+          failed: true,
+        };
+        await store.registerNode({ ...registration('node-a'), orchestrator: membership }, 0);
+        await store.registerNodes(
+          [{ ...registration('node-b'), orchestrator: failed }, registration('node-c')],
+          0,
+        );
+        // A replay with other membership is a replay: the first registration's membership stays.
+        const replay = await store.registerNode(
+          { ...registration('node-a'), orchestrator: { ...membership, member: 'changed' } },
+          10,
+        );
+        expect(replay.created).toBe(false);
+        expect(replay.node.orchestrator).toEqual(membership);
+        expect((await store.getNode('node-a'))!.orchestrator).toEqual(membership);
+        const listed = new Map((await store.listNodes()).map((node) => [node.id, node]));
+        expect(listed.get('node-a')!.orchestrator).toEqual(membership);
+        expect(listed.get('node-b')!.orchestrator).toEqual(failed);
+        expect('orchestrator' in listed.get('node-c')!).toBe(false);
+        await store.setNodeState('node-b', 'draining', 20, 1000);
+        expect((await store.getNode('node-a'))!.orchestrator).toEqual(membership);
+        await expectInvariant(store);
+      });
+
       it('keeps a node provisioning until its first telemetry, then makes it ready', async () => {
         const { node } = await store.registerNode(registration('node-a'), 0);
         expect(node.state).toBe('provisioning');

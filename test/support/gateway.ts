@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { loadCatalog } from '../../src/config/load-catalog.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import type { VcaConfig } from '../../src/config/schema.js';
+import { createStore } from '../../src/create-store.js';
 import { signBody } from '../../src/http/credentials.js';
 import { Gateway } from '../../src/http/gateway.js';
 import { FakeClock } from './domain.js';
@@ -48,6 +49,8 @@ export interface TestGateway {
     model: string,
     count?: number,
     labels?: Record<string, string>,
+    /** The autoscaling group (default `test-group`) and, optionally, the node's Heat membership. */
+    membership?: { group?: string; orchestrator?: Record<string, unknown> },
   ): Promise<{ token: string; ticketKey: string }>;
   /** Sends telemetry for a node as its probe would. */
   telemetry(id: string, token: string, gpus: readonly object[]): Promise<{ status: number; body: any }>;
@@ -78,11 +81,15 @@ export async function startTestGateway(
     },
   }) as VcaConfig;
   const clock = new FakeClock(Date.now());
+  // `store: {kind: 'redis', redis: {url, keyPrefix}}` in the overrides: a Redis store and its event
+  // relay, built as the gateway process builds them (several test gateways may share one prefix).
+  const shared = config.store.kind === 'redis' ? await createStore(config, logger) : {};
   const gateway = new Gateway({
     config,
     catalog: loadCatalog(config),
     logger,
     clock,
+    ...shared,
   });
   const port = await gateway.start();
   const url = `http://127.0.0.1:${port}`;
@@ -103,16 +110,31 @@ export async function startTestGateway(
     return { status: result.status, body: result.body };
   };
 
-  const registerNode: TestGateway['registerNode'] = async (id, model, count = 1, labels = {}) => {
+  const registerNode: TestGateway['registerNode'] = async (
+    id,
+    model,
+    count = 1,
+    labels = {},
+    membership = {},
+  ) => {
+    const node: Record<string, unknown> = {
+      id,
+      host: '127.0.0.1',
+      port: 5900,
+      protocol: 'webrtc',
+      gpus: [{ model, count }],
+      labels,
+    };
+    if (membership.orchestrator !== undefined) node.orchestrator = membership.orchestrator;
     const result = await hook('contextualize', {
       eventId: `test-up-${id}-${++eventCounter}`,
       event: 'scale-up',
-      group: 'test-group',
-      nodes: [{ id, host: '127.0.0.1', port: 5900, protocol: 'webrtc', gpus: [{ model, count }], labels }],
+      group: membership.group ?? 'test-group',
+      nodes: [node],
     });
     if (result.status !== 200) throw new Error(`registration failed: ${JSON.stringify(result.body)}`);
-    const node = result.body.registered[0];
-    return { token: node.token, ticketKey: node.ticketKey };
+    const registered = result.body.registered[0];
+    return { token: registered.token, ticketKey: registered.ticketKey };
   };
 
   const telemetry: TestGateway['telemetry'] = async (id, token, gpus) => {

@@ -14,6 +14,7 @@ import {
   NotificationsBodySchema,
 } from '../../hooks/schemas.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
+import type { AlarmCredentials } from '../alarm-credentials.js';
 import { type ApiRoute, defineRoute, json, parsedBody } from '../api-routes.js';
 import type { SessionViews } from '../assignment-view.js';
 import type { Credentials } from '../credentials.js';
@@ -23,6 +24,8 @@ export interface HookRouteDeps {
   credentials: Credentials;
   views: SessionViews;
   metrics: VcaMetrics;
+  /** Checks the per-alarm path token of `/v1/hooks/aodh/:token`; without it that route answers 401. */
+  alarmCredentials?: Pick<AlarmCredentials, 'requirePathToken'>;
   onApplied?: (event: OrchestrationEvent, applied: AppliedHook) => void;
 }
 
@@ -79,12 +82,43 @@ export function hookRoutes(deps: HookRouteDeps): ApiRoute[] {
     defineRoute({
       method: 'POST',
       path: '/v1/hooks/aodh',
-      access: 'orchestrator',
+      access: 'alarm',
       summary:
-        'Aodh / Ceilometer alarm bodies (today and the 2014 notification alarm); direction may ride in ?action=UP|DOWN',
+        'Aodh / Ceilometer alarm bodies (today and the 2014 notification alarm); direction may ride in ?action=UP|DOWN. A Keystone token in X-Auth-Token (Aodh trust+http actions), or the hook secret',
       // The alarm URL's ?action=UP|DOWN is part of what the body means.
       body: parsedBody(AodhAlarmBodySchema, (alarm, request) => parseAodhAlarm(alarm, request.query)),
-      responses: { 200: 'Recorded or applied', 401: 'Bad secret', 400: 'Invalid body' },
+      responses: {
+        200: 'Recorded or applied',
+        401: 'Bad secret or Keystone token',
+        403: 'Keystone token of a project or without roles not allowed',
+        400: 'Invalid body',
+        503: 'Keystone unreachable',
+      },
+      handler: async (_ctx, event) => json(200, await apply(event)),
+    }),
+    defineRoute({
+      method: 'POST',
+      path: '/v1/hooks/aodh/:token',
+      access: 'alarm-path-token',
+      summary:
+        'The same Aodh alarm bodies, authenticated by a per-alarm path token (HMAC of the alarm id and ?action=, issued by npm run aodh:alarm-url)',
+      body: parsedBody(AodhAlarmBodySchema, (alarm, request) => {
+        // The token names the alarm, so it is checked once the body is read: before anything changes.
+        const event = parseAodhAlarm(alarm, request.query);
+        if (!deps.alarmCredentials)
+          throw new VcaError('VCA_ERR_UNAUTHORIZED', 'Per-alarm path tokens are off');
+        deps.alarmCredentials.requirePathToken(
+          request.params.token ?? '',
+          event.alarm?.id ?? '',
+          request.query,
+        );
+        return event;
+      }),
+      responses: {
+        200: 'Recorded or applied',
+        401: 'Not the token of this alarm and action',
+        400: 'Invalid body',
+      },
       handler: async (_ctx, event) => json(200, await apply(event)),
     }),
     defineRoute({

@@ -7,13 +7,17 @@ import { VcaError } from '../../errors.js';
 import type { VcaMetrics } from '../../metrics/vca-metrics.js';
 import { nodeFreeSlots } from '../../scaling/autoscaler-policy.js';
 import type { FleetService } from '../../scaling/fleet-service.js';
+import type { SessionService } from '../../sessions/session-service.js';
 import type { StateStore } from '../../state/state-store.js';
 import { type ApiRoute, defineRoute, json, jsonBody } from '../api-routes.js';
 import { DrainRequestSchema } from '../api-schemas.js';
+import { listSessionsForOperator, parseSessionFilter } from './operator-sessions.js';
 
 export interface OperatorRouteDeps {
   fleet: FleetService;
   store: StateStore;
+  /** Ending a session as the operator. */
+  sessions: SessionService;
   catalog: CatalogIndex;
   metrics: VcaMetrics;
   autoscalerConfig: AutoscalerConfig;
@@ -72,6 +76,35 @@ export function operatorRoutes(deps: OperatorRouteDeps): ApiRoute[] {
       summary: 'Return a draining node to service',
       responses: { 200: 'Ready again', 404: 'Unknown node', 409: 'Not draining' },
       handler: async (ctx) => json(200, await fleet.undrainNode(ctx.params.id!)),
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/v1/operator/sessions',
+      access: 'operator',
+      summary:
+        'Live sessions (assigned, then queued in queue order), filtered by ?game=, ?node=, ?region=, ?state=queued|assigned; at most ?limit= (default 500, up to 5000)',
+      responses: { 200: 'Sessions', 400: 'A bad filter' },
+      handler: async (ctx) => json(200, await listSessionsForOperator(store, parseSessionFilter(ctx.query))),
+    }),
+    defineRoute({
+      method: 'DELETE',
+      path: '/v1/operator/sessions/:id',
+      access: 'operator',
+      summary: "End any gamer's session (or take it out of the queue) as the operator",
+      responses: { 200: 'Ended', 404: 'Unknown session', 410: 'Already ended' },
+      async handler(ctx) {
+        const id = ctx.params.id!;
+        const ended = await deps.sessions.end(id, 'cancelled');
+        if (ended)
+          return json(200, {
+            sessionId: ended.id,
+            state: ended.state,
+            endReason: ended.endReason,
+            node: ended.placement?.nodeId ?? null,
+          });
+        const known = await deps.sessions.get(id);
+        throw new VcaError('VCA_ERR_SESSION_ENDED', `Session "${id}" already ended (${known.endReason})`);
+      },
     }),
     defineRoute({
       method: 'GET',

@@ -143,7 +143,10 @@ function decodeHashValue(decoding: LuaDecoding, value: string): string {
   }
 }
 
-/** `function F.<name>(<param>)`: HMGET of the layout's Lua fields, as a table keyed by their Lua keys. */
+/**
+ * `function F.<name>(<param>)`: HMGET of the layout's Lua fields, as a table keyed by their Lua keys; and
+ * `F.<name>_from(<param>, m)`: the same table from a hash already read whole (no second read).
+ */
 function hashReader(name: string, keyFunction: string, param: string, layout: HashLayout, source: string) {
   const read = layout.fields.filter((field) => field.lua);
   const present = read.findIndex((field) => field.name === layout.presentWhen);
@@ -166,6 +169,20 @@ function hashReader(name: string, keyFunction: string, param: string, layout: Ha
     '  return {',
     `    id = ${param},`,
     ...entries,
+    '  }',
+    'end',
+    '',
+    `-- As F.${name}, from the whole hash already read as a table field -> value (F.hgetall).`,
+    `function F.${name}_from(${param}, m)`,
+    `  if not m[${luaString(layout.presentWhen)}] then`,
+    '    return nil',
+    '  end',
+    '  return {',
+    `    id = ${param},`,
+    ...read.map(
+      (field) =>
+        `    ${luaName(field.lua!.key, 'Lua key')} = ${decodeHashValue(field.lua!.decoding, `m[${luaString(field.name)}]`)},`,
+    ),
     '  }',
     'end',
     '',

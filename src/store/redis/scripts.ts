@@ -1,17 +1,25 @@
 /**
- * The Lua scripts of the Redis store: each `scripts/<name>.lua` with the definitions of
- * `scripts/lib/*.lua` it uses (put together by script-loader.ts, with the blocks lua-emitter.ts
- * generates from TypeScript values), defined on an ioredis client with `defineCommand` (EVALSHA, with
- * ioredis falling back to EVAL once per connection when Redis does not know the script yet).
+ * The Lua scripts of the Redis store: every `scripts/<name>.lua` with the definitions of
+ * `scripts/lib/*.lua` (put together by script-loader.ts, with the blocks lua-emitter.ts generates from
+ * TypeScript values) in one Redis function library, `vca_<hash of its text>`, loaded with
+ * `FUNCTION LOAD` and called with `FCALL` (one round trip per operation, as EVALSHA; the lib
+ * definitions run once per load instead of on every call). The hash in the name lets two versions of
+ * the gateway share a Redis during a rolling upgrade. A Redis that lost its functions (restarted
+ * without persistence, a new Cluster master) answers "Function not found": the library is loaded
+ * again and the call retried once.
+ *
+ * `scriptSources()` keeps each script as a self-contained EVAL text (its prelude and body): the tests
+ * probe lib definitions with it.
  *
  * tsc does not copy .lua files to dist/, so the folder is looked up next to this module first and then
  * in `src/store/redis/scripts` of the package root (the folder holding package.json, found upward).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Cluster, type Redis } from 'ioredis';
 import { emittedLua } from './lua-emitter.js';
-import { assembleScript, scriptLibrary } from './script-loader.js';
+import { assembleLibrary, assembleScript, functionName, scriptLibrary } from './script-loader.js';
 
 export const scriptNames = [
   'register-node',
@@ -86,30 +94,53 @@ export function scriptSources(): ReadonlyMap<ScriptName, string> {
   return sources;
 }
 
-function commandName(name: ScriptName): string {
-  return `vca_${name.replaceAll('-', '_')}`;
+let functions: { name: string; source: string } | undefined;
+
+/** The function library of every script, and its name, put together once per process. */
+export function functionLibrary(): { readonly name: string; readonly source: string } {
+  if (!functions) {
+    const dir = findScriptsDir();
+    const library = scriptLibrary({ libs: readLibs(dir), emitted: emittedLua() });
+    const bodies = new Map(
+      scriptNames.map((name) => [name, readFileSync(path.join(dir, `${name}.lua`), 'utf8')] as const),
+    );
+    const probe = assembleLibrary(library, 'vca', bodies);
+    const name = `vca_${createHash('sha1').update(probe).digest('hex').slice(0, 16)}`;
+    functions = { name, source: assembleLibrary(library, name, bodies) };
+  }
+  return functions;
 }
 
-/** Defines every script on `client` (idempotent) and returns callers by script name. */
+function isFunctionMissing(error: unknown): boolean {
+  return error instanceof Error && error.message.includes('Function not found');
+}
+
+/** Callers by script name: one FCALL each, the library loaded again once if Redis lost it. */
 export function defineScripts(client: Redis | Cluster): ReadonlyMap<ScriptName, ScriptCall> {
+  const library = functionLibrary();
   const calls = new Map<ScriptName, ScriptCall>();
-  const commands = client as unknown as Record<string, ScriptCall | undefined>;
-  for (const [name, lua] of scriptSources()) {
-    const command = commandName(name);
-    if (typeof commands[command] !== 'function') client.defineCommand(command, { lua });
-    const call = commands[command]!;
-    calls.set(name, (...args) => call.apply(client, args));
+  for (const name of scriptNames) {
+    const fn = functionName(library.name, name);
+    const call = (args: Array<string | number>) => client.call('fcall', fn, ...args);
+    calls.set(name, async (...args) => {
+      try {
+        return await call(args);
+      } catch (error) {
+        if (!isFunctionMissing(error)) throw error;
+        await loadScripts(client);
+        return call(args);
+      }
+    });
   }
   return calls;
 }
 
 /**
- * Loads every script into Redis's script cache (on every master of a Cluster): a syntax error fails
- * start-up, not the first call.
+ * Loads the function library into Redis (on every master of a Cluster; replicas get it by
+ * replication): a syntax error fails start-up, not the first call. REPLACE makes it idempotent.
  */
 export async function loadScripts(client: Redis | Cluster): Promise<void> {
   const servers = client instanceof Cluster ? client.nodes('master') : [client];
-  await Promise.all(
-    servers.flatMap((server) => [...scriptSources().values()].map((lua) => server.script('LOAD', lua))),
-  );
+  const { source } = functionLibrary();
+  await Promise.all(servers.map((server) => server.call('FUNCTION', 'LOAD', 'REPLACE', source)));
 }

@@ -6,10 +6,22 @@
 --   each: index (-1 when not a number), mg, me, mv, ms, memoryTotal, temperature, throttle, uuid, name, ''
 --   for an unknown value (memoryTotal, uuid, name: '' keeps the previous value).
 -- Returns: the node dump. Errors: VCA_ERR_NODE_NOT_FOUND, VCA_ERR_GPU_NOT_FOUND (nothing changed).
+-- Cost: the node and each of its GPUs are read once (whole), every change is made to those tables in
+-- memory, and each GPU is written with one HSET (its samples and, when a free share moved, its index
+-- fields); the reply is built from the tables, not read again. Only a report that makes the node ready
+-- (a transition re-indexes it) reads the node again for the reply.
 local node_id = ARGV[2]
 local now = tonumber(ARGV[3])
 local covered_until = tonumber(ARGV[5])
-local node = F.require_node(node_id)
+local node_flat = redis.call('HGETALL', F.node_key(node_id))
+local node_hash = {}
+for i = 1, #node_flat, 2 do
+  node_hash[node_flat[i]] = node_flat[i + 1]
+end
+local node = F.load_node_from(node_id, node_hash)
+if not node then
+  F.fail('VCA_ERR_NODE_NOT_FOUND', 'Node "' .. node_id .. '" is not registered')
+end
 for at = 6, #ARGV, 10 do
   local index = tonumber(ARGV[at])
   if index == nil or index < 0 or index >= node.gpu_count or index ~= math.floor(index) then
@@ -17,29 +29,33 @@ for at = 6, #ARGV, 10 do
       .. ' GPU(s); index ' .. ARGV[at] .. ' does not exist')
   end
 end
+-- Every GPU of the node as its hash (field -> value), its pending writes and its session count.
+local hashes, writes, counts, gids = {}, {}, {}, {}
+for i = 0, node.gpu_count - 1 do
+  local gid = F.gpu_id(node_id, i)
+  gids[i + 1] = gid
+  hashes[i + 1] = F.hgetall(F.gpu_key(gid)) or {}
+  writes[i + 1] = {}
+  counts[i + 1] = redis.call('ZCARD', F.gpu_sessions_key(gid))
+end
+-- Sets a field of GPU `slot` in memory and in its pending HSET.
+local function put(slot, field, value)
+  hashes[slot][field] = value
+  local list = writes[slot]
+  list[#list + 1] = field
+  list[#list + 1] = value
+end
+local fresh = {}
 for at = 6, #ARGV, 10 do
-  local gid = F.gpu_id(node_id, tonumber(ARGV[at]))
-  local key = F.gpu_key(gid)
-  local fields = { 'mg', ARGV[at + 1], 'me', ARGV[at + 2], 'mv', ARGV[at + 3], 'ms', ARGV[at + 4],
-    'temperature', ARGV[at + 6], 'throttle', ARGV[at + 7], 'telemetryAt', ARGV[3], 'stale', '0',
-    'sampledAt', ARGV[4] }
-  if ARGV[at + 5] ~= '' then
-    fields[#fields + 1] = 'memoryTotal'
-    fields[#fields + 1] = ARGV[at + 5]
-  end
-  if ARGV[at + 8] ~= '' then
-    fields[#fields + 1] = 'uuid'
-    fields[#fields + 1] = ARGV[at + 8]
-  end
-  if ARGV[at + 9] ~= '' then
-    fields[#fields + 1] = 'name'
-    fields[#fields + 1] = ARGV[at + 9]
-  end
+  local slot = tonumber(ARGV[at]) + 1
+  local gid = gids[slot]
+  local hash = hashes[slot]
   -- Sessions placed at or before covered_until are in this sample now: no longer pending.
   local pending_key = F.gpu_pending_key(gid)
   local covered = redis.call('ZRANGEBYSCORE', pending_key, '-inf', covered_until)
+  local pending = nil
   if #covered > 0 then
-    local g = F.load_gpu(gid)
+    local g = F.load_gpu_from(gid, hash)
     for _, id in ipairs(covered) do
       local session = F.load_session(id)
       if session and session.placement then
@@ -47,38 +63,83 @@ for at = 6, #ARGV, 10 do
       end
     end
     redis.call('ZREMRANGEBYSCORE', pending_key, '-inf', covered_until)
-    local pending = { 'pg', F.fmt(g.pg), 'pe', F.fmt(g.pe), 'pv', F.fmt(g.pv), 'ps', F.fmt(g.ps) }
-    for _, value in ipairs(pending) do
-      fields[#fields + 1] = value
-    end
+    pending = g
   end
   -- With no session, the VRAM it measures is its own reserve (lib/gpus.lua; FleetState's idleReserve).
   local mv = tonumber(ARGV[at + 3])
-  if mv ~= nil and redis.call('ZCARD', F.gpu_sessions_key(gid)) == 0 then
-    local state = redis.call('HMGET', key, 'rf', 'memoryTotal')
-    local floor = tonumber(state[1]) or 0
-    local total = tonumber(ARGV[at + 5]) or tonumber(state[2]) or floor
-    fields[#fields + 1] = 'rv'
-    fields[#fields + 1] = F.fmt(math.min(math.max(floor, mv), math.max(floor, total)))
+  local reserve = nil
+  if mv ~= nil and counts[slot] == 0 then
+    local floor = tonumber(hash.rf) or 0
+    local total = tonumber(ARGV[at + 5]) or tonumber(hash.memoryTotal) or floor
+    reserve = F.fmt(math.min(math.max(floor, mv), math.max(floor, total)))
   end
-  redis.call('HSET', key, unpack(fields))
-  redis.call('ZADD', F.K_FRESH, ARGV[3], gid)
+  put(slot, 'mg', ARGV[at + 1])
+  put(slot, 'me', ARGV[at + 2])
+  put(slot, 'mv', ARGV[at + 3])
+  put(slot, 'ms', ARGV[at + 4])
+  put(slot, 'temperature', ARGV[at + 6])
+  put(slot, 'throttle', ARGV[at + 7])
+  put(slot, 'telemetryAt', ARGV[3])
+  put(slot, 'stale', '0')
+  put(slot, 'sampledAt', ARGV[4])
+  if ARGV[at + 5] ~= '' then
+    put(slot, 'memoryTotal', ARGV[at + 5])
+  end
+  if ARGV[at + 8] ~= '' then
+    put(slot, 'uuid', ARGV[at + 8])
+  end
+  if ARGV[at + 9] ~= '' then
+    put(slot, 'name', ARGV[at + 9])
+  end
+  if pending then
+    put(slot, 'pg', F.fmt(pending.pg))
+    put(slot, 'pe', F.fmt(pending.pe))
+    put(slot, 'pv', F.fmt(pending.pv))
+    put(slot, 'ps', F.fmt(pending.ps))
+  end
+  if reserve then
+    put(slot, 'rv', reserve)
+  end
+  fresh[#fresh + 1] = ARGV[3]
+  fresh[#fresh + 1] = gid
 end
-local gpus = F.node_gpus(node)
+if #fresh > 0 then
+  redis.call('ZADD', F.K_FRESH, unpack(fresh))
+end
+local gpus = {}
+for slot, gid in ipairs(gids) do
+  gpus[slot] = F.load_gpu_from(gid, hashes[slot])
+end
 if node.state == 'provisioning' or node.state == 'unhealthy' then
   for _, g in ipairs(gpus) do
-    if not g.stale and g.telemetry_at ~= nil then
+    if g and not g.stale and g.telemetry_at ~= nil then
+      -- The transition re-indexes the node from Redis: the samples are written first.
+      for slot, gid in ipairs(gids) do
+        if #writes[slot] > 0 then
+          redis.call('HSET', F.gpu_key(gid), unpack(writes[slot]))
+        end
+      end
       F.transition(node, 'ready', now)
-      gpus = nil
-      break
+      return F.node_dump(node_id)
     end
   end
 end
-if gpus then
-  -- refresh_node, with the GPUs just read (a transition refreshed the node already).
-  local in_use = F.encoder_sessions_in_use(gpus)
-  for _, g in ipairs(gpus) do
-    F.index_gpu(node, g, in_use)
+-- refresh_node, with the GPUs in memory; index_gpu adds its fields to the GPU's one HSET.
+local in_use = F.encoder_sessions_in_use(gpus)
+local out = { node_flat }
+for slot, g in ipairs(gpus) do
+  local list = writes[slot]
+  local from = #list
+  F.index_gpu(node, g, in_use, list)
+  for i = from + 1, #list, 2 do
+    hashes[slot][list[i]] = list[i + 1]
   end
+  local flat = {}
+  for field, value in pairs(hashes[slot]) do
+    flat[#flat + 1] = field
+    flat[#flat + 1] = value
+  end
+  out[#out + 1] = flat
+  out[#out + 1] = counts[slot]
 end
-return F.node_dump(node_id)
+return out
