@@ -90,6 +90,7 @@ export function costLearningSettings(config: Readonly<VcaConfig>): CostLearningS
     priorSamples: learning.priorSamples,
     confidenceSessions: learning.confidenceSessions,
     minConfidence: learning.minConfidence,
+    minConfidenceHeavier: learning.minConfidenceHeavier,
   };
 }
 

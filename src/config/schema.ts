@@ -439,6 +439,11 @@ const CostsConfigSchema = Type.Object(
         confidenceSessions: Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000, default: 5 }),
         /** Placement uses a learned cost once its confidence reaches this (0.5 with the default: 5 sessions). */
         minConfidence: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
+        /**
+         * ... or this for a title learned heavier than the catalog (1/6 with the default: its first
+         * session): too low a price overloads GPUs, too high a price only costs a slot for a while.
+         */
+        minConfidenceHeavier: Type.Number({ minimum: 0, maximum: 1, default: 1 / 6 }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -37,6 +37,11 @@ export interface CostLearningSettings {
   confidenceSessions: number;
   /** A learned ratio is used for placement once its confidence reaches this. */
   minConfidence: number;
+  /**
+   * ... or this, for a ratio above 1 (the title is heavier than the catalog says): a price too low
+   * overloads GPUs, one too high only costs a slot while the evidence grows.
+   */
+  minConfidenceHeavier: number;
 }
 
 export const defaultCostLearningSettings: CostLearningSettings = {
@@ -44,6 +49,7 @@ export const defaultCostLearningSettings: CostLearningSettings = {
   priorSamples: 5,
   confidenceSessions: 5,
   minConfidence: 0.5,
+  minConfidenceHeavier: 1 / 6,
 };
 
 /** One session present on a GPU when it was sampled. */
@@ -357,7 +363,10 @@ export function solve(evidence: CostEvidence, settings: CostLearningSettings): M
         confidence,
         samples: n[i]!,
         sessions: s[i]!,
-        active: n[i]! > 0 && confidence >= settings.minConfidence,
+        active:
+          n[i]! > 0 &&
+          (confidence >= settings.minConfidence ||
+            (r[i]! > 1 && confidence >= settings.minConfidenceHeavier)),
       });
     }
   }

@@ -189,18 +189,24 @@ describe('cost learner', () => {
     }
   });
 
-  it('keeps the catalog until confident, then uses what it learned', () => {
+  it('keeps the catalog until confident, then uses what it learned; a heavier title after its first session', () => {
     // One round: 1-3 sessions of the title, fewer than the 5 that confidence 0.5 takes by default.
-    const early = learn({ titles: [heavy], rounds: 1, gpus: 1 });
-    const entry = early.entries().find((e) => e.game === heavy.game && e.dimension === 'gpu')!;
+    const early = learn({ titles: [light], rounds: 1, gpus: 1 });
+    const entry = early.entries().find((e) => e.game === light.game && e.dimension === 'gpu')!;
     expect(entry.sessions).toBeLessThan(5);
     expect(entry.samples).toBeGreaterThan(0);
+    expect(entry.ratio).toBeLessThan(1);
     expect(entry.active).toBe(false);
-    expect(entry.confidence).toBeLessThan(defaultCostLearningSettings.minConfidence);
-    expect(early.ratio(heavy.game, 'L4', 'gpu')).toBe(1);
-    const later = learn({ titles: [heavy], rounds: 30, gpus: 1 });
-    expect(later.entries().find((e) => e.game === heavy.game && e.dimension === 'gpu')!.active).toBe(true);
-    expect(later.ratio(heavy.game, 'L4', 'gpu')).toBeCloseTo(heavy.truth.gpu, 1);
+    expect(early.ratio(light.game, 'L4', 'gpu')).toBe(1);
+    const later = learn({ titles: [light], rounds: 30, gpus: 1 });
+    expect(later.entries().find((e) => e.game === light.game && e.dimension === 'gpu')!.active).toBe(true);
+    expect(later.ratio(light.game, 'L4', 'gpu')).toBeCloseTo(light.truth.gpu, 1);
+    // Heavier than the catalog: trusted from the first session on (minConfidenceHeavier).
+    const heavier = learn({ titles: [heavy], rounds: 1, gpus: 1 });
+    const heavyEntry = heavier.entries().find((e) => e.game === heavy.game && e.dimension === 'gpu')!;
+    expect(heavyEntry.sessions).toBeLessThan(5);
+    expect(heavyEntry.active).toBe(true);
+    expect(heavier.ratio(heavy.game, 'L4', 'gpu')).toBeGreaterThan(1.05);
   });
 
   it('merges evidence from several instances by addition: the same costs as one instance seeing all', () => {
