@@ -102,6 +102,8 @@ const unitOf: Record<CostDimension, number> = { gpu: 1e6, encoder: 1e6, vram: 10
 const saturated = 0.97;
 /** Sessions already counted once, per GPU model: bounded memory. */
 const seenLimit = 100_000;
+/** GPUs whose previous sample is remembered: bounded memory. */
+const gpuLimit = 100_000;
 
 export function evidenceKey(
   model: string,
@@ -146,6 +148,8 @@ export class CostLearner {
       .join(',');
     let state = this.gpus.get(observation.gpuKey);
     if (!state) {
+      // GPUs of nodes long gone are never told apart from live ones: bound the memory instead.
+      if (this.gpus.size >= gpuLimit) this.gpus.clear();
       state = { sessions: signature, baseline: null };
       this.gpus.set(observation.gpuKey, state);
       return;
