@@ -127,6 +127,8 @@ export const round = (value: number, digits = 2) => {
 export interface BenchGatewayOptions {
   /** Merged over config/default.yaml's `server` section. */
   server?: Record<string, unknown>;
+  /** Other sections merged over config/default.yaml (e.g. `{ telemetry: { staleAfterIntervals: 1000 } }`). */
+  settings?: Record<string, unknown>;
   raiseFileLimit?: number;
   /** Extra node flags (e.g. --cpu-prof). */
   nodeFlags?: string[];
@@ -144,7 +146,9 @@ export async function startGateway(options: BenchGatewayOptions = {}): Promise<G
     string,
     unknown
   >;
-  const config = writeGatewayConfig(mergeSettings(defaults, { server: { host, ...options.server } }));
+  const config = writeGatewayConfig(
+    mergeSettings(defaults, { ...options.settings, server: { host, ...options.server } }),
+  );
   return startGatewayProcess({
     name: 'gateway',
     build: true,

@@ -107,6 +107,8 @@ for (const peakLoad of loads) {
   }
 }
 const totalSeconds = (performance.now() - started) / 1000;
+const usage = process.cpuUsage();
+const cpuSeconds = (usage.user + usage.system) / 1e6;
 
 const environment = {
   date: new Date().toISOString(),
@@ -114,6 +116,7 @@ const environment = {
   cores: os.cpus().length,
   node: process.version,
   totalSeconds,
+  cpuSeconds,
   learnedCosts: buildHasLearnedCosts(),
   trace: { ...defaultTraceOptions, durationSeconds, fleet: undefined },
   simulation: defaultSimulationOptions,
@@ -128,5 +131,5 @@ writeFileSync(
 );
 writeFileSync(path.join(resultsDir, 'quality.md'), renderMarkdown(environment, runs));
 console.log(
-  `\n${summaryTable(runs)}\n(total ${totalSeconds.toFixed(1)} s; ${path.join(resultsDir, 'quality.{json,md}')})`,
+  `\n${summaryTable(runs)}\n(total ${totalSeconds.toFixed(1)} s, ${cpuSeconds.toFixed(1)} s of CPU; ${path.join(resultsDir, 'quality.{json,md}')})`,
 );

@@ -36,7 +36,6 @@
  * Writes bench/results/redis.{json,md}.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,7 +108,16 @@ const redisCluster = 'default';
  * pings). Every other command in the window ran inside a script: the scenario never calls getSession
  * (HMGET) or settleWebhook (SET) from the gateway.
  */
-const clientCommands = new Set(['evalsha', 'eval', 'evalsha_ro', 'eval_ro', 'publish', 'ping']);
+const clientCommands = new Set([
+  'fcall',
+  'fcall_ro',
+  'evalsha',
+  'eval',
+  'evalsha_ro',
+  'eval_ro',
+  'publish',
+  'ping',
+]);
 /** The bench's own commands: not counted. */
 const benchCommands = new Set(['info', 'config|resetstat', 'flushall', 'config']);
 
@@ -368,6 +376,12 @@ function redisBenchmark(port: number, args: string[], requests: number, clients 
   return Number(match[1]);
 }
 
+/** redis-benchmark's rate of EVALSHA of `return 1`: the per-call floor (network, parsing, dispatch). */
+async function trivialEvalshaRate(redis: BenchRedis): Promise<number> {
+  const sha = (await redis.client.script('LOAD', 'return 1')) as string;
+  return redisBenchmark(redis.port, ['EVALSHA', sha, '0'], 200_000);
+}
+
 /**
  * The ceiling measured by redis-benchmark: EVALSHA of `return 1`, and of the real createSession on a
  * 1,000 x 4 L4 fleet (random session ids; packed, no-wait, until the measurement's end).
@@ -399,17 +413,13 @@ async function ceilingBenchmarks(redis: BenchRedis): Promise<{ trivial: number; 
         }),
       );
     }
-    // Capture the exact EVALSHA the store sends for one createSession, then replay it with random ids.
+    // Capture the exact FCALL the store sends for one createSession, then replay it with random ids.
     const sent: unknown[] = [];
     const target = store.client as unknown as { sendCommand(command: unknown): unknown };
     const original = target.sendCommand;
     target.sendCommand = function (this: unknown, command: unknown) {
       const { name, args } = command as { name: string; args: unknown[] };
-      if ((name === 'evalsha' || name === 'eval') && sent.length === 0) {
-        // EVAL (a connection's first call of a script) carries the body: replay it by its SHA1.
-        sent.push(...args);
-        if (name === 'eval') sent[0] = createHash('sha1').update(String(args[0])).digest('hex');
-      }
+      if (name === 'fcall' && sent.length === 0) sent.push(...args);
       return original.call(this, command);
     };
     await store.createSession(lightSpec('probe'), {
@@ -422,16 +432,16 @@ async function ceilingBenchmarks(redis: BenchRedis): Promise<{ trivial: number; 
     });
     target.sendCommand = original;
     const args = sent.map(String);
-    if (args.length < 10) throw new Error('did not capture the createSession EVALSHA');
+    if (args.length < 10) throw new Error('did not capture the createSession FCALL');
     // ARGV[2] is the session id and the spec JSON holds it: both get redis-benchmark's random number.
-    // args: sha, numkeys, keys..., ARGV[1] (settings), ARGV[2] (id), ARGV[3] (spec JSON), ...
+    // args: function, numkeys, keys..., ARGV[1] (settings), ARGV[2] (id), ARGV[3] (spec JSON), ...
     const keys = Number(args[1]);
     const idAt = 2 + keys + 1;
     args[idAt] = 'bench-__rand_int__';
     args[idAt + 1] = args[idAt + 1]!.replace('"id":"probe"', '"id":"bench-__rand_int__"');
     // redis-benchmark stops at the first error: a repeated random id (VCA_ERR_SESSION_EXISTS, a ~1 %
     // chance per run) gets one more try.
-    const replay = () => redisBenchmark(redis.port, ['-r', '2000000000', 'EVALSHA', ...args], 10_000);
+    const replay = () => redisBenchmark(redis.port, ['-r', '2000000000', 'FCALL', ...args], 10_000);
     try {
       createSession = replay();
     } catch {
@@ -450,11 +460,27 @@ interface Report {
   /** Gateway and load generator on CPU 0, Redis alone on CPU 1 (absent with BENCH_OWN_CORE_ROUNDS=0). */
   ownCore: { embedded: ScenarioResult; redis1: ScenarioResult; throughputRatio: number } | undefined;
   redisBenchmarkEvalshaPerSecond: number;
+  redisBenchmarkEvalshaPerSecondReadings: number[];
   redisBenchmarkCreateSessionPerSecond: number;
   scriptCosts: ScriptCosts;
   ceilingPairsPerSecond: number;
-  targets: { redisThroughputRatioMin: number; redisCallsPerAllocationMax: number };
-  verdicts: { throughputRatio: number; throughputPass: boolean; callsPass: boolean };
+  /** ceilingPairsPerSecond / redisBenchmarkEvalshaPerSecond (target >= 0.35). */
+  ceilingShareOfTrivial: number;
+  /** recordTelemetry's Redis time / the time of one trivial EVALSHA at redis-benchmark's rate (<= 1.5). */
+  recordTelemetryVsTrivial: number;
+  targets: {
+    redisThroughputRatioMin: number;
+    redisCallsPerAllocationMax: number;
+    ceilingShareOfTrivialMin: number;
+    recordTelemetryVsTrivialMax: number;
+  };
+  verdicts: {
+    throughputRatio: number;
+    throughputPass: boolean;
+    callsPass: boolean;
+    ceilingPass: boolean;
+    telemetryPass: boolean;
+  };
   date: string;
   machine: ReturnType<typeof machineInfo>;
   settings: Record<string, unknown>;
@@ -533,6 +559,8 @@ async function main(): Promise<void> {
     }
 
     await redis.client.flushall();
+    // The trivial EVALSHA rate is read before and after the script costs too: their mean is the base.
+    const trivialBefore = await trivialEvalshaRate(redis);
     const scriptCosts = await measureScriptCosts(redis.url, { nodes: 1000, gpusPerNode: 4, sessions: 2000 });
     console.log(`script costs (us per call, ${scriptCosts.fleet}): ${JSON.stringify(scriptCosts)}`);
     const ceiling = await ceilingBenchmarks(redis);
@@ -540,6 +568,14 @@ async function main(): Promise<void> {
       `redis-benchmark: EVALSHA 'return 1' ${ceiling.trivial}/s, createSession ${ceiling.createSession}/s`,
     );
     const ceilingPairsPerSecond = round(1e6 / (scriptCosts.createSession + scriptCosts.endSession), 0);
+    const trivialRate = (trivialBefore + ceiling.trivial) / 2;
+    const ceilingShareOfTrivial = round(ceilingPairsPerSecond / trivialRate, 3);
+    // A script's Redis time against the time one trivial EVALSHA takes at redis-benchmark's rate.
+    const recordTelemetryVsTrivial = round(scriptCosts.recordTelemetry / (1e6 / trivialRate), 2);
+    console.log(
+      `ceiling ${ceilingPairsPerSecond} pairs/s = ${ceilingShareOfTrivial} of trivial EVALSHA (${round(trivialRate, 0)}/s; target >= 0.35); ` +
+        `recordTelemetry = ${recordTelemetryVsTrivial}x a trivial EVALSHA (target <= 1.5)`,
+    );
 
     const throughputRatio = round(redis1.allocationsPerSecond / embedded.allocationsPerSecond, 3);
     const report: Report = {
@@ -547,14 +583,24 @@ async function main(): Promise<void> {
       redis1,
       redis2,
       ownCore,
-      redisBenchmarkEvalshaPerSecond: ceiling.trivial,
+      redisBenchmarkEvalshaPerSecond: round(trivialRate, 0),
+      redisBenchmarkEvalshaPerSecondReadings: [trivialBefore, ceiling.trivial],
       redisBenchmarkCreateSessionPerSecond: ceiling.createSession,
       scriptCosts,
       ceilingPairsPerSecond,
-      targets: { redisThroughputRatioMin: 0.5, redisCallsPerAllocationMax: 3 },
+      ceilingShareOfTrivial,
+      recordTelemetryVsTrivial,
+      targets: {
+        redisThroughputRatioMin: 0.5,
+        redisCallsPerAllocationMax: 3,
+        ceilingShareOfTrivialMin: 0.35,
+        recordTelemetryVsTrivialMax: 1.5,
+      },
       verdicts: {
         throughputRatio,
         throughputPass: throughputRatio >= 0.5,
+        ceilingPass: ceilingShareOfTrivial >= 0.35,
+        telemetryPass: recordTelemetryVsTrivial <= 1.5,
         callsPass: (redis1.redisCallsPerAllocation ?? Infinity) <= 3,
       },
       date: new Date().toISOString(),
@@ -628,14 +674,16 @@ Commands per allocation, redis1: ${perAlloc(r.redis1)}.
 
 Commands per allocation, redis2: ${perAlloc(r.redis2)}.
 
-Redis time per script call (${c.fleet}, INFO commandstats usec_per_call of EVALSHA): createSession ${c.createSession} us, endSession ${c.endSession} us, recordTelemetry (a node of 4 GPUs, steady state) ${c.recordTelemetry} us, renewLeases ${c.renewLeases} us, placeQueued (empty queue) ${c.placeQueuedEmpty} us, queuePositions (empty) ${c.queuePositionsEmpty} us, getSession (HMGET) ${c.getSession} us.
+Redis time per script call (${c.fleet}, INFO commandstats usec_per_call of FCALL): createSession ${c.createSession} us, endSession ${c.endSession} us, recordTelemetry (a node of 4 GPUs, steady state) ${c.recordTelemetry} us, renewLeases ${c.renewLeases} us, placeQueued (empty queue) ${c.placeQueuedEmpty} us, queuePositions (empty) ${c.queuePositionsEmpty} us, getSession (HMGET) ${c.getSession} us.
 
 redis-benchmark on this machine (50 clients): EVALSHA of \`return 1\`: ${r.redisBenchmarkEvalshaPerSecond}/s; EVALSHA of the real createSession (1,000 x 4 L4, random ids): ${r.redisBenchmarkCreateSessionPerSecond}/s.
 
 ## Targets
 
 - Redis throughput >= half of embedded: redis1 / embedded = ${r.redis1.allocationsPerSecond} / ${r.embedded.allocationsPerSecond} = **${r.verdicts.throughputRatio}** -> **${r.verdicts.throughputPass ? 'PASS' : 'FAIL'}** (per round, alloc/s: embedded ${r.embedded.roundAllocationsPerSecond.join(', ')}; redis1 ${r.redis1.roundAllocationsPerSecond.join(', ')}; redis2 ${r.redis2.roundAllocationsPerSecond.join(', ')})
-- Redis calls per allocation <= 3: **${r.redis1.redisCallsPerAllocation}** -> **${r.verdicts.callsPass ? 'PASS' : 'FAIL'}** (the store: one EVALSHA per allocation and one per release, plus the coalesced queue passes, ticks and telemetry; the event relay adds a PUBLISH per session event. By command: ${Object.entries(
+- Pair ceiling >= 35 % of redis-benchmark's trivial EVALSHA rate: ${r.ceilingPairsPerSecond} / ${r.redisBenchmarkEvalshaPerSecond} = **${r.ceilingShareOfTrivial}** -> **${r.verdicts.ceilingPass ? 'PASS' : 'FAIL'}** (trivial rate read before and after the script costs: ${r.redisBenchmarkEvalshaPerSecondReadings.join(', ')}/s)
+- recordTelemetry <= 1.5x a trivial EVALSHA: ${r.scriptCosts.recordTelemetry} us / (1e6 / ${r.redisBenchmarkEvalshaPerSecond}) = **${r.recordTelemetryVsTrivial}x** -> **${r.verdicts.telemetryPass ? 'PASS' : 'FAIL'}**
+- Redis calls per allocation <= 3: **${r.redis1.redisCallsPerAllocation}** -> **${r.verdicts.callsPass ? 'PASS' : 'FAIL'}** (the store: one FCALL per allocation and one per release, plus the coalesced queue passes, ticks and telemetry; the event relay adds a PUBLISH per session event. By command: ${Object.entries(
     r.redis1.redisCommandsPerAllocation ?? {},
   )
     .filter(([name]) => clientCommands.has(name))

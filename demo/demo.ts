@@ -113,6 +113,15 @@ function startProbe(base: string, node: { id: string; token: string }, model: st
     `probe ${node.id}`,
   );
   probes.set(node.id, probe);
+  let lastError = '';
+  probe.stderr?.on('data', (chunk: Buffer) => {
+    lastError = chunk.toString().trim().split('\n').at(-1)?.slice(0, 160) ?? '';
+  });
+  probe.once('exit', (code, signal) => {
+    // A probe that stops while its node is still in the group (not deleted by the orchestrator) failed.
+    if (!stopping && signal === null && probes.get(node.id) === probe)
+      orchestratorLog.push(`probe of ${node.id} exited with code ${code}: ${lastError}`);
+  });
 }
 
 /**
@@ -151,8 +160,9 @@ async function startOrchestrator(
       startProbe(base(), node!, 'L4', 1);
     },
     onMemberDeleted: (member: SimulatedMember) => {
-      probes.get(`gpu-${member.name}`)?.kill('SIGTERM');
+      const probe = probes.get(`gpu-${member.name}`);
       probes.delete(`gpu-${member.name}`);
+      probe?.kill('SIGTERM');
     },
   });
   await heat.start();
@@ -166,6 +176,8 @@ async function startOrchestrator(
     file,
     toYaml({
       ...defaults,
+      // Drains end at 30 s: gamers still on a leaving node migrate where the view shows it.
+      drain: { ...(defaults.drain as object), defaultDeadlineSeconds: 30 },
       autoscaler: {
         enabled: true,
         intervalSeconds: 3,
@@ -312,8 +324,8 @@ function gamer(
     else if (message.type === 'migrate') stats.migrated!++;
     else if (message.type === 'ended') {
       stats.ended!++;
-      // Ended by the gamer (released, cancelled) or by a timeout is not lost; by the fleet it is.
-      if (message.reason && !/released|cancelled|timeout|expired/.test(message.reason)) stats.lost!++;
+      // A session the fleet took away: its node was removed with the gamer still on it.
+      if (message.reason === 'node-removed') stats.lost!++;
       socket.close();
     } else if (message.type === 'error') {
       stats.refused!++;

@@ -25,6 +25,7 @@ export interface QualityEnvironment {
   cores: number;
   node: string;
   totalSeconds: number;
+  cpuSeconds: number;
   learnedCosts: boolean;
   trace: { durationSeconds: number; medianSessionMinutes: number; durationSigma: number };
   simulation: {
@@ -241,7 +242,7 @@ export function renderMarkdown(environment: QualityEnvironment, runs: readonly Q
 
 - Date: ${environment.date}
 - Machine: ${environment.machine}, ${environment.cores} cores; Node ${environment.node}
-- \`npm run bench:quality\` (tsx bench/quality.bench.ts); seeds ${environment.seeds.join(', ')}; peak loads ${environment.loads.join(', ')}; ${environment.trace.durationSeconds} virtual seconds per run; total ${environment.totalSeconds.toFixed(1)} s of wall time
+- \`npm run bench:quality\` (tsx bench/quality.bench.ts); seeds ${environment.seeds.join(', ')}; peak loads ${environment.loads.join(', ')}; ${environment.trace.durationSeconds} virtual seconds per run; ${environment.totalSeconds.toFixed(1)} s of wall time, ${environment.cpuSeconds.toFixed(1)} s of CPU (other work shares this machine)
 - Learned costs in this build: ${environment.learnedCosts ? 'yes (vca.costs, flushed every flushSeconds of virtual time)' : 'no (the VCA prices every session from the catalog; telemetry counts as max(committed, measured))'}
 
 ## Method

@@ -4,7 +4,7 @@
  * so each node holds its own and cannot act as another; the orchestrator proves itself with a shared
  * secret (Aodh cannot sign) or, for the VCA's own format, an HMAC-SHA256 signature with a timestamp.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import type { GamerJwtConfig } from '../config/schema.js';
 import { VcaError } from '../errors.js';
 import { GamerJwtVerifier, looksLikeJwt } from './gamer-jwt.js';
@@ -50,11 +50,22 @@ export function bearerToken(request: PresentedCredentials): string | undefined {
   return request.query.get('token') ?? undefined;
 }
 
+/** More nodes than one gaming cluster registers; past it the cache starts over. */
+const maxVerifiedNodeTokens = 200_000;
+
 export class Credentials {
   private readonly gamerDigests: ReadonlySet<string>;
   private readonly operatorDigests: ReadonlySet<string>;
   private readonly config: CredentialsConfig;
   private readonly gamerJwt: GamerJwtVerifier | undefined;
+  /** The master secret as a key object, made once: HMAC with a string key makes one per call. */
+  private readonly masterKey: KeyObject;
+  /**
+   * Node tokens already presented and verified, by node id: a node reports every few seconds, and
+   * each report would otherwise cost an HMAC. Only a token that matched is kept, so the map holds
+   * registered nodes that proved themselves, not whatever ids a caller invents; bounded all the same.
+   */
+  private readonly verifiedNodeTokens = new Map<string, string>();
 
   constructor(config: CredentialsConfig) {
     if (Buffer.byteLength(config.masterSecret) < 32)
@@ -65,6 +76,7 @@ export class Credentials {
     this.gamerDigests = new Set(config.gamerTokens.map(digest));
     this.operatorDigests = new Set(config.operatorTokens.map(digest));
     this.gamerJwt = config.gamerJwt ? new GamerJwtVerifier(config.gamerJwt) : undefined;
+    this.masterKey = createSecretKey(Buffer.from(config.masterSecret));
   }
 
   /**
@@ -88,14 +100,14 @@ export class Credentials {
 
   /** The token a node presents on its own routes; handed out when the node registers. */
   nodeToken(nodeId: string): string {
-    return createHmac('sha256', this.config.masterSecret)
+    return createHmac('sha256', this.masterKey)
       .update(`vca node token v1\u0000${nodeId}`)
       .digest('base64url');
   }
 
   /** Proof that a WebSocket client owns a session, for `resume` on any gateway instance. */
   resumeToken(sessionId: string): string {
-    return createHmac('sha256', this.config.masterSecret)
+    return createHmac('sha256', this.masterKey)
       .update(`vca resume v1\u0000${sessionId}`)
       .digest('base64url');
   }
@@ -123,7 +135,14 @@ export class Credentials {
     const token = bearerToken(request);
     if (!token)
       throw new VcaError('VCA_ERR_UNAUTHORIZED', 'Send the node token as "Authorization: Bearer <token>"');
-    if (sameSecret(this.nodeToken(nodeId), token)) return;
+    const verified = this.verifiedNodeTokens.get(nodeId);
+    if (verified !== undefined && sameSecret(verified, token)) return;
+    const expected = this.nodeToken(nodeId);
+    if (sameSecret(expected, token)) {
+      if (this.verifiedNodeTokens.size >= maxVerifiedNodeTokens) this.verifiedNodeTokens.clear();
+      this.verifiedNodeTokens.set(nodeId, expected);
+      return;
+    }
     if (this.gamerDigests.has(digest(token)) || this.operatorDigests.has(digest(token))) {
       throw new VcaError('VCA_ERR_FORBIDDEN', 'These credentials are not node credentials');
     }

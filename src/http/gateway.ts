@@ -313,9 +313,11 @@ export class Gateway {
     this.server.websocket('/v1/play', pipeline.websocket('/v1/play', 'gamer', this.play.route()));
     // The console: public static files, and a feed whose first message must be an operator token.
     this.server.websocket('/v1/console/feed', this.console.route());
-    this.server.route('GET', consolePath, () => this.consoleAssets.index());
-    this.server.route('GET', `${consolePath}/`, () => this.consoleAssets.index());
-    this.server.route('GET', `${consolePath}/assets/:name`, (ctx) => this.consoleAssets.asset(ctx));
+    for (const method of ['GET', 'HEAD'] as const) {
+      this.server.route(method, consolePath, () => this.consoleAssets.index());
+      this.server.route(method, `${consolePath}/`, () => this.consoleAssets.index());
+      this.server.route(method, `${consolePath}/assets/:name`, (ctx) => this.consoleAssets.asset(ctx));
+    }
     this.admin =
       config.server.adminPort < 0
         ? undefined

@@ -4,7 +4,8 @@
  * requests into them and them into uWS writes, so route code never holds a uWS object.
  */
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+/** HEAD only where a route registers it (the console's files); it is answered without a body. */
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD';
 
 /** What a route sees of a request; everything is copied out of uWS before the handler runs. */
 export interface RequestContext {

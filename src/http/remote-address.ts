@@ -21,7 +21,8 @@ export function normalizeRemoteAddress(text: string): string {
   return formatIpv6(groups);
 }
 
-function parseIpv6(address: string): number[] | undefined {
+/** The eight 16-bit groups of IPv6 text (`::`, an embedded dotted quad and a `%zone` allowed), or undefined. */
+export function parseIpv6(address: string): number[] | undefined {
   const zone = address.indexOf('%');
   const withoutZone = zone === -1 ? address : address.slice(0, zone);
   const halves = withoutZone.split('::');
@@ -49,7 +50,10 @@ function parseIpv6(address: string): number[] | undefined {
   if (halves.length === 1) return head.length === 8 ? head : undefined;
   const missing = 8 - head.length - tail.length;
   if (missing < 1) return undefined;
-  return [...head, ...new Array<number>(missing).fill(0), ...tail];
+  const groups = head;
+  for (let i = 0; i < missing; i++) groups.push(0);
+  for (const group of tail) groups.push(group);
+  return groups;
 }
 
 /** RFC 5952: lower-case hex, no leading zeros, the longest run (>= 2) of zero groups as `::`. */
@@ -88,30 +92,4 @@ export function addressFromBytes(buffer: ArrayBuffer): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
   return formatIpv6(groups);
-}
-
-const strictIpv4Pattern = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-/**
- * An IP address written as text, as 16 bytes (IPv4 as IPv4-mapped IPv6, so one comparison covers
- * both families), or undefined when the text is no address: strict, unlike `normalizeRemoteAddress`
- * (no zone, octets 0-255 without leading zeros). For addresses that come from outside, such as
- * `X-Forwarded-For` entries and the `server.trustedProxies` list.
- */
-export function parseAddressBytes(text: string): Uint8Array | undefined {
-  const bytes = new Uint8Array(16);
-  if (strictIpv4Pattern.test(text)) {
-    bytes[10] = 0xff;
-    bytes[11] = 0xff;
-    bytes.set(text.split('.').map(Number), 12);
-    return bytes;
-  }
-  if (!text.includes(':') || text.includes('%')) return undefined;
-  const groups = parseIpv6(text.toLowerCase());
-  if (groups === undefined) return undefined;
-  for (const [index, group] of groups.entries()) {
-    bytes[index * 2] = group >> 8;
-    bytes[index * 2 + 1] = group & 0xff;
-  }
-  return bytes;
 }

@@ -20,7 +20,10 @@ export interface Exchange {
   /** False while request body bytes may still arrive; replying then must close the connection. */
   bodyComplete: boolean;
   onAbort: (() => void) | undefined;
-  /** A HEAD request: the reply goes out with its headers and content-length but without its body. */
+  /**
+   * A HEAD request: the reply goes out with its headers and content-length but without its body. In
+   * uWS v20.30 the connection then ends: a request pipelined behind a HEAD is not answered.
+   */
   head?: boolean;
 }
 

@@ -50,7 +50,7 @@ function clientAddress(
 ): string {
   // The binary form is cheaper than uWS's text form, and normalizes to the same canonical key.
   const peer = addressFromBytes(res.getRemoteAddress());
-  if (trustedProxies === undefined || trustedProxies.empty) return peer;
+  if (trustedProxies === undefined || !trustedProxies.isTrustedPeer(peer)) return peer;
   const proxied = addressFromBytes(res.getProxiedRemoteAddress());
   return trustedProxies.clientAddress(peer, proxied, headers['x-forwarded-for']);
 }

@@ -82,6 +82,8 @@ export class RoutePipeline {
 
   /** `route` refusing the upgrade of a caller without `access` before its own `upgrade` runs. */
   websocket<U>(path: string, access: RouteAccess, route: WsRoute<U>): WsRoute<U> {
+    if (access === 'alarm-path-token')
+      throw new Error(`route ${path}: alarm actions are HTTP POSTs, not WebSockets`);
     const checkAccess = this.accessCheck(access, path);
     if (checkAccess === undefined) return route;
     return {

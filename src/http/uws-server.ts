@@ -170,10 +170,10 @@ export class HttpServer {
       const copied = copyRequest(res, req, this.admission.trustedProxies);
       // Until the body is read, any early answer (404, 429, 413...) must close the connection.
       exchange.bodyComplete = !announcesBody(copied.headers);
-      // HEAD is answered as GET without its body (RFC 9110 9.3.2), on every GET route.
+      // A route registered for HEAD (the console's static files) answers without its body.
       exchange.head = copied.method === 'HEAD';
       this.admission.admit(copied.remoteAddress, copied.path);
-      const match = this.routes.match(exchange.head ? 'GET' : copied.method, copied.path);
+      const match = this.routes.match(copied.method, copied.path);
       if (match.kind === 'not-found') {
         throw new VcaError('VCA_ERR_ROUTE_NOT_FOUND', `No route for ${copied.path}`);
       }

@@ -72,10 +72,13 @@ export class FleetService {
 
   private async reportTelemetry(nodeId: string, report: TelemetryReport, withSessions: boolean) {
     const { store, clock, costs } = this.options;
-    const before = await store.getNode(nodeId);
-    if (!before) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${nodeId}" is not registered`);
-    const node = await store.recordTelemetry(nodeId, report, clock.now());
-    if (node.state !== before.state) this.options.events.emit({ type: 'node-state', node });
+    const now = clock.now();
+    // The one move a report makes is to ready (from provisioning or unhealthy), stamped with `now`:
+    // no read of the node before (an unknown node fails in the store, VCA_ERR_NODE_NOT_FOUND).
+    const node = await store.recordTelemetry(nodeId, report, now);
+    if (node.state === 'ready' && node.stateChangedAt === now) {
+      this.options.events.emit({ type: 'node-state', node });
+    }
     this.options.sessions.requestQueuePass();
     // The sessions on the node, when asked for or when the cost learner needs them with this sample.
     const learning = costs?.enabled === true;

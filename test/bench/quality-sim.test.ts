@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { EventQueue } from '../../bench/quality/event-queue.js';
 import { GpuTruth } from '../../bench/quality/gpu-truth.js';
 import { policies } from '../../bench/quality/policies.js';
-import { defaultSimulationOptions, simulatePolicy } from '../../bench/quality/simulation.js';
+import { defaultSimulationOptions, simulatePolicy, trueRatio } from '../../bench/quality/simulation.js';
 import {
   buildTrace,
   defaultTraceOptions,
@@ -88,6 +88,35 @@ describe('quality simulator: GPU truth', () => {
     expect(truth.overloadMs).toBe(2000);
     expect(truth.overloadMsByDimension).toEqual({ render: 2000, encoder: 0, vram: 0 });
     expect(Object.fromEntries(truth.degradedMsByGame)).toEqual({ g1: 2000, g2: 2000 });
+  });
+
+  it('tells overload by one session alone (a format that does not fit the model) from overload by several', () => {
+    const truth = new GpuTruth(gpu);
+    truth.place({
+      id: 'big',
+      game: 'g',
+      format: 'g 1920x1080@60',
+      cost: cost(1_030_000),
+      effectiveFrom: 0,
+      endedAt: Infinity,
+      active: false,
+    });
+    truth.activate('big');
+    truth.accrue(1000);
+    truth.place({
+      id: 'small',
+      game: 'h',
+      format: 'f',
+      cost: cost(10_000),
+      effectiveFrom: 0,
+      endedAt: Infinity,
+      active: false,
+    });
+    truth.activate('small');
+    truth.accrue(500);
+    expect(truth.overloadMs).toBe(1500);
+    expect(truth.overloadAloneMs).toBe(1000);
+    expect(Object.fromEntries(truth.overloadAloneMsByFormat)).toEqual({ 'g 1920x1080@60': 1000 });
   });
 
   it('counts the idle VRAM footprint against the total', () => {
@@ -189,6 +218,17 @@ describe('quality simulator: trace', () => {
     expect(loadProfile(0, options)).toBeCloseTo(0.2);
     expect(loadProfile(options.durationSeconds * 1000 * options.rampShare, options)).toBe(1);
     expect(loadProfile(options.durationSeconds * 1000, options)).toBe(1);
+  });
+});
+
+describe('quality simulator: learned-cost truth', () => {
+  const trace = buildTrace(catalog, { ...defaultTraceOptions, seed: 3, durationSeconds: 60 });
+
+  it('compares render and VRAM ratios with the title, encoder ratios with the model', () => {
+    const title = trace.titles.get('fortnite')!;
+    expect(trueRatio(trace, 'fortnite', 'L4', 'gpu')).toBe(title.renderFactor);
+    expect(trueRatio(trace, 'fortnite', 'L4', 'vram')).toBe(title.vramFactor);
+    expect(trueRatio(trace, 'fortnite', 'T4', 'encoder')).toBe(trace.encoderFactors.get('T4'));
   });
 });
 

@@ -171,6 +171,46 @@ describe.skipIf(chromiumMissing !== undefined)('operator console in chromium', (
     expect(width).toBe('35%');
   });
 
+  it('flags throttling, heat and stale telemetry, and marks an unknown measure as unknown', async () => {
+    const tokens = await gw.registerNodes([{ id: 'flags-1', model: 'L4', count: 2 }]);
+    const p = await page();
+    await signIn(p, gw.url, testCredentials.operatorToken);
+    await waitLive(p);
+    const gpus = [
+      {
+        index: 0,
+        utilizationGpu: 50,
+        utilizationEncoder: 10,
+        memoryUsed: 1024,
+        temperatureGpu: 88,
+        encoderSessions: 0,
+        throttleActive: true,
+      },
+      // GPU 1 reports no encoder utilization: unknown, never zero.
+      { index: 1, utilizationGpu: 5, memoryUsed: 0, temperatureGpu: 40, encoderSessions: 0 },
+    ];
+    expect((await gw.telemetry('flags-1', tokens.get('flags-1')!, gpus)).status).toBe(200);
+    const gpuRow = (index: number) => `li[data-row="gpu"][data-node="flags-1"][data-gpu="${index}"]`;
+    await p.waitForFunction(
+      (selector) => document.querySelector(selector)?.textContent?.includes('throttling'),
+      { timeout: 2000 },
+      gpuRow(0),
+    );
+    expect(await p.$eval(`${gpuRow(0)} .flag.hot`, (element) => element.textContent)).toBe('88°C');
+    expect(
+      await p.$eval(`${gpuRow(1)} [data-dim="encoder"]`, (element) => (element as any).dataset.measured),
+    ).toBe('unknown');
+    expect(await p.$(`${gpuRow(1)} [data-dim="encoder"] .fill.unknown`)).not.toBeNull();
+    expect(await p.$(`${gpuRow(0)} [data-stale="true"]`)).toBeNull();
+    // No report for longer than reportIntervalSeconds x staleAfterIntervals (2 s x 3): stale, node unhealthy.
+    gw.clock.advance(7_000);
+    await gw.gateway.vca.fleet.tick();
+    await p.waitForSelector(`${gpuRow(0)} [data-stale="true"]`, { timeout: 2000 });
+    await p.waitForSelector('li[data-row="node"][data-node="flags-1"][data-state="unhealthy"]', {
+      timeout: 2000,
+    });
+  });
+
   it('drains a node from the console (with a confirmation and a deadline), then undrains it', async () => {
     const tokens = await gw.registerNodes([
       { id: 'drain-1', model: 'L4', labels: { region: 'drain-region' } },

@@ -306,6 +306,46 @@ describe.each(['embedded', 'redis'] as const)('heat scale-down without hooks (%s
       expect(listed[id]).toEqual({ state: 'ready', sessions: 1 });
   });
 
+  it('registers a node with its Heat membership, shown on the node; bad membership is a 400 that registers nothing', async () => {
+    const { hooks } = await gateways(store);
+    await register(hooks, [vcaAsg[2]!]);
+    const shown = await hooks.request('operator', 'GET', '/v1/nodes/h1');
+    expect(shown.body.orchestrator).toEqual({
+      kind: 'heat',
+      stackId: vcaStack,
+      group: 'vca-asg',
+      member: 'yyy-h1',
+      createdAt: '2026-11-19T10:00:00Z',
+    });
+    const refused = await hooks.hook('contextualize', {
+      eventId: 'bad-membership',
+      event: 'scale-up',
+      group: 'vca-asg',
+      nodes: [
+        {
+          id: 'h9',
+          host: '127.0.0.1',
+          port: 5900,
+          protocol: 'webrtc',
+          gpus: [{ model: 'L4', count: 1 }],
+          orchestrator: {
+            kind: 'heat',
+            stackId: vcaStack,
+            group: 'vca-asg',
+            member: 'm9',
+            createdAt: '2026-13-01T00:00:00Z',
+          },
+        },
+      ],
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({
+      code: 'VCA_ERR_VALIDATION',
+      field: 'nodes.0.orchestrator.createdAt',
+    });
+    expect((await nodes(hooks)).h9).toBeUndefined();
+  });
+
   it('a start that arrives after its own end (another route) drains nothing more', async () => {
     const { play, hooks } = await gateways(store);
     await register(hooks, [...vcaAsg, ...otherAsg]);

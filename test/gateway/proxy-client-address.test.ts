@@ -35,10 +35,15 @@ afterAll(async () => {
 });
 
 /** One GET from `from` (a loopback source address) with the given headers; resolves with the status. */
-function get(path: string, from: string, headers: Record<string, string> = {}): Promise<number> {
+function get(
+  path: string,
+  from: string,
+  headers: Record<string, string> = {},
+  target: { host: string; port: number } = { host: '127.0.0.1', port },
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = http.request(
-      { host: '127.0.0.1', port, path, method: 'GET', localAddress: from, headers, agent: false },
+      { ...target, path, method: 'GET', localAddress: from, headers, agent: false },
       (response) => {
         response.resume();
         response.on('end', () => resolve(response.statusCode ?? 0));
@@ -237,5 +242,32 @@ describe('client address: health checks and WebSocket upgrades', () => {
     await exhaust('127.0.0.2', xff('198.51.100.50'));
     expect(await upgrade('127.0.0.2', xff('198.51.100.50'))).toBe(429);
     expect(await upgrade('127.0.0.2', xff('198.51.100.51'))).toBe('open');
+  });
+});
+
+describe('client address: an IPv6 peer', () => {
+  it('a trusted ::1 peer names its clients; the same peer without the header is one client', async () => {
+    const v6 = await startTestGateway({
+      server: {
+        host: '::1',
+        port: 0,
+        requestsPerSecondPerAddress: 1,
+        requestBurst: burst,
+        trustedProxies: ['::1/128'],
+      },
+    });
+    try {
+      const target = { host: '::1', port: Number(new URL(v6.url).port) };
+      const statuses: number[] = [];
+      for (let i = 0; i < burst + 2; i++)
+        statuses.push(await get('/v1/openapi.json', '::1', xff('2001:db8::10'), target));
+      expect(statuses.slice(0, burst)).toEqual(new Array(burst).fill(200));
+      expect(statuses.slice(burst)).toContain(429);
+      expect(await get('/v1/openapi.json', '::1', xff('2001:db8::11'), target)).toBe(200);
+      expect(await get('/v1/openapi.json', '::1', xff('198.51.100.60'), target)).toBe(200);
+      expect(await get('/v1/openapi.json', '::1', {}, target)).toBe(200);
+    } finally {
+      await v6.close();
+    }
   });
 });

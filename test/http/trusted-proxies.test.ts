@@ -3,6 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load-config.js';
+import { addressFromBytes } from '../../src/http/remote-address.js';
 import { TrustedProxies } from '../../src/http/trusted-proxies.js';
 
 describe('trusted proxies: the list', () => {
@@ -25,6 +26,26 @@ describe('trusted proxies: the list', () => {
     ['', false],
   ])('%s trusted: %s', (address, expected) => {
     expect(list.contains(address)).toBe(expected);
+  });
+
+  it('checks the peer address uWS reports (4 or 16 bytes, as canonical text), remembering verdicts', () => {
+    const bytes = (...values: number[]) => addressFromBytes(new Uint8Array(values).buffer);
+    expect(list.isTrustedPeer(bytes(10, 0, 0, 5))).toBe(true);
+    expect(list.isTrustedPeer(bytes(10, 0, 0, 6))).toBe(false);
+    expect(list.isTrustedPeer(bytes(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 3, 4))).toBe(true);
+    expect(list.isTrustedPeer(bytes(0x20, 0x01, 0x0d, 0xb8, 0, 0xaa, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9))).toBe(
+      true,
+    );
+    expect(list.isTrustedPeer(bytes(0x20, 0x01, 0x0d, 0xb8, 0, 0xab, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9))).toBe(
+      false,
+    );
+    expect(list.isTrustedPeer(bytes(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1))).toBe(true);
+    expect(list.isTrustedPeer(bytes())).toBe(false);
+    expect(new TrustedProxies([]).isTrustedPeer(bytes(10, 0, 0, 5))).toBe(false);
+    // Asked again (now from memory), the same answers; past the bound it starts over, still right.
+    for (let i = 0; i < 5000; i++) expect(list.isTrustedPeer(`198.51.${i >> 8}.${i & 255}`)).toBe(false);
+    expect(list.isTrustedPeer('10.0.0.5')).toBe(true);
+    expect(list.isTrustedPeer('10.0.0.6')).toBe(false);
   });
 
   it('0.0.0.0/0 trusts every IPv4 address and no IPv6 one; ::/0 trusts all', () => {

@@ -56,6 +56,26 @@ describe('heat client: endpoints and links', () => {
   });
 });
 
+describe('heat client: the endpoint from a catalog look-up', () => {
+  it('asks the endpoint function on every call (a catalog that changes with the token is followed)', async () => {
+    await startHeat();
+    heat.addMember();
+    let lookups = 0;
+    const client = new HeatClient({
+      endpoint: async () => {
+        lookups += 1;
+        return `${heat.url}/v1/${heat.projectId}/`;
+      },
+      projectId: 'ignored-when-the-endpoint-names-one',
+      auth: null,
+    });
+    expect((await client.listEvents(heat.root, { nestedDepth: 2 })).length).toBeGreaterThan(0);
+    await client.listEvents(heat.root);
+    expect(lookups).toBe(2);
+    expect(heat.calls.every((call) => call.path.startsWith(`/v1/${heat.projectId}/stacks/`))).toBe(true);
+  });
+});
+
 describe('heat client: finding paused members', () => {
   it('finds the pause on the server inside the member, listed from the root with nested_depth 2', async () => {
     await startHeat();

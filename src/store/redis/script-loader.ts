@@ -295,12 +295,15 @@ export function assembleLibrary(
   out += 'local loaded_key, loaded_settings, loaded_count\n';
   out += 'local function enter(keys, args)\n  KEYS, ARGV = keys, args\n';
   out += '  if keys[1] ~= loaded_key or args[1] ~= loaded_settings or #keys ~= loaded_count then\n';
-  out += '    load_values()\n    loaded_key, loaded_settings, loaded_count = keys[1], args[1], #keys\n  end\nend\n';
+  out +=
+    '    load_values()\n    loaded_key, loaded_settings, loaded_count = keys[1], args[1], #keys\n  end\nend\n';
   for (const [name, body] of bodies) {
     const file = `${name}.lua`;
-    if (body.split('\n').some((line) => emitLine.test(line))) fail(`${file}: "-- emit:" lines belong in lib files`);
+    if (body.split('\n').some((line) => emitLine.test(line)))
+      fail(`${file}: "-- emit:" lines belong in lib files`);
     for (const used of referencesIn(body, file)) {
-      if (!library.definitions.has(used)) fail(`${file} uses F.${used}, which no file in scripts/lib defines`);
+      if (!library.definitions.has(used))
+        fail(`${file} uses F.${used}, which no file in scripts/lib defines`);
     }
     const local = `script_${name.replaceAll('-', '_')}`;
     out += `\n-- ${file}\nlocal function ${local}()\n${body.replace(/\n$/, '')}\nend\n`;

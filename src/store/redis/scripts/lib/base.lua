@@ -10,7 +10,13 @@ function F.fail(code, message)
   error({ err = code .. ' ' .. message })
 end
 
+-- Integers (committed loads, times, counts: most numbers written) take '%d', which prints the same
+-- digits as '%.17g' below 1e15 without its multi-precision float conversion (a tenth of Redis's time
+-- in the hot scripts went to it); -0 and everything else take '%.17g'.
 function F.fmt(value)
+  if type(value) == 'number' and value > 0 and value < 1e15 and value == math.floor(value) then
+    return string.format('%d', value)
+  end
   return string.format('%.17g', value)
 end
 
