@@ -8,8 +8,8 @@
  *   nodes stay fresh in the quiet phases: the only difference between phases is then the telemetry load.
  * - Nodes register through the signed contextualize webhook (100 per call) and report with their own
  *   node tokens over real HTTP `PUT /v1/nodes/:id/telemetry`, idle samples of 4 GPUs, as gpu-probe does.
- * - The load generator is a child process (this file with `--generator`, node:http with keep-alive):
- *   it paces nodes x 4 GPUs / interval reports per second evenly (every node once per interval) and
+ * - The load generator is a child process (this file with `--generator`, prebuilt requests pipelined
+ *   on 32 keep-alive sockets): it paces nodes x 4 GPUs / interval reports per second evenly (every node once per interval) and
  *   counts what it could not send because too many were in flight ("behind").
  * - Phases alternate quiet / load (BENCH_PHASES pairs of BENCH_PHASE_SECONDS each, after a warm-up of
  *   load); in every phase a trickle of session allocations (POST /v1/sessions, then DELETE, one at a
@@ -27,6 +27,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type GatewayProcess, type RegisteredNode, registerNodes, repoRoot } from '../kit/gateway-process.js';
@@ -76,66 +77,79 @@ interface GeneratorCounts {
   lastError: string;
 }
 
+/**
+ * The generator writes prebuilt HTTP/1.1 requests on a few keep-alive sockets (pipelined, as many in
+ * flight as maxInFlight allows) and reads only the status lines of the answers: a node:http client
+ * costs more CPU per request than the gateway's handler, and on a shared 2-core machine it would
+ * measure itself.
+ */
 function runGenerator(): void {
   const body = JSON.stringify({ gpus: idleGpus(gpusPerNode) });
-  const length = String(Buffer.byteLength(body));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 128 });
-  let timer: NodeJS.Timeout | undefined;
+  const sockets = 32;
   let counts: GeneratorCounts = { kind: 'counts', sent: 0, ok: 0, failed: 0, behind: 0, lastError: '' };
+  let timer: NodeJS.Timeout | undefined;
+  let connections: Array<{ socket: net.Socket; inFlight: number }> = [];
   let inFlight = 0;
-  const send = (url: URL, node: { id: string; token: string }) => {
-    inFlight += 1;
-    counts.sent += 1;
-    const request = http.request(
-      {
-        agent,
-        host: url.hostname,
-        port: url.port,
-        method: 'PUT',
-        path: `/v1/nodes/${encodeURIComponent(node.id)}/telemetry`,
-        headers: {
-          authorization: `Bearer ${node.token}`,
-          'content-type': 'application/json',
-          'content-length': length,
-        },
-      },
-      (response) => {
-        const ok = response.statusCode === 200;
-        let text = '';
-        response.on('data', (chunk: Buffer) => {
-          if (!ok) text += chunk.toString();
-        });
-        response.on('end', () => {
+  const statusLine = /HTTP\/1\.1 (\d{3})/g;
+  const open = (url: URL) =>
+    Array.from({ length: sockets }, () => {
+      const connection = { socket: net.connect(Number(url.port), url.hostname), inFlight: 0 };
+      connection.socket.setNoDelay(true);
+      let tail = '';
+      connection.socket.on('data', (chunk: Buffer) => {
+        // Status lines only; a line cut between two chunks is completed by the tail of the last one.
+        const text = tail + chunk.toString('latin1');
+        statusLine.lastIndex = 0;
+        let end = 0;
+        for (let match = statusLine.exec(text); match; match = statusLine.exec(text)) {
+          end = statusLine.lastIndex;
+          connection.inFlight -= 1;
           inFlight -= 1;
-          if (ok) counts.ok += 1;
+          if (match[1] === '200') counts.ok += 1;
           else {
             counts.failed += 1;
-            counts.lastError = `${response.statusCode} ${text.slice(0, 200)}`;
+            counts.lastError = text.slice(match.index, match.index + 300);
           }
-        });
-      },
-    );
-    request.on('error', (error) => {
-      inFlight -= 1;
-      counts.failed += 1;
-      counts.lastError = error.message;
+        }
+        tail = text.slice(Math.max(end, text.length - 16));
+      });
+      connection.socket.on('error', (error) => {
+        counts.lastError = error.message;
+      });
+      return connection;
     });
-    request.end(body);
-  };
   process.on('message', (message: GeneratorStart | { kind: 'stop' }) => {
     if (message.kind === 'start') {
       const url = new URL(message.url);
+      const requests = message.nodes.map((node) =>
+        Buffer.from(
+          `PUT /v1/nodes/${encodeURIComponent(node.id)}/telemetry HTTP/1.1\r\nhost: ${url.host}\r\n` +
+            `authorization: Bearer ${node.token}\r\ncontent-type: application/json\r\n` +
+            `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          'latin1',
+        ),
+      );
+      if (connections.length === 0) connections = open(url);
       const started = performance.now();
       let due = 0;
       let next = 0;
+      let turn = 0;
       counts = { kind: 'counts', sent: 0, ok: 0, failed: 0, behind: 0, lastError: '' };
       timer = setInterval(() => {
         const target = Math.floor(((performance.now() - started) / 1000) * message.reportsPerSecond);
         for (; due < target; due++) {
-          const node = message.nodes[next]!;
-          next = (next + 1) % message.nodes.length;
-          if (inFlight >= maxInFlight) counts.behind += 1;
-          else send(url, node);
+          const request = requests[next]!;
+          next = (next + 1) % requests.length;
+          if (inFlight >= maxInFlight) {
+            counts.behind += 1;
+            continue;
+          }
+          const connection = connections[turn]!;
+          turn = (turn + 1) % connections.length;
+          connection.inFlight += 1;
+          inFlight += 1;
+          counts.sent += 1;
+          connection.socket.write(request);
         }
       }, 10);
     } else {
@@ -245,6 +259,32 @@ async function trickle(url: URL, until: number): Promise<{ latencies: number[]; 
   return { latencies: latencies.sort((a, b) => a - b), failures };
 }
 
+/**
+ * Registers the fleet 100 nodes per webhook; a batch that fails (a store timeout while Redis runs a
+ * long script) is sent again, up to 5 times.
+ */
+async function registerFleet(url: string): Promise<RegisteredNode[]> {
+  const all = Array.from({ length: nodeCount }, (_, i) => ({
+    id: `tel-${String(i).padStart(5, '0')}`,
+    model: 'L4',
+    gpuCount: gpusPerNode,
+  }));
+  const registered: RegisteredNode[] = [];
+  for (let start = 0; start < all.length; start += 100) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        registered.push(...(await registerNodes(url, all.slice(start, start + 100))));
+        break;
+      } catch (error) {
+        if (attempt >= 5) throw error;
+        console.log(`  registration retry ${attempt}: ${(error as Error).message.slice(0, 160)}`);
+        await sleep(1000);
+      }
+    }
+  }
+  return registered;
+}
+
 function startGenerator(): ChildProcess {
   const child = fork(fileURLToPath(import.meta.url), ['--generator'], {
     cwd: repoRoot,
@@ -286,14 +326,7 @@ async function runScenario(
   const generator = startGenerator();
   try {
     const url = new URL(gateway.url);
-    const nodes: RegisteredNode[] = await registerNodes(
-      gateway.url,
-      Array.from({ length: nodeCount }, (_, i) => ({
-        id: `tel-${String(i).padStart(5, '0')}`,
-        model: 'L4',
-        gpuCount: gpusPerNode,
-      })),
-    );
+    const nodes = await registerFleet(gateway.url);
     const reportsPerSecond = nodeCount / intervalSeconds;
     const start: GeneratorStart = {
       kind: 'start',
@@ -344,6 +377,7 @@ async function runScenario(
             perSecond: round(counts.ok / wall, 0),
           };
           if (counts.lastError) console.log(`  generator: last error ${counts.lastError}`);
+          if (process.env.BENCH_DEBUG) console.log(JSON.stringify(counts));
         }
         phases.push(phase);
         console.log(
@@ -397,7 +431,7 @@ function markdown(report: Record<string, any>): string {
 
 - Date: ${report.date}
 - Machine: ${report.machine.cpuModel}, ${report.machine.cores} cores, ${report.machine.ram}, Node ${report.machine.node}, ${report.machine.os} (the gateway, Redis, the load generator and other work share these cores)
-- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process, keep-alive); ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases
+- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests pipelined on 32 keep-alive sockets); ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases
 - CPU: /proc/<pid>/stat utime + stime over a phase per second of wall time (1.0 = one core)
 
 | store | reports/s achieved / target | report errors / behind | gateway core (load) | Redis core (load) | placement p50 ms quiet / load = ratio | placement failures | gateway RSS MiB |

@@ -60,6 +60,11 @@ function start(command: string[], env: Record<string, string>, name: string): Ch
     if (/error|fatal/i.test(text) && !stopping) process.stderr.write(`[${name}] ${text}`);
   });
   children.push(child);
+  // An exited child (a probe whose VM the orchestrator deleted) is no longer waited for at shutdown.
+  child.once('exit', () => {
+    const at = children.indexOf(child);
+    if (at >= 0) children.splice(at, 1);
+  });
   return child;
 }
 

@@ -69,6 +69,8 @@ export interface SimulationOptions {
   timelineWindowMs: number;
   /** Configuration overrides for the VCA policies (dotted paths), for experiments. */
   configOverrides?: Readonly<Record<string, unknown>>;
+  /** Called with the VCA under test once it is built (diagnostics: subscribe to its events). */
+  inspect?: (vca: Vca, elapsedMs: () => number) => void;
 }
 
 export const defaultSimulationOptions: Omit<SimulationOptions, 'noiseSeed'> = {
@@ -257,6 +259,7 @@ export async function simulatePolicy(
     },
   });
   const costs = learnedCostsOf(vca);
+  options.inspect?.(vca, () => clock.elapsed);
   const random = seededRandom(options.noiseSeed);
   const endMs = trace.options.durationSeconds * 1000;
 

@@ -2,7 +2,7 @@
  * The console's smaller views: queue, sessions (filter, end one), autoscaler, events timeline and
  * learned title costs. Each reads the model or calls the REST API with the operator's token.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConsoleEventKind } from '../../src/http/console-protocol.js';
 import { api } from './api.js';
 import { QueueChart } from './charts.js';
@@ -103,8 +103,11 @@ export function SessionsView({
   const [rows, setRows] = useState<SessionRow[] | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [truncated, setTruncated] = useState(false);
+  /** Only the latest request's answer is shown (an earlier one may come back later). */
+  const latest = useRef(0);
 
   const load = async () => {
+    const ticket = ++latest.current;
     const query = new URLSearchParams();
     if (game.trim()) query.set('game', game.trim());
     if (node.trim()) query.set('node', node.trim());
@@ -114,6 +117,7 @@ export function SessionsView({
       'GET',
       `/v1/operator/sessions${query.size ? `?${query}` : ''}`,
     );
+    if (ticket !== latest.current) return;
     if (!result.ok || !result.body) {
       setError(result.error);
       return;

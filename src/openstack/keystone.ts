@@ -251,9 +251,12 @@ export class KeystoneClient {
 
   /**
    * Checks a token someone else presented. Resolves to what Keystone says about it, or null when
-   * Keystone answers that it is not valid (404, or 401/403 for the subject). A positive answer is cached
-   * until the token expires or `validationCacheSeconds` pass, whichever is first; a negative one is not.
-   * Keystone unreachable, 5xx or an unreadable answer throws VCA_ERR_IDENTITY_UNAVAILABLE.
+   * Keystone answers that it is not valid (404: invalid, expired or revoked). A positive answer is
+   * cached until the token expires or `validationCacheSeconds` pass, whichever is first; a negative one
+   * is not. Keystone unreachable, 5xx, an unreadable answer, or Keystone refusing the VCA itself (401
+   * after the retry, 403) throws VCA_ERR_IDENTITY_UNAVAILABLE: that is the VCA's problem, not the
+   * caller's. Keystone's default policy lets a caller validate someone else's token only with the
+   * `service` role or as a system reader (`identity:validate_token` in keystone/common/policies/token.py).
    */
   async validate(subjectToken: string): Promise<TokenInfo | null> {
     const key = createHash('sha256').update(subjectToken).digest('base64url');
@@ -266,12 +269,14 @@ export class KeystoneClient {
       method: 'GET',
       headers: { 'x-subject-token': subjectToken },
     });
-    if (response.status === 404 || response.status === 401 || response.status === 403) {
-      await response.arrayBuffer().catch(() => undefined);
-      return null;
+    if (response.status !== 200) await response.arrayBuffer().catch(() => undefined);
+    if (response.status === 404) return null;
+    if (response.status === 403) {
+      throw unavailable(
+        "Keystone refused to validate the token (403): the VCA's application credential needs the service role (or system reader) to validate others' tokens",
+      );
     }
     if (response.status !== 200) {
-      await response.arrayBuffer().catch(() => undefined);
       throw unavailable(`Keystone answered token validation with HTTP ${response.status}`);
     }
     const body = await this.readJson(response, 'token validation');

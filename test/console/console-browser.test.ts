@@ -5,7 +5,7 @@
  */
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '../../kit/polling.js';
+import { eventually, sleep } from '../../kit/polling.js';
 import {
   type ConsoleGateway,
   chromiumMissing,
@@ -275,6 +275,11 @@ describe.skipIf(chromiumMissing !== undefined)('operator console in chromium', (
     await p.type('input[name="node"]', 'end-1');
     await p.click('form.filters button[type="submit"]');
     await p.waitForSelector(`tr[data-session="${id}"]`, { timeout: 3000 });
+    // Only the filtered answer is shown, even when the unfiltered one of the opening comes back later.
+    await eventually(async () =>
+      expect(await p.$$eval('[data-testid="sessions-table"] tbody tr', (rows) => rows.length)).toBe(1),
+    );
+    await sleep(300);
     expect(await p.$$eval('[data-testid="sessions-table"] tbody tr', (rows) => rows.length)).toBe(1);
     await p.click(`button[aria-label="End session ${id}"]`);
     await p.waitForSelector('[data-testid="confirm-dialog"][open]');

@@ -212,6 +212,38 @@ describe('client address: PROXY protocol v2', () => {
     );
   });
 
+  it('malformed PROXY headers get no answer on their connection, and the gateway keeps serving', async () => {
+    const signature = proxyV2Header('192.0.2.1', 1, '127.0.0.1', port).subarray(0, 12);
+    const malformed = [
+      Buffer.concat([signature, Buffer.from([0x21, 0x11, 0xff, 0xff, 1, 2, 3])]), // length past the data
+      Buffer.concat([signature, Buffer.from([0x31, 0x11, 0, 12]), Buffer.alloc(12)]), // version 3
+      Buffer.concat([signature, Buffer.from([0x21, 0x31, 0, 216]), Buffer.alloc(216)]), // AF_UNIX
+      Buffer.from('PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n'), // version 1 text: not spoken here
+    ];
+    const answers = await Promise.all(
+      malformed.map(
+        (preface) =>
+          new Promise<string>((resolve) => {
+            const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+            let received = '';
+            socket.on('connect', () => socket.write(Buffer.concat([preface, Buffer.from('GET /healthz HTTP/1.1\r\nHost: vca\r\n\r\n')])));
+            socket.on('data', (chunk) => {
+              received += chunk.toString('latin1');
+            });
+            socket.on('error', () => resolve(received));
+            socket.on('close', () => resolve(received));
+            setTimeout(() => {
+              socket.destroy();
+              resolve(received);
+            }, 1_000);
+          }),
+      ),
+    );
+    expect(answers).toEqual(['', '', '', '']);
+    expect(await get('/healthz', '127.0.0.2')).toBe(200);
+    expect(await rawRequest('127.0.0.2', proxyV2Header('192.0.2.99', 1, '127.0.0.1', port))).toBe(200);
+  });
+
   it('from an untrusted peer, the header is read but the peer stays the client', async () => {
     const statuses = await spendRaw(
       burst + 2,

@@ -28,8 +28,14 @@ describe('demo: --autoscale', () => {
     expect(registered.length).toBeGreaterThanOrEqual(3);
     for (const [, member, node] of registered.slice(0, 3)) {
       expect(node).toBe(`gpu-${member}`);
-      expect(lastView).toMatch(new RegExp(`${node}\\s+(provisioning|ready|draining)`));
+      // Still in the fleet, or removed the Heat way: the oldest member first, its hook cleared by the VCA.
+      const inFleet = new RegExp(`${node}\\s+(provisioning|ready|draining)`).test(lastView);
+      const removed = output.includes(`the VCA cleared member ${member}'s hook; its VM is deleted`);
+      expect(inFleet || removed, `${node} neither in the view nor removed`).toBe(true);
     }
+    // Heat's order: a scale-down removes the oldest member, the first one created.
+    const removals = [...output.matchAll(/heat: scale-down removes member (\w{12}) \(the oldest\)/g)];
+    if (removals.length > 0) expect(removals[0]![1]).toBe(registered[0]![1]);
     const stats = JSON.parse(/demo stopped: (\{.*\})/.exec(output)![1]!) as Record<string, number>;
     expect(stats.requested).toBeGreaterThan(0);
     expect(stats.lost).toBe(0);

@@ -289,6 +289,13 @@ describe('keystone: validating a presented token', () => {
     ]);
   });
 
+  it("403 (the VCA may not validate others' tokens) is VCA_ERR_IDENTITY_UNAVAILABLE naming the role", async () => {
+    keystone.validationStatus = 403;
+    const refused = await failure(client().validate(aodhToken));
+    expect(refused.code).toBe('VCA_ERR_IDENTITY_UNAVAILABLE');
+    expect(refused.message).toMatch(/403.*service role/);
+  });
+
   it('Keystone 5xx during validation is VCA_ERR_IDENTITY_UNAVAILABLE, not "invalid"', async () => {
     keystone.validationStatus = 500;
     expect((await failure(client().validate(aodhToken))).code).toBe('VCA_ERR_IDENTITY_UNAVAILABLE');
