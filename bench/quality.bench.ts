@@ -76,6 +76,7 @@ for (const peakLoad of loads) {
       results[name] = await simulatePolicy(trace, policies[name], {
         ...defaultSimulationOptions,
         noiseSeed: seed ^ 0x5bd1e995,
+        configOverrides,
       });
       const result = results[name];
       console.log(

@@ -8,8 +8,8 @@
  *   nodes stay fresh in the quiet phases: the only difference between phases is then the telemetry load.
  * - Nodes register through the signed contextualize webhook (100 per call) and report with their own
  *   node tokens over real HTTP `PUT /v1/nodes/:id/telemetry`, idle samples of 4 GPUs, as gpu-probe does.
- * - The load generator is a child process (this file with `--generator`, prebuilt requests pipelined
- *   on 32 keep-alive sockets): it paces nodes x 4 GPUs / interval reports per second evenly (every node once per interval) and
+ * - The load generator is a child process (this file with `--generator`, prebuilt requests on 256
+ *   keep-alive sockets, one in flight each): it paces nodes x 4 GPUs / interval reports per second evenly (every node once per interval) and
  *   counts what it could not send because too many were in flight ("behind").
  * - Phases alternate quiet / load (BENCH_PHASES pairs of BENCH_PHASE_SECONDS each, after a warm-up of
  *   load); in every phase a trickle of session allocations (POST /v1/sessions, then DELETE, one at a
@@ -56,8 +56,8 @@ const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 8);
 const trickleMs = Number(process.env.BENCH_TRICKLE_MS ?? 50);
 const scenarios = (process.env.BENCH_SCENARIOS ?? 'embedded,redis').split(',').filter(Boolean);
 const nodeFlags = process.env.BENCH_GATEWAY_NODE_FLAGS?.split(' ').filter(Boolean);
-/** Reports in flight beyond which the generator skips a due report (counted as behind). */
-const maxInFlight = 512;
+/** Sockets of the load generator, one report in flight each: a report due while all wait is behind. */
+const generatorSockets = 256;
 
 // ---------------------------------------------------------------------------------------------------
 // The load generator (child process).
@@ -78,21 +78,23 @@ interface GeneratorCounts {
 }
 
 /**
- * The generator writes prebuilt HTTP/1.1 requests on a few keep-alive sockets (pipelined, as many in
- * flight as maxInFlight allows) and reads only the status lines of the answers: a node:http client
+ * The generator writes prebuilt HTTP/1.1 requests on 256 keep-alive sockets, one request in flight per
+ * socket (a report due while every socket waits is counted as behind), and reads only the status lines
+ * of the answers: a node:http client
  * costs more CPU per request than the gateway's handler, and on a shared 2-core machine it would
  * measure itself.
  */
 function runGenerator(): void {
   const body = JSON.stringify({ gpus: idleGpus(gpusPerNode) });
-  const sockets = 32;
   let counts: GeneratorCounts = { kind: 'counts', sent: 0, ok: 0, failed: 0, behind: 0, lastError: '' };
   let timer: NodeJS.Timeout | undefined;
   let connections: Array<{ socket: net.Socket; inFlight: number }> = [];
+  /** Connections with no request in flight: one request at a time each (no pipelining). */
+  const idle: Array<{ socket: net.Socket; inFlight: number }> = [];
   let inFlight = 0;
   const statusLine = /HTTP\/1\.1 (\d{3})/g;
   const open = (url: URL) =>
-    Array.from({ length: sockets }, () => {
+    Array.from({ length: generatorSockets }, () => {
       const connection = { socket: net.connect(Number(url.port), url.hostname), inFlight: 0 };
       connection.socket.setNoDelay(true);
       let tail = '';
@@ -105,6 +107,7 @@ function runGenerator(): void {
           end = statusLine.lastIndex;
           connection.inFlight -= 1;
           inFlight -= 1;
+          if (connection.inFlight === 0) idle.push(connection);
           if (match[1] === '200') counts.ok += 1;
           else {
             counts.failed += 1;
@@ -129,23 +132,24 @@ function runGenerator(): void {
           'latin1',
         ),
       );
-      if (connections.length === 0) connections = open(url);
+      if (connections.length === 0) {
+        connections = open(url);
+        idle.push(...connections);
+      }
       const started = performance.now();
       let due = 0;
       let next = 0;
-      let turn = 0;
       counts = { kind: 'counts', sent: 0, ok: 0, failed: 0, behind: 0, lastError: '' };
       timer = setInterval(() => {
         const target = Math.floor(((performance.now() - started) / 1000) * message.reportsPerSecond);
         for (; due < target; due++) {
           const request = requests[next]!;
           next = (next + 1) % requests.length;
-          if (inFlight >= maxInFlight) {
+          const connection = idle.pop();
+          if (!connection) {
             counts.behind += 1;
             continue;
           }
-          const connection = connections[turn]!;
-          turn = (turn + 1) % connections.length;
           connection.inFlight += 1;
           inFlight += 1;
           counts.sent += 1;
@@ -431,7 +435,7 @@ function markdown(report: Record<string, any>): string {
 
 - Date: ${report.date}
 - Machine: ${report.machine.cpuModel}, ${report.machine.cores} cores, ${report.machine.ram}, Node ${report.machine.node}, ${report.machine.os} (the gateway, Redis, the load generator and other work share these cores)
-- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests pipelined on 32 keep-alive sockets); ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases
+- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests on 256 keep-alive sockets, one in flight each); ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases
 - CPU: /proc/<pid>/stat utime + stime over a phase per second of wall time (1.0 = one core)
 
 | store | reports/s achieved / target | report errors / behind | gateway core (load) | Redis core (load) | placement p50 ms quiet / load = ratio | placement failures | gateway RSS MiB |
@@ -488,7 +492,7 @@ async function main(): Promise<void> {
       phaseSeconds,
       warmupSeconds,
       trickleMs,
-      maxInFlight,
+      generatorSockets,
       redis: redis ? 'redis-server (kit/redis-server.ts)' : undefined,
     },
   };

@@ -226,7 +226,11 @@ describe('client address: PROXY protocol v2', () => {
           new Promise<string>((resolve) => {
             const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
             let received = '';
-            socket.on('connect', () => socket.write(Buffer.concat([preface, Buffer.from('GET /healthz HTTP/1.1\r\nHost: vca\r\n\r\n')])));
+            socket.on('connect', () =>
+              socket.write(
+                Buffer.concat([preface, Buffer.from('GET /healthz HTTP/1.1\r\nHost: vca\r\n\r\n')]),
+              ),
+            );
             socket.on('data', (chunk) => {
               received += chunk.toString('latin1');
             });
