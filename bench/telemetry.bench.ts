@@ -132,10 +132,12 @@ function runGenerator(): void {
           'latin1',
         ),
       );
-      if (connections.length === 0) {
-        connections = open(url);
-        idle.push(...connections);
-      }
+      // Fresh sockets for every load phase: the gateway closes keep-alive sockets idle for long.
+      for (const connection of connections) connection.socket.destroy();
+      connections = open(url);
+      idle.length = 0;
+      idle.push(...connections);
+      inFlight = 0;
       const started = performance.now();
       let due = 0;
       let next = 0;
@@ -424,7 +426,18 @@ async function runScenario(
   }
 }
 
-function markdown(report: Record<string, any>): string {
+interface TelemetryReport {
+  nodes: number;
+  gpusPerNode: number;
+  intervalSeconds: number;
+  embedded?: ScenarioResult;
+  redis?: ScenarioResult;
+  date: string;
+  machine: ReturnType<typeof machineInfo>;
+  settings: { phasePairs: number; phaseSeconds: number; warmupSeconds: number; trickleMs: number };
+}
+
+function markdown(report: TelemetryReport): string {
   const rows = (['embedded', 'redis'] as const)
     .filter((store) => report[store])
     .map((store) => {

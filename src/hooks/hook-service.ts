@@ -214,6 +214,7 @@ export class HookService {
         if (event.group === undefined) return;
         const capacity = event.capacity ?? {};
         const resize: HeatResize = { group: event.group, phase: action.phase };
+        if (event.stackId !== undefined) resize.stackId = event.stackId;
         if (capacity.before !== undefined) resize.before = capacity.before;
         if (capacity.after !== undefined) resize.after = capacity.after;
         if (capacity.adjustment !== undefined) resize.adjustment = capacity.adjustment;

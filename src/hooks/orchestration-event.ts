@@ -53,6 +53,8 @@ export interface OrchestrationEvent {
   eventType: string;
   /** Autoscaling group name, when the body names one. */
   group?: string;
+  /** Heat: the id of the stack holding the group, when the notification carries it. */
+  stackId?: string;
   capacity?: CapacityChange;
   alarm?: AlarmInfo;
   action: OrchestrationAction;

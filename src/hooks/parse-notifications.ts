@@ -39,6 +39,8 @@ export interface LocatedValue {
 /** What one notification means to the VCA, before it is dressed as an `OrchestrationEvent`. */
 export interface NotificationMeaning {
   group?: string;
+  /** The id of the stack holding the group (Heat sends the notification about that stack). */
+  stackId?: string;
   capacity?: CapacityChange;
   action: OrchestrationAction;
   /** Human text for the summary, without the source prefix. */
@@ -125,9 +127,12 @@ export function notificationKey(messageId: string): string {
 /** Spreads a meaning into an event, leaving out what is unknown rather than setting `undefined`. */
 export function meaningFields(
   meaning: NotificationMeaning,
-): Pick<OrchestrationEvent, 'group' | 'capacity' | 'action'> {
-  const fields: Pick<OrchestrationEvent, 'group' | 'capacity' | 'action'> = { action: meaning.action };
+): Pick<OrchestrationEvent, 'group' | 'stackId' | 'capacity' | 'action'> {
+  const fields: Pick<OrchestrationEvent, 'group' | 'stackId' | 'capacity' | 'action'> = {
+    action: meaning.action,
+  };
   if (meaning.group !== undefined) fields.group = meaning.group;
+  if (meaning.stackId !== undefined) fields.stackId = meaning.stackId;
   if (meaning.capacity !== undefined) fields.capacity = meaning.capacity;
   return fields;
 }
@@ -272,6 +277,7 @@ export function interpretNotification(
   }
   const phase = eventType.slice(AUTOSCALING_PREFIX.length);
   const group = toOptionalString(fields.get('groupname'));
+  const stackId = heatStackId(fields);
   const size = toInteger(fields.get('capacity'));
   const adjustment = toFiniteNumber(fields.get('adjustment'));
   const adjustmentType = toAdjustmentType(fields.get('adjustment_type'));
@@ -296,6 +302,7 @@ export function interpretNotification(
   const meaning = (action: OrchestrationAction, description: string): NotificationMeaning => {
     const result: NotificationMeaning = { action, description };
     if (group !== undefined) result.group = group;
+    if (stackId !== undefined) result.stackId = stackId;
     if (Object.keys(capacity).length > 0) result.capacity = capacity;
     return result;
   };
@@ -389,4 +396,18 @@ function describeAdjustment(
   const signed = adjustment > 0 ? `+${adjustment}` : String(adjustment);
   if (adjustmentType === 'percent_change_in_capacity') return `by ${signed}% (percent_change_in_capacity)`;
   return `by ${signed}${adjustmentType === undefined ? '' : ` (${adjustmentType})`}`;
+}
+
+/**
+ * The id of the stack a Heat autoscaling notification is about: the stack that holds the group (Heat's
+ * heat.engine.notification.autoscaling.send formats the group's own `stack`, the parent of its nested
+ * stack): `stack_id`, or the last segment of `stack_identity` (`arn:openstack:heat::<project>:stacks/
+ * <name>/<id>`, what Ceilometer's event traits usually carry). Undefined when neither is there.
+ */
+function heatStackId(fields: ReadonlyMap<string, LocatedValue>): string | undefined {
+  const id = toOptionalString(fields.get('stack_id'));
+  if (id !== undefined && id !== '') return id;
+  const identity = toOptionalString(fields.get('stack_identity'));
+  const match = identity === undefined ? null : /\/stacks\/[^/]+\/([^/]+)\/?$/.exec(identity);
+  return match?.[1];
 }

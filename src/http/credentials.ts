@@ -107,9 +107,7 @@ export class Credentials {
 
   /** Proof that a WebSocket client owns a session, for `resume` on any gateway instance. */
   resumeToken(sessionId: string): string {
-    return createHmac('sha256', this.masterKey)
-      .update(`vca resume v1\u0000${sessionId}`)
-      .digest('base64url');
+    return createHmac('sha256', this.masterKey).update(`vca resume v1\u0000${sessionId}`).digest('base64url');
   }
 
   checkResumeToken(sessionId: string, token: unknown): boolean {

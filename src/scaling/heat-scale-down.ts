@@ -35,6 +35,8 @@ import {
 export interface HeatResize {
   /** The notification's `groupname`: the group's nested stack id or its name. */
   group: string;
+  /** The id of the stack holding the group (the notification's `stack_id` / `stack_identity`). */
+  stackId?: string;
   phase: 'start' | 'end' | 'error';
   /** `capacity` on `start`: the size before the resize. */
   before?: number;
@@ -105,12 +107,25 @@ export class HeatScaleDown {
     this.options = options;
   }
 
-  /** The registered nodes of a group, by either name Heat gives it; empty when none carry membership. */
-  async members(group: string): Promise<Array<NodeView & { orchestrator: OrchestratorMembership }>> {
-    return (await this.options.store.listNodes()).filter(
+  /**
+   * The registered nodes of a group, by either name Heat gives it; empty when none carry membership.
+   * A member registered with the id of the stack that holds the group (what a member template can
+   * know: deploy/heat) and the group's resource name is matched by `stackId` when the notification's
+   * `groupname` (the group's nested stack) names no member — provided that stack holds one group only.
+   */
+  async members(
+    group: string,
+    stackId?: string,
+  ): Promise<Array<NodeView & { orchestrator: OrchestratorMembership }>> {
+    const heatNodes = (await this.options.store.listNodes()).filter(
       (node): node is NodeView & { orchestrator: OrchestratorMembership } =>
-        isMemberOf(node.orchestrator, group),
+        node.orchestrator?.kind === 'heat',
     );
+    const named = heatNodes.filter((node) => isMemberOf(node.orchestrator, group));
+    if (named.length > 0 || stackId === undefined) return named;
+    const inStack = heatNodes.filter((node) => node.orchestrator.stackId === stackId);
+    const groups = new Set(inStack.map((node) => node.orchestrator.group));
+    return groups.size === 1 ? inStack : [];
   }
 
   async apply(resize: HeatResize): Promise<HeatResizeOutcome> {
@@ -137,7 +152,10 @@ export class HeatScaleDown {
     const outcome = emptyOutcome();
     const memory = await this.readMemory(resize.group);
     const members = mergeMembers(
-      (await this.members(resize.group)).map((node) => ({ id: node.id, membership: node.orchestrator })),
+      (await this.members(resize.group, resize.stackId)).map((node) => ({
+        id: node.id,
+        membership: node.orchestrator,
+      })),
       memory.ahead,
     );
     const memberships = members.map((member) => member.membership);
@@ -184,7 +202,9 @@ export class HeatScaleDown {
     };
     await this.writeMemory(resize.group, memory);
 
-    const present = new Map((await this.members(resize.group)).map((node) => [node.id, node]));
+    const present = new Map(
+      (await this.members(resize.group, resize.stackId)).map((node) => [node.id, node]),
+    );
     const toDrain = outcome.victims.filter((id) => {
       const state = present.get(id)?.state;
       return state !== undefined && state !== 'drained';
@@ -205,7 +225,7 @@ export class HeatScaleDown {
   private async ended(resize: HeatResize): Promise<HeatResizeOutcome> {
     const outcome = emptyOutcome();
     const memory = await this.readMemory(resize.group);
-    const registered = (await this.members(resize.group)).map((node) => ({
+    const registered = (await this.members(resize.group, resize.stackId)).map((node) => ({
       id: node.id,
       membership: node.orchestrator,
     }));

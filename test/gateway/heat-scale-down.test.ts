@@ -306,6 +306,41 @@ describe.each(['embedded', 'redis'] as const)('heat scale-down without hooks (%s
       expect(listed[id]).toEqual({ state: 'ready', sessions: 1 });
   });
 
+  it('members registered with the stack holding the group (as deploy/heat does) are found by the notification stack id', async () => {
+    const { play, hooks } = await gateways(store);
+    // What a member template can know: the root stack's id and the group's resource name; Heat's
+    // notifications name the group by its nested stack id, and the root stack by stack_id.
+    const rootStack = '5eef9488-5274-4305-bedb-91f5ed45cdd6';
+    const asRegistered = vcaAsg.map((node) => ({ ...node, heat: { ...node.heat!, stack: rootStack } }));
+    await register(hooks, [...asRegistered, ...otherAsg]);
+    const gamers = await gamersOn(play, [...asRegistered, ...otherAsg]);
+    await register(hooks, spares);
+    const started = await notify(
+      hooks,
+      heatNotification('heat-root-start', 'start', {
+        groupname: 'f00dfeed-0000-4000-8000-00000000c0de',
+        stack_id: rootStack,
+        capacity: 4,
+        adjustment: -1,
+        adjustment_type: 'change_in_capacity',
+      }),
+    );
+    expect(started).toMatchObject({ victims: ['h1'] });
+    await expectMovedToSpares(gamers, ['h1']);
+    // A notification about another stack (or a stack holding two registered groups) finds no member.
+    const elsewhere = await notify(
+      hooks,
+      heatNotification('heat-other-root', 'start', {
+        groupname: 'f00dfeed-0000-4000-8000-00000000beef',
+        stack_id: '00000000-0000-4000-8000-000000000000',
+        capacity: 2,
+        adjustment: -1,
+        adjustment_type: 'change_in_capacity',
+      }),
+    );
+    expect(elsewhere.victims).toEqual([]);
+  });
+
   it('registers a node with its Heat membership, shown on the node; bad membership is a 400 that registers nothing', async () => {
     const { hooks } = await gateways(store);
     await register(hooks, [vcaAsg[2]!]);

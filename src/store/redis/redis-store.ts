@@ -1,6 +1,6 @@
 /**
  * The Redis store: the StateStore contract over one Redis (or one Redis Cluster slot), shared by
- * several gateway instances. Every mutating operation is one Lua script (one EVALSHA round trip) that
+ * several gateway instances. Every mutating operation is one Lua script (one FCALL round trip) that
  * mirrors the embedded store's semantics exactly; this module only prepares arguments, turns replies
  * into views and records, and maps failures to VcaErrors. Key layout: keys.ts; scripts: scripts/*.lua.
  */

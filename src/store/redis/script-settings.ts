@@ -1,7 +1,7 @@
 /**
  * The per-store settings every script reads: this store's configuration, sent with each call as
  * ARGV[1] (not compiled into the scripts, since two stores with different configurations may share one
- * Redis and so one script cache). `settingsArgument` encodes them; lua-emitter.ts generates the
+ * Redis and so one function library). `settingsArgument` encodes them; lua-emitter.ts generates the
  * scripts' decoding (lib/settings.lua) from the same layout.
  */
 import { type LatencyPolicy, latencySchedule } from '../../placement/latency-policy.js';
