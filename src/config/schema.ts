@@ -440,10 +440,10 @@ const CostsConfigSchema = Type.Object(
         /** Placement uses a learned cost once its confidence reaches this (0.5 with the default: 5 sessions). */
         minConfidence: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
         /**
-         * ... or this for a title learned heavier than the catalog (1/6 with the default: its first
+         * ... or this for a title learned heavier than the catalog (0.16 with the default: its first
          * session): too low a price overloads GPUs, too high a price only costs a slot for a while.
          */
-        minConfidenceHeavier: Type.Number({ minimum: 0, maximum: 1, default: 1 / 6 }),
+        minConfidenceHeavier: Type.Number({ minimum: 0, maximum: 1, default: 0.16 }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -49,7 +49,7 @@ export const defaultCostLearningSettings: CostLearningSettings = {
   priorSamples: 5,
   confidenceSessions: 5,
   minConfidence: 0.5,
-  minConfidenceHeavier: 1 / 6,
+  minConfidenceHeavier: 0.16,
 };
 
 /** One session present on a GPU when it was sampled. */
@@ -129,6 +129,11 @@ export class CostLearner {
   private delta: CostEvidence = new Map();
   private totals: CostEvidence = new Map();
   private learned = new Map<string, LearnedCost>();
+  /**
+   * Per `<dimension>|<title>`: the ratio learned heavier than the catalog on other models (mean of the
+   * ones in force, by sessions), for a model with no evidence of its own yet.
+   */
+  private heavierElsewhere = new Map<string, number>();
   /** Per GPU: the session set of its previous sample, and its idle baseline (ppm, ppm, MiB). */
   private readonly gpus = new Map<string, { sessions: string; baseline: LoadVector | null }>();
   private readonly seen = new Set<string>();
@@ -248,6 +253,7 @@ export class CostLearner {
   adopt(totals: CostEvidence): void {
     this.totals = totals;
     this.learned = solve(totals, this.settings);
+    this.heavierElsewhere = heavierAcrossModels(this.learned);
     this.version++;
   }
 
@@ -263,10 +269,16 @@ export class CostLearner {
     return this.learned.get(`${model}|${dimension}|${game}`)?.ratio ?? 1;
   }
 
-  /** The ratio placement applies: the learned one once active, else 1 (the catalog). */
+  /**
+   * The ratio placement applies: the learned one once active; for a model with no evidence of the
+   * title yet, the title's ratio on other models when it is heavier there (its first session on this
+   * model would otherwise go where the catalog says it barely fits); else 1 (the catalog).
+   */
   ratio(game: string, model: string, dimension: CostDimension): number {
     const entry = this.learned.get(`${model}|${dimension}|${game}`);
-    return entry?.active ? entry.ratio : 1;
+    if (entry?.active) return entry.ratio;
+    if (entry !== undefined && entry.samples > 0) return 1;
+    return this.heavierElsewhere.get(`${dimension}|${game}`) ?? 1;
   }
 
   entries(): LearnedCost[] {
@@ -300,6 +312,20 @@ export function applyRatios(cost: LoadVector, ratio: (dimension: CostDimension) 
     vramMiB: Math.ceil(cost.vramMiB * vram),
     encoderSessions: cost.encoderSessions,
   };
+}
+
+/** Per `<dimension>|<title>`: the sessions-weighted mean of the ratios in force above 1, across models. */
+function heavierAcrossModels(learned: ReadonlyMap<string, LearnedCost>): Map<string, number> {
+  const sums = new Map<string, { weighted: number; sessions: number }>();
+  for (const entry of learned.values()) {
+    if (!entry.active || entry.ratio <= 1) continue;
+    const key = `${entry.dimension}|${entry.game}`;
+    const sum = sums.get(key) ?? { weighted: 0, sessions: 0 };
+    sum.weighted += entry.ratio * Math.max(1, entry.sessions);
+    sum.sessions += Math.max(1, entry.sessions);
+    sums.set(key, sum);
+  }
+  return new Map([...sums].map(([key, sum]) => [key, sum.weighted / sum.sessions]));
 }
 
 /** The learned ratios of every model, dimension and title the evidence names. */

@@ -373,3 +373,14 @@ describe('pricing with learned costs (buildSessionSpec)', () => {
     ).toThrow(/No GPU model among those requested can render/);
   });
 });
+
+describe('a title heavier than the catalog on one model, on a model with no evidence yet', () => {
+  it('is priced at the ratio learned elsewhere; a lighter one stays at the catalog', () => {
+    const learner = learn({ titles: [heavy, light], rounds: 30 });
+    expect(learner.ratio(heavy.game, 'L4', 'gpu')).toBeGreaterThan(1.1);
+    expect(learner.entries().some((entry) => entry.model === 'T4')).toBe(false);
+    expect(learner.ratio(heavy.game, 'T4', 'gpu')).toBeCloseTo(learner.ratio(heavy.game, 'L4', 'gpu'), 9);
+    expect(learner.ratio(light.game, 'L4', 'gpu')).toBeLessThan(0.9);
+    expect(learner.ratio(light.game, 'T4', 'gpu')).toBe(1);
+  });
+});
