@@ -151,8 +151,9 @@ async function main(): Promise<void> {
   const fdLimit = openFileLimit();
   if (fdLimit < connectionCount + 512) {
     throw new Error(
-      `this process may open ${fdLimit} files, too few for ${connectionCount} sockets: run it as ` +
-        `bash -c 'ulimit -n 65536 && npm run bench:ws' or lower BENCH_WS_CONNECTIONS`,
+      `this process may open ${fdLimit} files, too few for ${connectionCount} sockets, and the hard ` +
+        'limit could not be raised (root without CAP_SYS_RESOURCE in a container?): raise it where the ' +
+        'process starts (ulimit -Hn, LimitNOFILE=) or lower BENCH_WS_CONNECTIONS',
     );
   }
   const capacity = sessionsPerGpu();

@@ -289,6 +289,7 @@ describe('deploy/ceilometer: Heat autoscaling events', () => {
       adjustment: -1,
       adjustment_type: 'change_in_capacity',
       resource_id: notification.payload.stack_identity,
+      stack_identity: notification.payload.stack_identity,
     });
 
     gw = await startTestGateway();
