@@ -199,6 +199,10 @@ interface ScenarioResult {
   placementP50RatioDuringLoad: number;
   reportsPerSecondTarget: number;
   reportsPerSecondAchieved: number;
+  /** Achieved at least 95 % of the target report rate with no errors. */
+  keptUp: boolean;
+  /** gatewayCoreShare scaled to the full target rate when the gateway fell behind (CPU grows with reports). */
+  gatewayCoreShareAtTargetRate: number;
   reportErrors: number;
   reportsBehind: number;
   placementFailures: number;
@@ -399,9 +403,10 @@ async function runScenario(
     const p50Quiet = mean(quietPhases.map((phase) => phase.placementP50Ms));
     const reportsOk = loadPhases.reduce((sum, phase) => sum + (phase.reports?.ok ?? 0), 0);
     const loadSeconds = loadPhases.reduce((sum, phase) => sum + phase.seconds + 1, 0);
+    const gatewayLoadShare = mean(loadPhases.map((phase) => phase.gatewayCoreShare));
     return {
       store,
-      gatewayCoreShare: round(mean(loadPhases.map((phase) => phase.gatewayCoreShare)), 3),
+      gatewayCoreShare: round(gatewayLoadShare, 3),
       gatewayCoreShareQuiet: round(mean(quietPhases.map((phase) => phase.gatewayCoreShare)), 3),
       ...(redis
         ? {
@@ -414,6 +419,13 @@ async function runScenario(
       placementP50RatioDuringLoad: round(p50Load / p50Quiet, 3),
       reportsPerSecondTarget: reportsPerSecond,
       reportsPerSecondAchieved: round(reportsOk / loadSeconds, 0),
+      keptUp:
+        reportsOk / loadSeconds >= 0.95 * reportsPerSecond &&
+        loadPhases.every((phase) => (phase.reports?.failed ?? 0) === 0),
+      gatewayCoreShareAtTargetRate: round(
+        gatewayLoadShare * Math.max(1, reportsPerSecond / Math.max(1, reportsOk / loadSeconds)),
+        3,
+      ),
       reportErrors: loadPhases.reduce((sum, phase) => sum + (phase.reports?.failed ?? 0), 0),
       reportsBehind: loadPhases.reduce((sum, phase) => sum + (phase.reports?.behind ?? 0), 0),
       placementFailures: phases.reduce((sum, phase) => sum + phase.placementFailures, 0),
@@ -455,12 +467,12 @@ function markdown(report: TelemetryReport): string {
 |---|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
-Targets: gateway < 0.5 of a core under the load; placement p50 during load <= 1.1x quiet.
+Targets: the gateway keeps up (>= 95 % of the report rate, no errors) with < 0.5 of a core; placement p50 during load <= 1.1x quiet.
 ${(['embedded', 'redis'] as const)
   .filter((store) => report[store])
   .map((store) => {
     const s = report[store] as ScenarioResult;
-    return `- ${store}: gateway ${s.gatewayCoreShare} core -> **${s.gatewayCoreShare < 0.5 ? 'PASS' : 'FAIL'}**; placement p50 ratio ${s.placementP50RatioDuringLoad} -> **${s.placementP50RatioDuringLoad <= 1.1 ? 'PASS' : 'FAIL'}**; keeping up: ${s.reportsPerSecondAchieved} of ${s.reportsPerSecondTarget} reports/s, ${s.reportErrors} errors`;
+    return `- ${store}: gateway ${s.gatewayCoreShare} core at ${s.reportsPerSecondAchieved} reports/s (${s.gatewayCoreShareAtTargetRate} scaled to ${s.reportsPerSecondTarget}/s), kept up: ${s.keptUp ? 'yes' : 'no'} -> **${s.keptUp && s.gatewayCoreShare < 0.5 ? 'PASS' : 'FAIL'}**; placement p50 ratio ${s.placementP50RatioDuringLoad} -> **${s.placementP50RatioDuringLoad <= 1.1 ? 'PASS' : 'FAIL'}**; keeping up: ${s.reportsPerSecondAchieved} of ${s.reportsPerSecondTarget} reports/s, ${s.reportErrors} errors`;
   })
   .join('\n')}
 `;
