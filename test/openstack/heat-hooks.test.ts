@@ -18,6 +18,7 @@ import {
   type ReadyNode,
   reportIdle,
   settle,
+  wholeL4,
 } from '../gateway/gamer-flow.js';
 import { idleTelemetry, PlayClient, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { HeatDouble, type HeatMember } from './heat-double.js';
@@ -171,6 +172,62 @@ describe('heat hooks: drain before delete', () => {
     expect(await poll()).toMatchObject({ paused: 0, released: 0 });
     expect(heat.signalsTo(memberA!)).toHaveLength(1);
     expect(heat.calls.filter((call) => call.method === 'POST')).toHaveLength(1);
+  });
+
+  it('a group of 4 shrunk to 2 with hooks: both paused members drain into spare room, no session lost, the others untouched', async () => {
+    await setup();
+    const members = [heat.addMember(), heat.addMember(), heat.addMember(), heat.addMember()];
+    const nodes: ReadyNode[] = [];
+    for (const [i, member] of members.entries()) nodes.push(await registerMember(member!, `render-${i}`));
+    // One whole-L4 gamer per member: a session on every node of the group.
+    const gamers: Array<{ client: PlayClient; sessionId: string; nodeId: string }> = [];
+    for (let i = 0; i < members.length; i++) {
+      const client = await connect();
+      client.send({ type: 'request', ...wholeL4 });
+      const assigned = await client.next('assigned');
+      gamers.push({ client, sessionId: assigned.sessionId, nodeId: assigned.node.id });
+    }
+    expect(new Set(gamers.map((gamer) => gamer.nodeId)).size).toBe(4);
+    // Room elsewhere, outside the group: two spare L4s.
+    const spares: ReadyNode[] = [];
+    for (const id of ['spare-1', 'spare-2']) {
+      const credentials = await gw!.registerNode(id, 'L4', 1, {}, { group: 'spare' });
+      expect((await gw!.telemetry(id, credentials.token, idleTelemetry(1))).status).toBe(200);
+      spares.push({ id, gpuCount: 1, ...credentials });
+    }
+
+    // Heat (exact_capacity 4 -> 2) removes two members of its choosing and holds both on their hooks.
+    const removed = [members[1]!, members[3]!];
+    for (const member of removed) heat.removeMember(member);
+    expect(await poll()).toMatchObject({ paused: 2, released: 0, errors: 0 });
+    expect(await nodeState('render-1')).toBe('draining');
+    expect(await nodeState('render-3')).toBe('draining');
+    expect(await nodeState('render-0')).toBe('ready');
+    expect(await nodeState('render-2')).toBe('ready');
+
+    await advance(gw!, drainDeadlineSeconds + 1, { renewWebsocket: true });
+    await reportIdle(gw!, nodes[0]!, nodes[2]!, ...spares);
+    expect(await poll()).toMatchObject({ paused: 2, released: 2, errors: 0 });
+    for (const gamer of gamers) {
+      if (gamer.nodeId === 'render-1' || gamer.nodeId === 'render-3') {
+        expect(await gamer.client.next('*')).toMatchObject({ type: 'migrate', sessionId: gamer.sessionId });
+        const moved = await gamer.client.next('*');
+        expect(moved).toMatchObject({ type: 'assigned', sessionId: gamer.sessionId });
+        expect(['spare-1', 'spare-2']).toContain(moved.node.id);
+      } else {
+        expect((await getSession(gw!, gamer.sessionId)).node.id).toBe(gamer.nodeId);
+      }
+    }
+    for (const member of removed) {
+      expect(heat.signalsTo(member)).toHaveLength(1);
+      expect(member.deleted).toBe(true);
+    }
+    expect(heat.signalsTo(members[0]!)).toHaveLength(0);
+    expect(heat.signalsTo(members[2]!)).toHaveLength(0);
+    expect(await nodeState('render-1')).toBe('gone');
+    expect(await nodeState('render-3')).toBe('gone');
+    const lost = await gw!.request('operator', 'GET', '/metrics');
+    expect(lost.body as string).not.toMatch(/vca_sessions_lost_total\{[^}]*\} [1-9]/);
   });
 
   it('clears the hook as soon as the node is empty, before the deadline, and only once while Heat lags', async () => {
