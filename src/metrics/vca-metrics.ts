@@ -45,6 +45,24 @@ export class VcaMetrics {
   constructor(options: VcaMetricsOptions) {
     const registers = [this.registry];
     const { store } = options;
+    // A store that does not answer must not take the whole scrape down (the runtime series, the HTTP
+    // error counters and vca_store_up are what show the outage): series read from it keep their last
+    // value and vca_store_up goes to 0.
+    const read = async <T>(task: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await task();
+      } catch {
+        return undefined;
+      }
+    };
+    new Gauge({
+      name: 'vca_store_up',
+      help: 'Whether the state store answered its ping at this scrape (1) or not (0)',
+      registers,
+      async collect() {
+        this.set((await read(() => store.ping().then(() => true))) ? 1 : 0);
+      },
+    });
     this.allocationSeconds = new Histogram({
       name: 'vca_allocation_duration_seconds',
       help: 'Time to decide a session request (assign, queue or refuse)',
@@ -112,7 +130,8 @@ export class VcaMetrics {
       help: 'Drain-complete callbacks in the store waiting for delivery (claimed or not)',
       registers,
       async collect() {
-        this.set(await store.outboxLength());
+        const length = await read(() => store.outboxLength());
+        if (length !== undefined) this.set(length);
       },
     });
     this.websocketConnections = new Gauge({
@@ -147,7 +166,8 @@ export class VcaMetrics {
       help: 'Sessions waiting in the queue',
       registers,
       async collect() {
-        this.set((await store.queuePositions()).size);
+        const positions = await read(() => store.queuePositions());
+        if (positions !== undefined) this.set(positions.size);
       },
     });
     const nodesByState = new Gauge({
@@ -157,7 +177,9 @@ export class VcaMetrics {
       registers,
       async collect() {
         const counts = new Map<string, number>(nodeStates.map((state) => [state, 0]));
-        for (const node of await store.listNodes()) counts.set(node.state, (counts.get(node.state) ?? 0) + 1);
+        const nodes = await read(() => store.listNodes());
+        if (nodes === undefined) return;
+        for (const node of nodes) counts.set(node.state, (counts.get(node.state) ?? 0) + 1);
         for (const [state, count] of counts) nodesByState.set({ state }, count);
       },
     });
@@ -167,7 +189,9 @@ export class VcaMetrics {
       registers,
       async collect() {
         let stale = 0;
-        for (const node of await store.listNodes()) {
+        const nodes = await read(() => store.listNodes());
+        if (nodes === undefined) return;
+        for (const node of nodes) {
           if (node.state === 'drained' || node.state === 'removed') continue;
           for (const gpu of node.gpus) if (gpu.stale) stale++;
         }
@@ -195,7 +219,8 @@ export class VcaMetrics {
       registers,
       async collect() {
         gpuLoad.reset();
-        const nodes = await store.listNodes();
+        const nodes = await read(() => store.listNodes());
+        if (nodes === undefined) return;
         let gpus = 0;
         for (const node of nodes) gpus += node.gpus.length;
         if (gpus > perGpuLimit) return;
