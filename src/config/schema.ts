@@ -416,6 +416,19 @@ const LogConfigSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/** The operator console's feed (src/http/console-feed.ts). */
+const ConsoleConfigSchema = Type.Object(
+  {
+    /**
+     * Sample the fleet for the console's 15-minute history while no console is open (one read of every
+     * node each historySampleSeconds). Off: history starts when a console connects (large fleets).
+     */
+    historyWithoutViewers: Type.Boolean({ default: true }),
+    historySampleSeconds: Seconds(5, 1, 3600),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 /** Learned title costs (src/cost/cost-learner.ts). */
 const CostsConfigSchema = Type.Object(
   {
@@ -459,6 +472,7 @@ export const ConfigSchema = Type.Object(
     placement: PlacementConfigSchema,
     telemetry: TelemetryConfigSchema,
     costs: CostsConfigSchema,
+    console: ConsoleConfigSchema,
     queue: QueueConfigSchema,
     leases: LeaseConfigSchema,
     drain: DrainConfigSchema,

@@ -50,6 +50,11 @@ export interface ConsoleFeedOptions {
   pollMs?: number;
   /** One history sample every this many ms (default 5 s). */
   historySampleMs?: number;
+  /**
+   * Keep sampling history while no console is connected (default true): a console opened later draws
+   * the last 15 minutes at once, at the price of a read of the whole fleet every historySampleMs.
+   */
+  historyWithoutViewers?: boolean;
   /** Samples kept (default 180: 15 minutes of 5 s samples). */
   historySamples?: number;
   /** Timeline entries kept for a console that opens later. */
@@ -311,7 +316,8 @@ export class ConsoleFeed {
     }
     for (const client of this.clients) this.flush(client);
     if (this.clients.size > 0) this.schedule(this.pollMs);
-    else this.schedule(Math.max(0, this.lastSampleAt + this.historySampleMs - performance.now()));
+    else if (this.options.historyWithoutViewers !== false)
+      this.schedule(Math.max(0, this.lastSampleAt + this.historySampleMs - performance.now()));
   }
 
   private async read(now: number): Promise<void> {

@@ -105,6 +105,8 @@ export class Gateway {
       priorityClasses: config.queue.priorityClasses,
       now: () => clock.now(),
       logger,
+      historyWithoutViewers: config.console.historyWithoutViewers,
+      historySampleMs: config.console.historySampleSeconds * 1000,
       ...options.consoleFeed,
     });
     this.consoleAssets = new ConsoleAssets(options.consoleDirectory);
