@@ -472,7 +472,7 @@ ${(['embedded', 'redis'] as const)
   .filter((store) => report[store])
   .map((store) => {
     const s = report[store] as ScenarioResult;
-    return `- ${store}: gateway ${s.gatewayCoreShare} core at ${s.reportsPerSecondAchieved} reports/s (${s.gatewayCoreShareAtTargetRate} scaled to ${s.reportsPerSecondTarget}/s), kept up: ${s.keptUp ? 'yes' : 'no'} -> **${s.keptUp && s.gatewayCoreShare < 0.5 ? 'PASS' : 'FAIL'}**; placement p50 ratio ${s.placementP50RatioDuringLoad} -> **${s.placementP50RatioDuringLoad <= 1.1 ? 'PASS' : 'FAIL'}**; keeping up: ${s.reportsPerSecondAchieved} of ${s.reportsPerSecondTarget} reports/s, ${s.reportErrors} errors`;
+    return `- ${store}: gateway ${s.gatewayCoreShare} core at ${s.reportsPerSecondAchieved} reports/s (${s.gatewayCoreShareAtTargetRate} scaled to ${s.reportsPerSecondTarget}/s), kept up: ${s.keptUp ? 'yes' : 'no'} -> **${s.keptUp && s.gatewayCoreShare < 0.5 ? 'PASS' : 'FAIL'}**; placement p50 ratio ${s.placementP50RatioDuringLoad} -> **${s.placementP50RatioDuringLoad <= 1.1 ? 'PASS' : 'FAIL'}** (${s.reportErrors} report errors, ${s.reportsBehind} reports behind)`;
   })
   .join('\n')}
 `;
