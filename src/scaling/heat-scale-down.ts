@@ -151,11 +151,9 @@ export class HeatScaleDown {
   private async started(resize: HeatResize): Promise<HeatResizeOutcome> {
     const outcome = emptyOutcome();
     const memory = await this.readMemory(resize.group);
+    const registered = await this.members(resize.group, resize.stackId);
     const members = mergeMembers(
-      (await this.members(resize.group, resize.stackId)).map((node) => ({
-        id: node.id,
-        membership: node.orchestrator,
-      })),
+      registered.map((node) => ({ id: node.id, membership: node.orchestrator })),
       memory.ahead,
     );
     const memberships = members.map((member) => member.membership);
@@ -202,9 +200,7 @@ export class HeatScaleDown {
     };
     await this.writeMemory(resize.group, memory);
 
-    const present = new Map(
-      (await this.members(resize.group, resize.stackId)).map((node) => [node.id, node]),
-    );
+    const present = new Map(registered.map((node) => [node.id, node]));
     const toDrain = outcome.victims.filter((id) => {
       const state = present.get(id)?.state;
       return state !== undefined && state !== 'drained';
