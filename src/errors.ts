@@ -42,7 +42,7 @@ export const errorCatalog = {
   },
   VCA_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   VCA_ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'The route does not accept this method' },
-  VCA_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests from this address' },
+  VCA_ERR_RATE_LIMITED: { status: 429, title: 'Too many requests from this client' },
   VCA_ERR_TOO_MANY_CONNECTIONS: { status: 429, title: 'Too many connections from this address' },
   VCA_ERR_STORE_UNAVAILABLE: { status: 503, title: 'The state store is unreachable' },
   VCA_ERR_IDENTITY_UNAVAILABLE: {

@@ -1,10 +1,13 @@
 /**
  * Who gets in: nothing once the server is closing, at most the configured request rate per client
- * address (every HTTP request and upgrade spends a token, unknown routes included, so probing is no
- * way around it; only the health routes spend none, so a load balancer's checks never use up the
- * bucket its clients share or get a 429), and at most the configured number of open WebSockets per
- * address, each held as a slot released exactly once. The client address is the one
- * `trusted-proxies.ts` resolves: behind a trusted proxy, the proxy's client, not the proxy.
+ * (every HTTP request and upgrade spends a token, unknown routes included, so probing is no way around
+ * it; only the health routes spend none, so a load balancer's checks never use up the bucket its
+ * clients share or get a 429), and at most the configured number of open WebSockets per address, each
+ * held as a slot released exactly once. A client is its credential on routes that take one (gamer,
+ * operator, node: the `Authorization` header keys the bucket, and a refused credential charges the
+ * address instead), otherwise its address: the one `trusted-proxies.ts` resolves, behind a trusted
+ * proxy the proxy's client, not the proxy. Keying by credential spares each request the `getpeername`
+ * system call the address costs.
  */
 
 import { VcaError } from '../errors.js';
@@ -12,6 +15,12 @@ import { RateLimiter } from './rate-limiter.js';
 import { TrustedProxies } from './trusted-proxies.js';
 
 /** Liveness and readiness: answered without spending a rate-limit token. */
+/**
+ * Longest `Authorization` header that keys a bucket of its own; a longer one is counted by address (it
+ * bounds the memory a bucket key takes).
+ */
+const maxCredentialKeyLength = 2048;
+
 const healthPaths: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
 export interface AdmissionLimits {
@@ -59,11 +68,41 @@ export class Admission {
     this.isClosing = true;
   }
 
+  /**
+   * The rate-limit key of a request that presents `authorization` on a route whose access is proven by
+   * a credential (gamer, operator, node), or undefined when the request is to be counted by address.
+   */
+  credentialKey(authorization: string | undefined): string | undefined {
+    if (authorization === undefined || authorization === '' || authorization.length > maxCredentialKeyLength)
+      return undefined;
+    return `credential ${authorization}`;
+  }
+
+  /**
+   * Refuses new work while closing and applies the request rate to a presented credential's own bucket
+   * (`credentialKey`). The credential is not verified yet: when the route refuses it, `refuseCredential`
+   * drops its bucket and charges the client address instead, so invented tokens buy nothing.
+   */
+  admitCredential(key: string): void {
+    if (this.isClosing) throw new VcaError('VCA_ERR_SHUTTING_DOWN');
+    this.take(key);
+  }
+
+  /** A credential the route refused (401, 403): its bucket goes, and the request counts against the address. */
+  refuseCredential(key: string, remoteAddress: string): void {
+    this.rateLimiter.forget(key);
+    this.take(remoteAddress);
+  }
+
   /** Refuses new work while closing and applies the per-address request rate (health routes exempt). */
   admit(remoteAddress: string, path = ''): void {
     if (this.isClosing) throw new VcaError('VCA_ERR_SHUTTING_DOWN');
     if (healthPaths.has(path)) return;
-    const decision = this.rateLimiter.take(remoteAddress);
+    this.take(remoteAddress);
+  }
+
+  private take(key: string): void {
+    const decision = this.rateLimiter.take(key);
     if (!decision.allowed) {
       throw new VcaError('VCA_ERR_RATE_LIMITED', `Slow down; retry in ${decision.retryAfterSeconds} s`, {
         retryAfterSeconds: decision.retryAfterSeconds,

@@ -30,7 +30,7 @@ import { Credentials } from './credentials.js';
 import { openApiRoute } from './openapi.js';
 import { latencyCapAt, PlacementLatency } from './placement-latency.js';
 import { PlaySockets } from './play-socket.js';
-import { RoutePipeline } from './route-pipeline.js';
+import { RoutePipeline, ratesByCredential } from './route-pipeline.js';
 import { costRoutes } from './routes/cost-routes.js';
 import { gamerRoutes } from './routes/gamer-routes.js';
 import { hookRoutes } from './routes/hook-routes.js';
@@ -311,7 +311,11 @@ export class Gateway {
       now: () => clock.now(),
       alarmCredentials,
     });
-    for (const route of this.routes) this.server.route(route.method, route.path, pipeline.handler(route));
+    for (const route of this.routes) {
+      this.server.route(route.method, route.path, pipeline.handler(route), {
+        rateByCredential: ratesByCredential(route),
+      });
+    }
     this.server.websocket('/v1/play', pipeline.websocket('/v1/play', 'gamer', this.play.route()));
     // The console: public static files, and a feed whose first message must be an operator token.
     this.server.websocket('/v1/console/feed', this.console.route());

@@ -23,13 +23,19 @@ export interface RequestContext {
    * acts for every gamer. Undefined on other routes.
    */
   gamer?: string | null;
+  /**
+   * Set when the request was rate-limited by the credential it presents (not yet verified): whoever
+   * refuses that credential (401, 403) calls it first, so the request counts against the client address
+   * instead; it throws VCA_ERR_RATE_LIMITED (429) when that address is out of tokens.
+   */
+  refuseCredential?(): void;
   /** The body as JSON, `undefined` when there is none; 415 when not JSON-typed, 400 when malformed. */
   readJson(): Promise<unknown>;
   /** The body bytes (empty when there is none), at most `maxBodyBytes`. */
   readRaw(): Promise<Buffer>;
 }
 
-export type UpgradeContext = Omit<RequestContext, 'readJson' | 'readRaw'>;
+export type UpgradeContext = Omit<RequestContext, 'readJson' | 'readRaw' | 'refuseCredential'>;
 
 export interface Reply {
   status: number;
@@ -42,6 +48,15 @@ export interface Reply {
 }
 
 export type RouteHandler = (ctx: RequestContext) => Reply | Promise<Reply>;
+
+export interface RouteOptions {
+  /**
+   * The route proves access with a credential in `Authorization` (gamer, operator, node): a request
+   * presenting one is rate-limited by it rather than by the client address, and the handler calls
+   * `refuseCredential` before refusing it.
+   */
+  rateByCredential?: boolean;
+}
 
 export interface WsSession<U> {
   readonly data: U;

@@ -64,6 +64,11 @@ export class RateLimiter {
     return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
   }
 
+  /** Drops the bucket of `address` (a key that turned out not to deserve one). */
+  forget(address: string): void {
+    this.buckets.delete(address);
+  }
+
   get trackedAddresses(): number {
     return this.buckets.size;
   }

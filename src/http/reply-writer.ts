@@ -50,8 +50,16 @@ export interface ReplyWriterOptions {
   isClosing: () => boolean;
 }
 
+const statusLines = new Map<number, string>();
+
+/** `201 Created`; built once per status code. */
 function statusLine(status: number): string {
-  return `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
+  let line = statusLines.get(status);
+  if (line === undefined) {
+    line = `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
+    statusLines.set(status, line);
+  }
+  return line;
 }
 
 function hasHeaderInjection(text: string): boolean {
@@ -66,7 +74,9 @@ export function prepareReply(reply: Reply): PreparedReply {
   }
   const headers: [string, string][] = [];
   let headerContentType: string | undefined;
-  for (const [name, value] of Object.entries(reply.headers ?? {})) {
+  const replyHeaders = reply.headers;
+  for (const name in replyHeaders) {
+    const value = replyHeaders[name]!;
     const lowerName = name.toLowerCase();
     if (hasHeaderInjection(name) || hasHeaderInjection(value)) {
       throw new Error(`handler replied with an unsafe header ${JSON.stringify(name)}`);

@@ -20,7 +20,7 @@ export interface CopiedRequest {
   query: URLSearchParams;
   headers: Record<string, string>;
   /** The client's address: the peer's, or behind a trusted proxy the one it names (trusted-proxies.ts). */
-  remoteAddress: string;
+  readonly remoteAddress: string;
 }
 
 /** The body of one request: whether one was announced, and its bytes once they have all arrived. */
@@ -55,25 +55,65 @@ function clientAddress(
   return trustedProxies.clientAddress(peer, proxied, headers['x-forwarded-for']);
 }
 
-/** Copies the request out of uWS; `req` is invalid once the uWS callback returns. */
+/** No query string: one shared, never-written instance (nothing in the gateway edits a request's query). */
+const emptyQuery = new URLSearchParams();
+
+/**
+ * A uWS request copied out of uWS. The client address costs a `getpeername` system call, so it is read
+ * on first use only (most requests are rate-limited by their credential and never need it), while the
+ * response is still open; once it is answered or aborted the address is unknown ('').
+ */
+class UwsRequestCopy implements CopiedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: Record<string, string>;
+  private address: string | undefined;
+  private readonly res: HttpResponse;
+  private readonly trustedProxies: TrustedProxies | undefined;
+  private readonly isOpen: () => boolean;
+
+  constructor(
+    res: HttpResponse,
+    req: HttpRequest,
+    trustedProxies: TrustedProxies | undefined,
+    isOpen: () => boolean,
+  ) {
+    const headers: Record<string, string> = {};
+    req.forEach((name, value) => {
+      const previous = headers[name];
+      headers[name] = previous === undefined ? value : `${previous}, ${value}`;
+    });
+    const query = req.getQuery();
+    this.method = req.getMethod().toUpperCase();
+    this.path = req.getUrl();
+    this.query = query ? new URLSearchParams(query) : emptyQuery;
+    this.headers = headers;
+    this.res = res;
+    this.trustedProxies = trustedProxies;
+    this.isOpen = isOpen;
+  }
+
+  get remoteAddress(): string {
+    if (this.address === undefined) {
+      if (!this.isOpen()) return '';
+      this.address = clientAddress(this.res, this.headers, this.trustedProxies);
+    }
+    return this.address;
+  }
+}
+
+/**
+ * Copies the request out of uWS; `req` is invalid once the uWS callback returns. `isOpen` says whether
+ * `res` may still be touched (not answered, not aborted): the client address is read lazily from it.
+ */
 export function copyRequest(
   res: HttpResponse,
   req: HttpRequest,
-  trustedProxies?: TrustedProxies,
+  trustedProxies: TrustedProxies | undefined,
+  isOpen: () => boolean,
 ): CopiedRequest {
-  const headers: Record<string, string> = {};
-  req.forEach((name, value) => {
-    const previous = headers[name];
-    headers[name] = previous === undefined ? value : `${previous}, ${value}`;
-  });
-  const query = req.getQuery();
-  return {
-    method: req.getMethod().toUpperCase(),
-    path: req.getUrl(),
-    query: query ? new URLSearchParams(query) : new URLSearchParams(),
-    headers,
-    remoteAddress: clientAddress(res, headers, trustedProxies),
-  };
+  return new UwsRequestCopy(res, req, trustedProxies, isOpen);
 }
 
 /** True when body bytes may follow the headers: until they are read, an early answer must close. */

@@ -42,6 +42,11 @@ const proving =
     return undefined;
   };
 
+/** Whether requests to `route` are rate-limited by the credential they present (`RouteOptions`). */
+export function ratesByCredential(route: Pick<ApiRoute, 'access'>): boolean {
+  return route.access === 'gamer' || route.access === 'operator' || route.access === 'node';
+}
+
 export class RoutePipeline {
   private readonly options: RoutePipelineOptions;
 
@@ -61,8 +66,14 @@ export class RoutePipeline {
         if (signed) await this.checkSignature(ctx);
         else if (alarm) await this.checkAlarmCaller(ctx);
         else if (checkAccess) {
-          const gamer = checkAccess(ctx);
-          if (gamer !== undefined) ctx.gamer = gamer instanceof Promise ? await gamer : gamer;
+          try {
+            const gamer = checkAccess(ctx);
+            if (gamer !== undefined) ctx.gamer = gamer instanceof Promise ? await gamer : gamer;
+          } catch (refusal) {
+            // Counted by its credential until now: a refused one is counted by address (may be a 429).
+            ctx.refuseCredential?.();
+            throw refusal;
+          }
         }
         const value = body === undefined ? undefined : body.parse(await ctx.readJson(), ctx);
         return await route.handler(ctx, value);

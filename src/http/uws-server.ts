@@ -11,7 +11,7 @@ import uws from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { VcaError } from '../errors.js';
 import { Admission, type AdmissionLimits } from './admission.js';
-import type { HttpMethod, RequestContext, RouteHandler, WsRoute } from './handler-api.js';
+import type { HttpMethod, RequestContext, RouteHandler, RouteOptions, WsRoute } from './handler-api.js';
 import {
   type Exchange,
   type PreparedReply,
@@ -66,6 +66,8 @@ export class HttpServer {
   private readonly onError: ((err: unknown) => void) | undefined;
   private readonly closeGraceMs: number;
   private readonly routes = new Router<RouteHandler>();
+  /** Handlers registered with `rateByCredential`. */
+  private readonly credentialRated = new WeakSet<RouteHandler>();
   private readonly admission: Admission;
   private readonly writer: ReplyWriter;
   private readonly websockets: WebSocketSessions;
@@ -104,8 +106,9 @@ export class HttpServer {
     this.app.any('/*', (res, req) => this.onHttpRequest(res, req));
   }
 
-  route(method: HttpMethod, pattern: string, handler: RouteHandler): void {
+  route(method: HttpMethod, pattern: string, handler: RouteHandler, options: RouteOptions = {}): void {
     this.routes.add(method, pattern, handler);
+    if (options.rateByCredential === true) this.credentialRated.add(handler);
   }
 
   websocket<U>(pattern: string, route: WsRoute<U>): void {
@@ -167,28 +170,57 @@ export class HttpServer {
     const exchange = this.writer.begin(res);
     try {
       // req is only valid until this function returns: copy everything out of it now.
-      const copied = copyRequest(res, req, this.admission.trustedProxies);
+      const copied = copyRequest(
+        res,
+        req,
+        this.admission.trustedProxies,
+        () => !exchange.aborted && !exchange.responded,
+      );
+      const { headers, method, path } = copied;
       // Until the body is read, any early answer (404, 429, 413...) must close the connection.
-      exchange.bodyComplete = !announcesBody(copied.headers);
+      exchange.bodyComplete = !announcesBody(headers);
       // A route registered for HEAD (the console's static files) answers without its body.
-      exchange.head = copied.method === 'HEAD';
-      this.admission.admit(copied.remoteAddress, copied.path);
-      const match = this.routes.match(copied.method, copied.path);
+      exchange.head = method === 'HEAD';
+      let match: ReturnType<Router<RouteHandler>['match']> | undefined;
+      let matchError: unknown;
+      try {
+        match = this.routes.match(method, path);
+      } catch (err) {
+        matchError = err;
+      }
+      // Admission before anything else can answer: a 400 or 404 spends a token like any request.
+      const credentialKey =
+        match?.kind === 'found' && this.credentialRated.has(match.value)
+          ? this.admission.credentialKey(headers.authorization)
+          : undefined;
+      if (credentialKey !== undefined) this.admission.admitCredential(credentialKey);
+      else this.admission.admit(copied.remoteAddress, path);
+      if (match === undefined) throw matchError;
       if (match.kind === 'not-found') {
-        throw new VcaError('VCA_ERR_ROUTE_NOT_FOUND', `No route for ${copied.path}`);
+        throw new VcaError('VCA_ERR_ROUTE_NOT_FOUND', `No route for ${path}`);
       }
       if (match.kind === 'method-not-allowed') {
-        throw new VcaError('VCA_ERR_METHOD_NOT_ALLOWED', `${copied.path} does not accept ${copied.method}`, {
+        throw new VcaError('VCA_ERR_METHOD_NOT_ALLOWED', `${path} does not accept ${method}`, {
           allow: match.allow,
         });
       }
-      const body = startBodyReader(exchange, copied.headers, this.maxBodyBytes, this.writer);
+      const body = startBodyReader(exchange, headers, this.maxBodyBytes, this.writer);
+      const admission = this.admission;
       const ctx: RequestContext = {
-        ...copied,
+        method,
+        path,
+        query: copied.query,
+        headers,
+        get remoteAddress() {
+          return copied.remoteAddress;
+        },
         params: match.params,
         readRaw: () => body.bytes,
-        readJson: () => readJsonBody(body, copied.headers['content-type']),
+        readJson: () => readJsonBody(body, headers['content-type']),
       };
+      if (credentialKey !== undefined) {
+        ctx.refuseCredential = () => admission.refuseCredential(credentialKey, copied.remoteAddress);
+      }
       void this.runHandler(exchange, copied, match.value, ctx);
     } catch (err) {
       this.writer.respondError(exchange, err, undefined);

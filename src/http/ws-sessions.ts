@@ -217,7 +217,12 @@ export class WebSocketSessions {
     let slot: ConnectionSlot | undefined;
     try {
       // req is only valid until this function returns: copy headers and the upgrade keys now.
-      const copied = copyRequest(res, req, this.admission.trustedProxies);
+      const copied = copyRequest(
+        res,
+        req,
+        this.admission.trustedProxies,
+        () => !exchange.aborted && !exchange.responded,
+      );
       const secWebSocketKey = req.getHeader('sec-websocket-key');
       const secWebSocketProtocol = req.getHeader('sec-websocket-protocol');
       const secWebSocketExtensions = req.getHeader('sec-websocket-extensions');
@@ -230,7 +235,14 @@ export class WebSocketSessions {
       const heldSlot = slot;
       exchange.onAbort = () => this.admission.releaseConnection(heldSlot);
       const route = match.value;
-      const ctx: UpgradeContext = { ...copied, params: match.params };
+      const ctx: UpgradeContext = {
+        method: copied.method,
+        path: copied.path,
+        query: copied.query,
+        headers: copied.headers,
+        remoteAddress: copied.remoteAddress,
+        params: match.params,
+      };
       void this.completeUpgrade(exchange, copied, route, ctx, heldSlot, {
         context,
         secWebSocketKey,

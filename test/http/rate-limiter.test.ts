@@ -15,6 +15,17 @@ describe('http rate limiter', () => {
     expect(limiter.take('b').allowed).toBe(true);
   });
 
+  it('forget drops one key: its next request starts from a full bucket', () => {
+    const limiter = new RateLimiter({ ratePerSecond: 1, burst: 2, now: () => 0 });
+    limiter.take('credential x');
+    limiter.take('credential x');
+    limiter.take('a');
+    expect(limiter.take('credential x').allowed).toBe(false);
+    limiter.forget('credential x');
+    expect(limiter.trackedAddresses).toBe(1);
+    expect(limiter.take('credential x').allowed).toBe(true);
+  });
+
   it('forgets addresses once their bucket would be full again', () => {
     let now = 0;
     const limiter = new RateLimiter({ ratePerSecond: 10, burst: 5, now: () => now });
