@@ -62,11 +62,11 @@ export class Credentials {
   /** The master secret as a key object, made once: HMAC with a string key makes one per call. */
   private readonly masterKey: KeyObject;
   /**
-   * Node tokens already presented and verified, by node id: a node reports every few seconds, and
-   * each report would otherwise cost an HMAC. Only a token that matched is kept, so the map holds
+   * SHA-256 digests of node tokens already presented and verified, by node id: a node reports every
+   * few seconds, and each report would otherwise cost an HMAC. Only a token that matched is kept, so the map holds
    * registered nodes that proved themselves, not whatever ids a caller invents; bounded all the same.
    */
-  private readonly verifiedNodeTokens = new Map<string, string>();
+  private readonly verifiedNodeTokens = new Map<string, Buffer>();
 
   constructor(config: CredentialsConfig) {
     if (Buffer.byteLength(config.masterSecret) < 32)
@@ -135,10 +135,12 @@ export class Credentials {
     const token = bearerToken(request);
     if (!token)
       throw new VcaError('VCA_ERR_UNAUTHORIZED', 'Send the node token as "Authorization: Bearer <token>"');
+    // Compared as SHA-256 digests (fixed length, constant time): one hash per report once verified.
+    const presented = hash('sha256', token, 'buffer');
     const verified = this.verifiedNodeTokens.get(nodeId);
-    if (verified !== undefined && sameSecret(verified, token)) return;
-    const expected = this.nodeToken(nodeId);
-    if (sameSecret(expected, token)) {
+    if (verified !== undefined && timingSafeEqual(verified, presented)) return;
+    const expected = hash('sha256', this.nodeToken(nodeId), 'buffer');
+    if (timingSafeEqual(expected, presented)) {
       if (this.verifiedNodeTokens.size >= maxVerifiedNodeTokens) this.verifiedNodeTokens.clear();
       this.verifiedNodeTokens.set(nodeId, expected);
       return;
