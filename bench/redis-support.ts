@@ -13,6 +13,7 @@ import { loadCatalog } from '../src/config/load-catalog.js';
 import { CatalogIndex } from '../src/cost/catalog.js';
 import { parseResolution } from '../src/cost/resolution.js';
 import { type LoadVector, sessionCost } from '../src/cost/session-cost.js';
+import type { TelemetryReport } from '../src/fleet/telemetry.js';
 import type { SessionSpec } from '../src/sessions/session.js';
 import { createRedisStore, type RedisStore } from '../src/store/redis/index.js';
 import { round } from './gateway-harness.js';
@@ -121,16 +122,53 @@ export interface ScriptCosts {
   fleet: string;
   createSession: number;
   endSession: number;
+  /**
+   * Redis time per telemetry report as the gateway sends it (the report and the sessions on the node),
+   * steady state: the same idle report again (the issue's figure).
+   */
   recordTelemetry: number;
+  /** The same with +-2 points of noise on each measured value (VRAM +-2 MiB), as real probes report. */
+  recordTelemetryNoisy: number;
+  /** Share of the noisy reports the Redis store answered on its fast path (no GPU read), 0..1. */
+  recordTelemetryNoisyFastShare: number;
   getSession: number;
   renewLeases: number;
   placeQueuedEmpty: number;
   queuePositionsEmpty: number;
 }
 
+/** A deterministic stream of integers in [-2, 2] (the noise of the noisy telemetry reports). */
+function noiseSource(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0;
+    return (state % 5) - 2;
+  };
+}
+
+/** An idle report of `gpus` GPUs with +-2 points of noise on every measured value. */
+function noisyReport(gpus: number, noise: () => number) {
+  return {
+    gpus: Array.from({ length: gpus }, (_, index) => ({
+      index,
+      utilizationGpu: 5 + noise(),
+      utilizationEncoder: 2 + noise(),
+      memoryUsed: 450 + noise(),
+      temperatureGpu: 40 + noise(),
+      encoderSessions: 0,
+    })),
+  };
+}
+
 /**
  * Redis microseconds per call of each hot operation, with `nodes` x `gpusPerNode` L4 registered and
  * fresh, `sessions` live sessions created (packed) then ended. Uses its own key prefix, removed after.
+ *
+ * The time of an operation is the Redis time of every command the store sent for it (counted on the
+ * store's client), each at INFO commandstats' usec_per_call of its name: a script's (FCALL) includes the
+ * commands it runs, which are not counted again. A telemetry report is what the gateway sends for one:
+ * reportTelemetry with the sessions on the node (one FCALL), or on a store without it recordTelemetry
+ * then sessionsOnNode (two).
  */
 export async function measureScriptCosts(
   url: string,
@@ -146,28 +184,46 @@ export async function measureScriptCosts(
     cluster: 'bench',
   });
   const report = { gpus: idleGpus(gpusPerNode) };
+  // Counts the commands the store sends (its own client): what a call costs is what it sent.
+  const sent = new Map<string, number>();
+  const client = store.client as Redis;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    const name = command.name.toLowerCase();
+    sent.set(name, (sent.get(name) ?? 0) + 1);
+    return (send as (...args: unknown[]) => unknown)(command, ...rest);
+  }) as typeof client.sendCommand;
   const usecPerCall = async (calls: () => Promise<number>): Promise<number> => {
     await stats.config('RESETSTAT');
+    sent.clear();
     const made = await calls();
     const after = await commandStats(stats);
     if (process.env.BENCH_REDIS_VERBOSE) {
       const perCall = [...after].map(
         ([name, stat]) => `${name} ${round(stat.calls / made, 2)}x ${round(stat.usec / stat.calls, 2)}us`,
       );
-      console.log(`${made} calls: ${perCall.join(', ')}`);
+      const top = [...sent].map(([name, count]) => `${name} ${round(count / made, 2)}x`);
+      console.log(`${made} calls: sent ${top.join(', ')}; Redis ran ${perCall.join(', ')}`);
     }
-    // The store's scripts are functions (FCALL); EVAL and EVALSHA are counted too, for older builds.
-    const none = { calls: 0, usec: 0 };
-    const scriptStats = ['fcall', 'evalsha', 'eval'].map((name) => after.get(name) ?? none);
-    const evalsha = {
-      calls: scriptStats.reduce((sum, stat) => sum + stat.calls, 0),
-      usec: scriptStats.reduce((sum, stat) => sum + stat.usec, 0),
-    };
-    const gets = after.get('get') ?? { calls: 0, usec: 0 };
-    const hmget = after.get('hmget') ?? { calls: 0, usec: 0 };
-    const all = evalsha.calls > 0 ? evalsha : gets.calls > 0 ? gets : hmget;
-    if (all.calls < made) throw new Error(`expected ${made} calls, Redis saw ${all.calls}`);
-    return round(all.usec / all.calls, 2);
+    let usec = 0;
+    let commands = 0;
+    for (const [name, count] of sent) {
+      const stat = after.get(name);
+      if (!stat) throw new Error(`the store sent ${name}, Redis did not count it`);
+      usec += (count * stat.usec) / stat.calls;
+      commands += count;
+    }
+    if (commands < made) throw new Error(`expected ${made} calls, the store sent ${commands}`);
+    return round(usec / made, 2);
+  };
+  // A report as the gateway's telemetry route makes it.
+  const withSessions = store as unknown as Partial<Pick<RedisStore, 'reportTelemetry'>>;
+  const sendReport = async (id: string, body: TelemetryReport, at: number) => {
+    if (withSessions.reportTelemetry) await store.reportTelemetry(id, body, at, { sessions: true });
+    else {
+      await store.recordTelemetry(id, body, at);
+      await store.sessionsOnNode(id);
+    }
   };
   try {
     const ids: string[] = [];
@@ -191,12 +247,23 @@ export async function measureScriptCosts(
         }),
       );
     }
-    // The first report makes the nodes ready; the measured one is the steady state.
-    for (const id of ids) await store.recordTelemetry(id, report, now);
+    // The first report makes the nodes ready; the measured ones are the steady state (after a few).
+    for (let round = 0; round < 3; round++) for (const id of ids) await sendReport(id, report, now);
     const telemetry = await usecPerCall(async () => {
-      for (const id of ids) await store.recordTelemetry(id, report, now + 1);
+      for (const id of ids) await sendReport(id, report, now + 1);
       return ids.length;
     });
+    // Noisy: every value moves by up to 2 points between reports (a few reports first, so the measured
+    // ones follow noisy ones). The fast path's share: reports that read no GPU hash (HGETALL).
+    const noise = noiseSource(20261129);
+    for (const id of ids) await sendReport(id, noisyReport(gpusPerNode, noise), now + 1);
+    let gpuReads = 0;
+    const noisy = await usecPerCall(async () => {
+      for (const id of ids) await sendReport(id, noisyReport(gpusPerNode, noise), now + 1);
+      gpuReads = (await commandStats(stats)).get('hgetall')?.calls ?? 0;
+      return ids.length;
+    });
+    const noisyFastShare = round(1 - Math.min(1, gpuReads / (ids.length * (1 + gpusPerNode))), 3);
     const options = {
       now: now + 2,
       strategy: 'packed' as const,
@@ -240,6 +307,8 @@ export async function measureScriptCosts(
       createSession: create,
       endSession: end,
       recordTelemetry: telemetry,
+      recordTelemetryNoisy: noisy,
+      recordTelemetryNoisyFastShare: noisyFastShare,
       getSession: get,
       renewLeases: renew,
       placeQueuedEmpty: placeQueued,

@@ -674,7 +674,7 @@ Commands per allocation, redis1: ${perAlloc(r.redis1)}.
 
 Commands per allocation, redis2: ${perAlloc(r.redis2)}.
 
-Redis time per script call (${c.fleet}, INFO commandstats usec_per_call of FCALL): createSession ${c.createSession} us, endSession ${c.endSession} us, recordTelemetry (a node of 4 GPUs, steady state) ${c.recordTelemetry} us, renewLeases ${c.renewLeases} us, placeQueued (empty queue) ${c.placeQueuedEmpty} us, queuePositions (empty) ${c.queuePositionsEmpty} us, getSession (HMGET) ${c.getSession} us.
+Redis time per operation (${c.fleet}; every command the store sent for it at INFO commandstats usec_per_call, a script's including the commands it runs): createSession ${c.createSession} us, endSession ${c.endSession} us, a telemetry report of a node of 4 GPUs with the sessions on it (what the telemetry route sends: one FCALL) ${c.recordTelemetry} us in the steady state (the same idle report again: the figure the target is about) and ${c.recordTelemetryNoisy} us with +-2 points of noise on every value (${round(c.recordTelemetryNoisyFastShare * 100, 1)} % of them on the fast path: the realistic figure), renewLeases ${c.renewLeases} us, placeQueued (empty queue) ${c.placeQueuedEmpty} us, queuePositions (empty) ${c.queuePositionsEmpty} us, getSession (HMGET) ${c.getSession} us.
 
 redis-benchmark on this machine (50 clients): EVALSHA of \`return 1\`: ${r.redisBenchmarkEvalshaPerSecond}/s; EVALSHA of the real createSession (1,000 x 4 L4, random ids): ${r.redisBenchmarkCreateSessionPerSecond}/s.
 
@@ -682,7 +682,7 @@ redis-benchmark on this machine (50 clients): EVALSHA of \`return 1\`: ${r.redis
 
 - Redis throughput >= half of embedded: redis1 / embedded = ${r.redis1.allocationsPerSecond} / ${r.embedded.allocationsPerSecond} = **${r.verdicts.throughputRatio}** -> **${r.verdicts.throughputPass ? 'PASS' : 'FAIL'}** (per round, alloc/s: embedded ${r.embedded.roundAllocationsPerSecond.join(', ')}; redis1 ${r.redis1.roundAllocationsPerSecond.join(', ')}; redis2 ${r.redis2.roundAllocationsPerSecond.join(', ')})
 - Pair ceiling >= 35 % of redis-benchmark's trivial EVALSHA rate: ${r.ceilingPairsPerSecond} / ${r.redisBenchmarkEvalshaPerSecond} = **${r.ceilingShareOfTrivial}** -> **${r.verdicts.ceilingPass ? 'PASS' : 'FAIL'}** (trivial rate read before and after the script costs: ${r.redisBenchmarkEvalshaPerSecondReadings.join(', ')}/s)
-- recordTelemetry <= 1.5x a trivial EVALSHA: ${r.scriptCosts.recordTelemetry} us / (1e6 / ${r.redisBenchmarkEvalshaPerSecond}) = **${r.recordTelemetryVsTrivial}x** -> **${r.verdicts.telemetryPass ? 'PASS' : 'FAIL'}**
+- recordTelemetry <= 1.5x a trivial EVALSHA: ${r.scriptCosts.recordTelemetry} us / (1e6 / ${r.redisBenchmarkEvalshaPerSecond}) = **${r.recordTelemetryVsTrivial}x** -> **${r.verdicts.telemetryPass ? 'PASS' : 'FAIL'}** (steady state; with noise: ${round(r.scriptCosts.recordTelemetryNoisy / (1e6 / r.redisBenchmarkEvalshaPerSecond), 2)}x)
 - Redis calls per allocation <= 3: **${r.redis1.redisCallsPerAllocation}** -> **${r.verdicts.callsPass ? 'PASS' : 'FAIL'}** (the store: one FCALL per allocation and one per release, plus the coalesced queue passes, ticks and telemetry; the event relay adds a PUBLISH per session event. By command: ${Object.entries(
     r.redis1.redisCommandsPerAllocation ?? {},
   )

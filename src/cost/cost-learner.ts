@@ -147,10 +147,17 @@ export class CostLearner {
 
   /** Takes in one GPU's sample. */
   observe(observation: GpuObservation): void {
-    const signature = observation.sessions
-      .map((session) => session.id)
-      .sort()
-      .join(',');
+    const sessions = observation.sessions;
+    // Most GPUs hold no session or one: no arrays for those.
+    const signature =
+      sessions.length === 0
+        ? ''
+        : sessions.length === 1
+          ? sessions[0]!.id
+          : sessions
+              .map((session) => session.id)
+              .sort()
+              .join(',');
     let state = this.gpus.get(observation.gpuKey);
     if (!state) {
       // GPUs of nodes long gone are never told apart from live ones: bound the memory instead.
@@ -165,10 +172,18 @@ export class CostLearner {
     const { measured } = observation;
     if (observation.sessions.length === 0) {
       // Idle, and idle at the previous sample as well: the GPU's own baseline.
+      // Updated in place: an idle GPU reports this every interval.
+      const baseline = state.baseline;
+      if (baseline) {
+        baseline.gpu = measured.gpu ?? baseline.gpu;
+        baseline.encoder = measured.encoder ?? baseline.encoder;
+        baseline.vramMiB = measured.vramMiB ?? baseline.vramMiB;
+        return;
+      }
       state.baseline = {
-        gpu: measured.gpu ?? state.baseline?.gpu ?? 0,
-        encoder: measured.encoder ?? state.baseline?.encoder ?? 0,
-        vramMiB: measured.vramMiB ?? state.baseline?.vramMiB ?? observation.reservedVramMiB,
+        gpu: measured.gpu ?? 0,
+        encoder: measured.encoder ?? 0,
+        vramMiB: measured.vramMiB ?? observation.reservedVramMiB,
         encoderSessions: 0,
       };
       return;

@@ -205,8 +205,10 @@ export class FleetState {
     ) {
       return false;
     }
-    const effective = gpu.effective();
-    if (effective.encoderSessions >= gpu.capacity(this.options.headroom).encoderSessions) return false;
+    // capacity().encoderSessions, without building the vectors (this runs on every telemetry report).
+    const sessionCapacity =
+      gpu.model.encoderSessionScope === 'gpu' ? (gpu.model.encoderSessionLimit ?? Infinity) : Infinity;
+    if (gpu.effectiveEncoderSessions() >= sessionCapacity) return false;
     if (
       node.systemEncoderSessionLimit !== null &&
       node.encoderSessionsInUse() >= node.systemEncoderSessionLimit

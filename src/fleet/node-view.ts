@@ -1,6 +1,6 @@
 /** Serializable snapshots of in-process cluster objects, the shape every store returns. */
 
-import type { GpuView, NodeView } from '../state/state-store.js';
+import type { GpuView, NodeView, TelemetryGpu } from '../state/state-store.js';
 import type { GpuSlot, Headroom } from './gpu-slot.js';
 import type { RenderNode } from './render-node.js';
 
@@ -46,4 +46,19 @@ export function nodeView(node: RenderNode, headroom: Headroom): NodeView {
   };
   if (registration.orchestrator !== undefined) view.orchestrator = { ...registration.orchestrator };
   return view;
+}
+
+/** The part of a GpuView a telemetry report's brief answer carries (StateStore.reportTelemetry). */
+export function telemetryGpuOf(view: GpuView): TelemetryGpu {
+  return {
+    index: view.index,
+    model: view.model,
+    eligible: view.eligible,
+    stale: view.stale,
+    throttleActive: view.throttleActive,
+    memoryTotalMiB: view.memoryTotalMiB,
+    measured: { ...view.measured },
+    reservedVramMiB: view.reservedVramMiB,
+    pending: { encoderSessions: view.pending.encoderSessions },
+  };
 }

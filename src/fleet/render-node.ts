@@ -53,7 +53,7 @@ export class RenderNode {
   /** Encoder sessions in use on the whole host: per GPU the larger of committed and measured. */
   encoderSessionsInUse(): number {
     let total = 0;
-    for (const gpu of this.gpus) total += gpu.effective().encoderSessions;
+    for (const gpu of this.gpus) total += gpu.effectiveEncoderSessions();
     return total;
   }
 

@@ -12,7 +12,7 @@ import type { CostLearning } from '../sessions/cost-learning.js';
 import type { EventBus } from '../sessions/events.js';
 import type { SessionRecord } from '../sessions/session.js';
 import type { SessionService } from '../sessions/session-service.js';
-import type { NodeView, StateStore } from '../state/state-store.js';
+import type { NodeView, StateStore, TelemetryOutcome } from '../state/state-store.js';
 import { drainVictimStates, pickDrainVictims } from './drain-planner.js';
 
 /** A node of `group`: registered with it, or a member of it by orchestrator membership. */
@@ -58,33 +58,36 @@ export class FleetService {
   }
 
   async recordTelemetry(nodeId: string, report: TelemetryReport): Promise<NodeView> {
-    return (await this.reportTelemetry(nodeId, report, false)).node;
-  }
-
-  /** recordTelemetry, and the live sessions placed on the node (what the telemetry route answers). */
-  async recordTelemetryWithSessions(
-    nodeId: string,
-    report: TelemetryReport,
-  ): Promise<{ node: NodeView; sessions: SessionRecord[] }> {
-    const { node, sessions } = await this.reportTelemetry(nodeId, report, true);
-    return { node, sessions: sessions! };
-  }
-
-  private async reportTelemetry(nodeId: string, report: TelemetryReport, withSessions: boolean) {
     const { store, clock, costs } = this.options;
     const now = clock.now();
-    // The one move a report makes is to ready (from provisioning or unhealthy), stamped with `now`:
-    // no read of the node before (an unknown node fails in the store, VCA_ERR_NODE_NOT_FOUND).
     const node = await store.recordTelemetry(nodeId, report, now);
     if (node.state === 'ready' && node.stateChangedAt === now) {
       this.options.events.emit({ type: 'node-state', node });
     }
     this.options.sessions.requestQueuePass();
-    // The sessions on the node, when asked for or when the cost learner needs them with this sample.
-    const learning = costs?.enabled === true;
-    const sessions = withSessions || learning ? await store.sessionsOnNode(nodeId) : undefined;
-    if (learning) costs.observe(node, sessions!);
-    return { node, sessions };
+    if (costs?.enabled === true) costs.observe(node, await store.sessionsOnNode(nodeId));
+    return node;
+  }
+
+  /**
+   * Records a report and answers what the telemetry route shows: the node's state and GPUs (brief, not
+   * the whole NodeView) and the live sessions placed on it, read in the same store step (one round trip
+   * on Redis), which the cost learner takes with the sample.
+   */
+  async recordTelemetryWithSessions(
+    nodeId: string,
+    report: TelemetryReport,
+  ): Promise<{ node: TelemetryOutcome; sessions: SessionRecord[] }> {
+    const { store, clock, costs } = this.options;
+    const now = clock.now();
+    // The one move a report makes is to ready (from provisioning or unhealthy): the store answers the
+    // whole node then. No read of the node before (an unknown node fails in the store).
+    const outcome = await store.reportTelemetry(nodeId, report, now, { sessions: true });
+    if (outcome.movedNode) this.options.events.emit({ type: 'node-state', node: outcome.movedNode });
+    this.options.sessions.requestQueuePass();
+    const sessions = outcome.sessions ?? [];
+    if (costs?.enabled === true) costs.observe(outcome, sessions);
+    return { node: outcome, sessions };
   }
 
   /** Starts draining a node: no new sessions; at the deadline its remaining sessions migrate. */

@@ -13,7 +13,7 @@ import {
   type LearnedCost,
 } from '../cost/cost-learner.js';
 import type { FrameSize } from '../cost/resolution.js';
-import type { NodeView, StateStore } from '../state/state-store.js';
+import type { StateStore, TelemetryGpu } from '../state/state-store.js';
 import type { SessionRecord } from './session.js';
 
 /** What placement needs: a ratio per title, model and dimension, and a version that moves when they do. */
@@ -38,11 +38,15 @@ export interface CostLearningOptions {
   settings: CostLearningSettings;
 }
 
+type ObservedSession = Pick<SessionRecord, 'id' | 'game' | 'width' | 'height' | 'fps'>;
+const noSessions: readonly ObservedSession[] = [];
+
 export class CostLearning implements LearnedCostSource {
   readonly enabled: boolean;
   private readonly options: CostLearningOptions;
   private readonly learner: CostLearner;
   private flushing: Promise<void> | null = null;
+  private readonly keys = new Map<string, readonly string[]>();
 
   constructor(options: CostLearningOptions) {
     this.options = options;
@@ -58,18 +62,37 @@ export class CostLearning implements LearnedCostSource {
     return this.enabled ? this.learner.ratio(game, model, dimension) : 1;
   }
 
-  /** One telemetry report: `node` as the store answered it, `sessions` the live sessions on it. */
-  observe(node: NodeView, sessions: readonly SessionRecord[]): void {
+  /**
+   * One telemetry report: `node` as the store answered it (a NodeView or a TelemetryOutcome), `sessions`
+   * the live sessions on it.
+   */
+  observe(
+    node: { readonly id: string; readonly gpus: readonly TelemetryGpu[] },
+    sessions: readonly SessionRecord[],
+  ): void {
     if (!this.enabled) return;
+    // The sessions of each GPU, in one pass (most GPUs of a report hold none).
+    const byGpu = sessions.length > 0 ? new Map<number, ObservedSession[]>() : undefined;
+    for (const session of sessions) {
+      const placement = session.placement;
+      if (session.state !== 'assigned' || !placement || placement.nodeId !== node.id) continue;
+      let list = byGpu!.get(placement.gpuIndex);
+      if (!list) {
+        list = [];
+        byGpu!.set(placement.gpuIndex, list);
+      }
+      list.push({
+        id: session.id,
+        game: session.game,
+        width: session.width,
+        height: session.height,
+        fps: session.fps,
+      });
+    }
+    const keys = this.gpuKeys(node.id, node.gpus.length);
     for (const gpu of node.gpus) {
-      const here = sessions.filter(
-        (session) =>
-          session.state === 'assigned' &&
-          session.placement?.nodeId === node.id &&
-          session.placement.gpuIndex === gpu.index,
-      );
       this.learner.observe({
-        gpuKey: `${node.id}#${gpu.index}`,
+        gpuKey: keys[gpu.index] ?? `${node.id}#${gpu.index}`,
         model: gpu.model,
         measured: { gpu: gpu.measured.gpu, encoder: gpu.measured.encoder, vramMiB: gpu.measured.vramMiB },
         memoryTotalMiB: gpu.memoryTotalMiB,
@@ -77,15 +100,20 @@ export class CostLearning implements LearnedCostSource {
         pendingSessions: gpu.pending.encoderSessions,
         stale: gpu.stale,
         throttled: gpu.throttleActive,
-        sessions: here.map((session) => ({
-          id: session.id,
-          game: session.game,
-          width: session.width,
-          height: session.height,
-          fps: session.fps,
-        })),
+        sessions: byGpu?.get(gpu.index) ?? noSessions,
       });
     }
+  }
+
+  /** `<node>#<index>` for GPUs 0..count-1 of a node, made once per node (bounded like the learner's GPUs). */
+  private gpuKeys(nodeId: string, count: number): readonly string[] {
+    let keys = this.keys.get(nodeId);
+    if (!keys || keys.length < count) {
+      if (this.keys.size >= 100_000) this.keys.clear();
+      keys = Array.from({ length: count }, (_, index) => `${nodeId}#${index}`);
+      this.keys.set(nodeId, keys);
+    }
+    return keys;
   }
 
   /**

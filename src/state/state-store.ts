@@ -61,6 +61,40 @@ export interface NodeView {
   gpus: GpuView[];
 }
 
+/**
+ * One GPU as a telemetry report leaves it: what the report's answer and the cost learner read (a part
+ * of GpuView, so a GpuView is one too).
+ */
+export interface TelemetryGpu {
+  index: number;
+  model: string;
+  eligible: boolean;
+  stale: boolean;
+  throttleActive: boolean;
+  memoryTotalMiB: number;
+  measured: GpuView['measured'];
+  reservedVramMiB: number;
+  pending: Pick<LoadVector, 'encoderSessions'>;
+}
+
+/** What `reportTelemetry` answers: the node's state and GPUs after the report, no more. */
+export interface TelemetryOutcome {
+  /** The node's id. */
+  id: string;
+  state: NodeState;
+  stateChangedAt: number;
+  gpus: TelemetryGpu[];
+  /** The whole node, when the report moved it (to ready): what the node-state event carries. */
+  movedNode: NodeView | null;
+  /** The live sessions on the node, as sessionsOnNode answers, when asked for; else null. */
+  sessions: SessionRecord[] | null;
+}
+
+export interface ReportTelemetryOptions {
+  /** Answer the live sessions on the node too (in the same step: one round trip on Redis). */
+  sessions?: boolean;
+}
+
 export interface CreateSessionOptions {
   now: number;
   strategy: PlacementStrategy;
@@ -184,6 +218,17 @@ export interface StateStore {
     options?: DrainNodesOptions,
   ): Promise<NodeView[]>;
   recordTelemetry(nodeId: string, report: TelemetryReport, now: number): Promise<NodeView>;
+  /**
+   * recordTelemetry with a brief answer (the telemetry route's and the cost learner's): the same change,
+   * and with `sessions` the live sessions on the node read in the same step. The Redis store answers
+   * a report that changes nothing but the samples without reading the GPUs (scripts/lib/telemetry.lua).
+   */
+  reportTelemetry(
+    nodeId: string,
+    report: TelemetryReport,
+    now: number,
+    options?: ReportTelemetryOptions,
+  ): Promise<TelemetryOutcome>;
   /** Makes GPUs with old telemetry ineligible. */
   sweepStale(now: number): Promise<void>;
 

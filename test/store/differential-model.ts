@@ -98,7 +98,17 @@ export interface GpuSample {
 
 export type Operation =
   | { kind: 'register'; node: number; otherHost: boolean }
-  | { kind: 'telemetry'; node: number; samples: GpuSample[]; badIndex: boolean; tsOffsetMs: number | null }
+  | {
+      kind: 'telemetry';
+      node: number;
+      samples: GpuSample[];
+      badIndex: boolean;
+      tsOffsetMs: number | null;
+      /** Through reportTelemetry (the brief answer, with or without sessions) instead of recordTelemetry. */
+      brief: 'no' | 'brief' | 'sessions';
+      /** Sent twice: the second finds the telemetry guard the first left (Redis's fast path). */
+      twice: boolean;
+    }
   | { kind: 'advance'; ms: number }
   | {
       kind: 'create';
@@ -229,6 +239,8 @@ export const operation: fc.Arbitrary<Operation> = fc.oneof(
       badIndex: fc.nat(9).map((n) => n === 0),
       // The probe's own sample time against arrival: behind (within and beyond the skew bound) or ahead.
       tsOffsetMs: fc.option(fc.integer({ min: -2_500, max: 500 }), { nil: null }),
+      brief: fc.constantFrom('no' as const, 'brief' as const, 'sessions' as const),
+      twice: fc.boolean(),
     }),
   },
   {

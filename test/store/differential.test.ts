@@ -259,20 +259,37 @@ async function apply(pair: Pair, op: Operation, step: number): Promise<void> {
       if (answers) expect(answers[1].created).toBe(answers[0].created);
       break;
     }
-    case 'telemetry':
-      await pair.both((store) =>
-        store.recordTelemetry(
-          nodeId,
-          telemetryReport(
-            op.node,
-            op.samples,
-            op.badIndex,
-            op.tsOffsetMs === null ? undefined : pair.now + op.tsOffsetMs,
-          ),
-          pair.now,
-        ),
+    case 'telemetry': {
+      const report = telemetryReport(
+        op.node,
+        op.samples,
+        op.badIndex,
+        op.tsOffsetMs === null ? undefined : pair.now + op.tsOffsetMs,
       );
+      for (let time = 0; time < (op.twice ? 2 : 1); time++) {
+        if (op.brief === 'no') {
+          await pair.both((store) => store.recordTelemetry(nodeId, report, pair.now));
+          continue;
+        }
+        const sessions = op.brief === 'sessions';
+        const answers = await pair.both((store) =>
+          store.reportTelemetry(nodeId, report, pair.now, { sessions }),
+        );
+        if (!answers) continue;
+        const [e, r] = answers;
+        expect({
+          ...r,
+          movedNode: r.movedNode?.id ?? null,
+          sessions: r.sessions?.map(sessionFacts) ?? null,
+        }).toEqual({
+          ...e,
+          movedNode: e.movedNode?.id ?? null,
+          sessions: e.sessions?.map(sessionFacts) ?? null,
+        });
+        if (e.movedNode) expect(r.movedNode?.gpus).toEqual(e.movedNode.gpus);
+      }
       break;
+    }
     case 'advance':
       pair.now += op.ms;
       await pair.sweep();

@@ -29,8 +29,11 @@ import type {
   DrainNodesOptions,
   MigrateOutcome,
   NodeView,
+  ReportTelemetryOptions,
   SessionEnd,
   StateStore,
+  TelemetryGpu,
+  TelemetryOutcome,
   WebhookMemory,
 } from '../../state/state-store.js';
 import { EmbeddedOutbox } from './embedded-outbox.js';
@@ -201,6 +204,40 @@ export class EmbeddedStore implements StateStore {
     const node = this.fleet.requireNode(nodeId);
     this.fleet.recordTelemetry(node, report, now);
     return this.view(nodeId);
+  }
+
+  async reportTelemetry(
+    nodeId: string,
+    report: TelemetryReport,
+    now: number,
+    options: ReportTelemetryOptions = {},
+  ): Promise<TelemetryOutcome> {
+    const node = this.fleet.requireNode(nodeId);
+    const before = node.state;
+    this.fleet.recordTelemetry(node, report, now);
+    // Only a report that moved the node builds its whole view (for the node-state event).
+    const movedNode = node.state === before ? null : nodeView(node, this.fleet.options.headroom);
+    const gpus: TelemetryGpu[] = [];
+    for (const gpu of node.gpus) {
+      gpus.push({
+        index: gpu.index,
+        model: gpu.model.name,
+        eligible: gpu.eligible,
+        stale: gpu.stale,
+        throttleActive: gpu.throttleActive,
+        memoryTotalMiB: gpu.memoryTotalMiB,
+        measured: { ...gpu.measured },
+        reservedVramMiB: gpu.reservedVramMiB,
+        pending: { encoderSessions: gpu.pending.encoderSessions },
+      });
+    }
+    let sessions: SessionRecord[] | null = null;
+    if (options.sessions === true) {
+      sessions = [];
+      for (const gpu of node.gpus)
+        for (const id of gpu.sessionIds) sessions.push(copySession(this.sessions.get(id)!));
+    }
+    return { id: nodeId, state: node.state, stateChangedAt: node.stateChangedAt, gpus, movedNode, sessions };
   }
 
   async sweepStale(now: number) {

@@ -24,7 +24,10 @@ export interface HashLayout<Field extends HashField = HashField> {
   readonly presentWhen: Field['name'];
 }
 
-/** The node hash `node:<id>` (written by register-node and the lifecycle; load_node reads five). */
+/**
+ * The node hash `node:<id>` (written by register-node and the lifecycle; load_node reads five; `tg`,
+ * the telemetry guard, is record-telemetry's).
+ */
 export const nodeHash = {
   presentWhen: 'gpuCount',
   fields: [
@@ -39,6 +42,8 @@ export const nodeHash = {
     { name: 'stateChangedAt' },
     { name: 'registeredAt' },
     { name: 'drainDeadline' },
+    // The telemetry guard (scripts/lib/telemetry.lua): '' when none; read by record-telemetry only.
+    { name: 'tg' },
   ],
 } as const satisfies HashLayout;
 

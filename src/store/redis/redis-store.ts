@@ -19,6 +19,7 @@ import {
 import { type ErrorCode, errorCatalog, isVcaError, VcaError } from '../../errors.js';
 import { effectiveOn, sampleReference } from '../../fleet/effective-load.js';
 import type { NodeState } from '../../fleet/node-state.js';
+import { telemetryGpuOf } from '../../fleet/node-view.js';
 import { type NodeRegistration, reserveFloor } from '../../fleet/render-node.js';
 import type { TelemetryReport } from '../../fleet/telemetry.js';
 import { orderedLatencies } from '../../placement/latency-policy.js';
@@ -40,8 +41,11 @@ import type {
   MigrateOutcome,
   NodeView,
   OutboxEntry,
+  ReportTelemetryOptions,
   SessionEnd,
   StateStore,
+  TelemetryGpu,
+  TelemetryOutcome,
   WebhookMemory,
 } from '../../state/state-store.js';
 import type { EmbeddedStoreOptions } from '../embedded/embedded-store.js';
@@ -219,6 +223,33 @@ function latenciesArgument(latencies: SessionSpec['latencies']): string {
 }
 
 /** A finite number, or '' (unknown) for the scripts. */
+/**
+ * The GPUs of record-telemetry's brief answer (scripts/lib/telemetry.lua brief_line): per GPU, ';'
+ * between them, "eligible,stale,throttle,mg,me,mv,ms,memoryTotal,rv,ps,model" (the model last).
+ */
+function briefGpus(text: string): TelemetryGpu[] {
+  if (text === '') return [];
+  return text.split(';').map((line, index) => {
+    const values = line.split(',');
+    return {
+      index,
+      model: values.length > 11 ? values.slice(10).join(',') : values[10]!,
+      eligible: values[0] === '1',
+      stale: values[1] === '1',
+      throttleActive: values[2] === '1',
+      memoryTotalMiB: Number(values[7]),
+      measured: {
+        gpu: nullableNumber(values[3]),
+        encoder: nullableNumber(values[4]),
+        vramMiB: nullableNumber(values[5]),
+        encoderSessions: nullableNumber(values[6]),
+      },
+      reservedVramMiB: Number(values[8] || 0),
+      pending: { encoderSessions: Number(values[9]) },
+    };
+  });
+}
+
 function finiteOrEmpty(value: number | null | undefined): number | '' {
   return typeof value === 'number' && Number.isFinite(value) ? value : '';
 }
@@ -394,16 +425,53 @@ export class RedisStore implements StateStore {
   }
 
   async recordTelemetry(nodeId: string, report: TelemetryReport, now: number) {
+    const dump = await this.run('record-telemetry', ...this.telemetryArguments(nodeId, report, now, 'node'));
+    return this.nodeView(dump as unknown[]);
+  }
+
+  async reportTelemetry(
+    nodeId: string,
+    report: TelemetryReport,
+    now: number,
+    options: ReportTelemetryOptions = {},
+  ): Promise<TelemetryOutcome> {
+    const mode = options.sessions === true ? 'sessions' : 'brief';
+    const reply = (await this.run(
+      'record-telemetry',
+      ...this.telemetryArguments(nodeId, report, now, mode),
+    )) as [string, string, string, unknown[] | 0, ...string[][]];
+    const movedNode = reply[3] === 0 ? null : this.nodeView(reply[3]);
+    const sessions = options.sessions === true ? (reply.slice(4) as string[][]).map(parseSession) : null;
+    return {
+      id: nodeId,
+      state: reply[0] as NodeState,
+      stateChangedAt: Number(reply[1]),
+      gpus: movedNode ? movedNode.gpus.map(telemetryGpuOf) : briefGpus(reply[2]),
+      movedNode,
+      sessions,
+    };
+  }
+
+  /** record-telemetry.lua's arguments after the settings: node, times, answer mode, samples. */
+  private telemetryArguments(
+    nodeId: string,
+    report: TelemetryReport,
+    now: number,
+    mode: 'node' | 'brief' | 'sessions',
+  ): Array<string | number> {
     // The conversions of GpuSlot.applyTelemetry: percentages to ppm, MiB rounded, unknown stays unknown.
     const ppm = (percent: number | null | undefined) => {
       const value = finiteOrEmpty(percent);
       return value === '' ? '' : percentToShare(value);
     };
-    const samples = report.gpus.flatMap((sample) => {
+    const sampledAt = sampleReference(report.ts, now, this.options.maxClockSkewMs ?? 2000);
+    const coveredUntil = sampledAt - (this.options.settleMs ?? 0);
+    const args: Array<string | number> = [nodeId, now, sampledAt, coveredUntil, mode];
+    for (const sample of report.gpus) {
       const memoryUsed = finiteOrEmpty(sample.memoryUsed);
       const encoderSessions = finiteOrEmpty(sample.encoderSessions);
       const memoryTotal = finiteOrEmpty(sample.memoryTotal);
-      return [
+      args.push(
         typeof sample.index === 'number' && Number.isFinite(sample.index) ? sample.index : -1,
         ppm(sample.utilizationGpu),
         ppm(sample.utilizationEncoder),
@@ -414,12 +482,9 @@ export class RedisStore implements StateStore {
         sample.throttleActive === true ? '1' : '0',
         sample.uuid ? sample.uuid : '',
         sample.name ? sample.name : '',
-      ];
-    });
-    const sampledAt = sampleReference(report.ts, now, this.options.maxClockSkewMs ?? 2000);
-    const coveredUntil = sampledAt - (this.options.settleMs ?? 0);
-    const dump = await this.run('record-telemetry', nodeId, now, sampledAt, coveredUntil, ...samples);
-    return this.nodeView(dump as unknown[]);
+      );
+    }
+    return args;
   }
 
   async sweepStale(now: number) {

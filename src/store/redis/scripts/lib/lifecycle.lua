@@ -43,13 +43,13 @@ function F.transition(node, to, now)
     return
   end
   if to ~= 'draining' then
-    redis.call('HSET', F.node_key(node.id), 'state', to, 'stateChangedAt', now, 'drainDeadline', '')
+    redis.call('HSET', F.node_key(node.id), 'state', to, 'stateChangedAt', now, 'drainDeadline', '', 'tg', '')
     redis.call('ZREM', F.K_DRAINING, node.id)
     if to == 'drained' then
       F.add_node_drained(node, now)
     end
   else
-    redis.call('HSET', F.node_key(node.id), 'state', to, 'stateChangedAt', now)
+    redis.call('HSET', F.node_key(node.id), 'state', to, 'stateChangedAt', now, 'tg', '')
     redis.call('ZADD', F.K_DRAINING, redis.call('ZSCORE', F.K_NODES, node.id), node.id)
   end
   F.refresh_node(node)
@@ -75,6 +75,7 @@ function F.sweep_stale(now)
   for _, node_id in ipairs(order) do
     local node = F.load_node(node_id)
     if node then
+      F.clear_guard(node_id)
       local all_stale = true
       for i = 0, node.gpu_count - 1 do
         if redis.call('HGET', F.gpu_key(F.gpu_id(node_id, i)), 'stale') ~= '1' then

@@ -13,6 +13,12 @@ function F.require_node(id)
   return node
 end
 
+-- Clears the node's telemetry guard (lib/telemetry.lua): after any change to its state, its GPUs'
+-- staleness, committed or pending load. Only for a node that exists (HSET would create the hash).
+function F.clear_guard(node_id)
+  redis.call('HSET', F.node_key(node_id), 'tg', '')
+end
+
 -- A node as the TypeScript side builds its NodeView: {node hash, gpu hash, session count, ...}.
 function F.node_dump(node_id)
   local flat = redis.call('HGETALL', F.node_key(node_id))

@@ -37,7 +37,8 @@ function F.add_node(node, now)
     'stateChangedAt', now,
     'registeredAt', now,
     'drainDeadline', '',
-    'gpuCount', #gpus)
+    'gpuCount', #gpus,
+    'tg', '')
   for i, gpu in ipairs(gpus) do
     local index = i - 1
     local gid = F.gpu_id(node_id, index)

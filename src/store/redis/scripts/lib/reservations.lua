@@ -17,6 +17,7 @@ function F.commit(g, node, session, cost, now)
   -- Pending until a sample taken PENDING_SETTLE_MS after now covers it (lib/gpus.lua).
   redis.call('ZADD', F.gpu_pending_key(gid), now, session.id)
   F.add_pending(g, cost, 1)
+  F.clear_guard(g.node)
   session.state = 'assigned'
   session.assignedAt = now
   session.placement = { nodeId = g.node, gpuIndex = g.index, model = g.model, cost = cost }
@@ -49,6 +50,7 @@ function F.release(session)
   end
   local node = F.load_node(placement.nodeId)
   if node then
+    F.clear_guard(node.id)
     F.save_committed(node, g)
   else
     redis.call('HSET', F.gpu_key(gid), unpack(F.committed_fields(g)))
