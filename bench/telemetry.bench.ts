@@ -7,7 +7,8 @@
  *   costs on: the learner observes every report), except `telemetry.staleAfterIntervals`, raised so the
  *   nodes stay fresh in the quiet phases: the only difference between phases is then the telemetry load.
  * - Nodes register through the signed contextualize webhook (100 per call) and report with their own
- *   node tokens over real HTTP `PUT /v1/nodes/:id/telemetry`, idle samples of 4 GPUs, as gpu-probe does.
+ *   node tokens over real HTTP `PUT /v1/nodes/:id/telemetry`, samples of 4 idle GPUs as gpu-probe sends
+ *   them, varying a little from one report to the next (BENCH_SAMPLES).
  * - The load generator is a child process (this file with `--generator`, prebuilt requests on 256
  *   keep-alive sockets, one in flight each): it paces nodes x 4 GPUs / interval reports per second evenly (every node once per interval) and
  *   counts what it could not send because too many were in flight ("behind").
@@ -22,7 +23,9 @@
  *
  * Environment: BENCH_NODES (10000), BENCH_GPUS (4), BENCH_INTERVAL_SECONDS (2), BENCH_PHASES (2),
  * BENCH_PHASE_SECONDS (12), BENCH_WARMUP_SECONDS (8), BENCH_TRICKLE_MS (50), BENCH_SCENARIOS
- * ("embedded,redis"), BENCH_GATEWAY_NODE_FLAGS (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
+ * ("embedded,redis"), BENCH_SAMPLES ("noisy": each node cycles through 4 reports whose values differ a
+ * little, as an idle GPU's readings do; "steady": one identical report), BENCH_GATEWAY_NODE_FLAGS
+ * (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -55,6 +58,8 @@ const phaseSeconds = Number(process.env.BENCH_PHASE_SECONDS ?? 12);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 8);
 const trickleMs = Number(process.env.BENCH_TRICKLE_MS ?? 50);
 const scenarios = (process.env.BENCH_SCENARIOS ?? 'embedded,redis').split(',').filter(Boolean);
+/** 'noisy' (default): every report's values move a little, as real probes' do; 'steady': the same report. */
+const samplesMode = process.env.BENCH_SAMPLES === 'steady' ? 'steady' : 'noisy';
 const nodeFlags = process.env.BENCH_GATEWAY_NODE_FLAGS?.split(' ').filter(Boolean);
 /** Sockets of the load generator, one report in flight each: a report due while all wait is behind. */
 const generatorSockets = 256;
@@ -84,8 +89,35 @@ interface GeneratorCounts {
  * costs more CPU per request than the gateway's handler, and on a shared 2-core machine it would
  * measure itself.
  */
+/** Reports per node the generator cycles through: the same samples (steady) or varying ones (noisy). */
+const sampleVariants = samplesMode === 'steady' ? 1 : 4;
+
+/**
+ * The report bodies of one node: idle samples as gpu-probe sends them (steady), or, noisy (the
+ * default), `sampleVariants` reports whose every value moves as an idle GPU's readings do between
+ * samples (0-4 % render, 0-2 % encoder, 250-330 MiB of VRAM, 38-43 °C), drawn from a seeded generator.
+ */
+function nodeBodies(nodeIndex: number): string[] {
+  if (samplesMode === 'steady') return [JSON.stringify({ gpus: idleGpus(gpusPerNode) })];
+  let seed = (nodeIndex + 1) * 2654435761;
+  const draw = (low: number, high: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return low + (seed % (high - low + 1));
+  };
+  return Array.from({ length: sampleVariants }, () =>
+    JSON.stringify({
+      gpus: idleGpus(gpusPerNode).map((gpu) => ({
+        ...gpu,
+        utilizationGpu: draw(0, 4),
+        utilizationEncoder: draw(0, 2),
+        memoryUsed: draw(250, 330),
+        temperatureGpu: draw(38, 43),
+      })),
+    }),
+  );
+}
+
 function runGenerator(): void {
-  const body = JSON.stringify({ gpus: idleGpus(gpusPerNode) });
   let counts: GeneratorCounts = { kind: 'counts', sent: 0, ok: 0, failed: 0, behind: 0, lastError: '' };
   let timer: NodeJS.Timeout | undefined;
   let connections: Array<{ socket: net.Socket; inFlight: number }> = [];
@@ -124,13 +156,18 @@ function runGenerator(): void {
   process.on('message', (message: GeneratorStart | { kind: 'stop' }) => {
     if (message.kind === 'start') {
       const url = new URL(message.url);
-      const requests = message.nodes.map((node) =>
-        Buffer.from(
-          `PUT /v1/nodes/${encodeURIComponent(node.id)}/telemetry HTTP/1.1\r\nhost: ${url.host}\r\n` +
-            `authorization: Bearer ${node.token}\r\ncontent-type: application/json\r\n` +
-            `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-          'latin1',
-        ),
+      // requests[variant][node]: every node once per interval, its next variant each time round.
+      const bodies = message.nodes.map((_, index) => nodeBodies(index));
+      const requests = Array.from({ length: sampleVariants }, (_, variant) =>
+        message.nodes.map((node, index) => {
+          const body = bodies[index]![variant % bodies[index]!.length]!;
+          return Buffer.from(
+            `PUT /v1/nodes/${encodeURIComponent(node.id)}/telemetry HTTP/1.1\r\nhost: ${url.host}\r\n` +
+              `authorization: Bearer ${node.token}\r\ncontent-type: application/json\r\n` +
+              `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+            'latin1',
+          );
+        }),
       );
       // Fresh sockets for every load phase: the gateway closes keep-alive sockets idle for long.
       for (const connection of connections) connection.socket.destroy();
@@ -141,12 +178,18 @@ function runGenerator(): void {
       const started = performance.now();
       let due = 0;
       let next = 0;
+      let variant = 0;
       counts = { kind: 'counts', sent: 0, ok: 0, failed: 0, behind: 0, lastError: '' };
       timer = setInterval(() => {
         const target = Math.floor(((performance.now() - started) / 1000) * message.reportsPerSecond);
         for (; due < target; due++) {
-          const request = requests[next]!;
-          next = (next + 1) % requests.length;
+          const round = requests[variant]!;
+          const request = round[next]!;
+          next += 1;
+          if (next === round.length) {
+            next = 0;
+            variant = (variant + 1) % requests.length;
+          }
           const connection = idle.pop();
           if (!connection) {
             counts.behind += 1;
@@ -446,7 +489,13 @@ interface TelemetryReport {
   redis?: ScenarioResult;
   date: string;
   machine: ReturnType<typeof machineInfo>;
-  settings: { phasePairs: number; phaseSeconds: number; warmupSeconds: number; trickleMs: number };
+  settings: {
+    phasePairs: number;
+    phaseSeconds: number;
+    warmupSeconds: number;
+    trickleMs: number;
+    samples: string;
+  };
 }
 
 function markdown(report: TelemetryReport): string {
@@ -460,7 +509,7 @@ function markdown(report: TelemetryReport): string {
 
 - Date: ${report.date}
 - Machine: ${report.machine.cpuModel}, ${report.machine.cores} cores, ${report.machine.ram}, Node ${report.machine.node}, ${report.machine.os} (the gateway, Redis, the load generator and other work share these cores)
-- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests on 256 keep-alive sockets, one in flight each); ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases
+- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests on 256 keep-alive sockets, one in flight each), ${report.settings.samples === 'steady' ? 'the same idle samples every time' : 'idle samples that vary a little from one report to the next (0-4 % render, 0-2 % encoder, 250-330 MiB, 38-43 °C; 4 reports per node in turn)'}; ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases
 - CPU: /proc/<pid>/stat utime + stime over a phase per second of wall time (1.0 = one core)
 
 | store | reports/s achieved / target | report errors / behind | gateway core (load) | Redis core (load) | placement p50 ms quiet / load = ratio | placement failures | gateway RSS MiB |
@@ -518,6 +567,7 @@ async function main(): Promise<void> {
       warmupSeconds,
       trickleMs,
       generatorSockets,
+      samples: samplesMode,
       redis: redis ? 'redis-server (kit/redis-server.ts)' : undefined,
     },
   };

@@ -324,12 +324,19 @@ export class ConsoleFeed {
     const nodes = await this.options.store.listNodes();
     const positions = await this.options.store.queuePositions();
     const seen = new Set<string>();
+    // With no console open nothing is sent, so nothing needs telling what changed: the JSON text each
+    // node is compared by (most of a read's cost in a large fleet) is dropped, and a console that
+    // signs in gets every node anyway.
+    const watched = this.clients.size > 0;
+    if (!watched) this.nodeText.clear();
     for (const node of nodes) {
       seen.add(node.id);
-      const text = JSON.stringify(node);
-      if (this.nodeText.get(node.id) === text) continue;
       const isNew = !this.nodes.has(node.id);
-      this.nodeText.set(node.id, text);
+      if (watched) {
+        const text = JSON.stringify(node);
+        if (this.nodeText.get(node.id) === text) continue;
+        this.nodeText.set(node.id, text);
+      }
       this.nodes.set(node.id, node);
       for (const client of this.clients) {
         client.removed.delete(node.id);

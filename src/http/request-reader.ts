@@ -177,6 +177,13 @@ export function startBodyReader(
         writer.respondError(exchange, err, undefined);
         return;
       }
+      if (isLast && chunks.length === 0) {
+        // The whole body in one chunk (small bodies): one copy, no list and no concatenation.
+        // uWS reuses the chunk's memory once this callback returns: ArrayBuffer.slice copies it.
+        exchange.bodyComplete = true;
+        resolve(Buffer.from(chunk.slice(0)));
+        return;
+      }
       // uWS reuses the chunk's memory once this callback returns: copy it (Buffer.from(Uint8Array) copies).
       if (chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
       if (isLast) {
