@@ -5,11 +5,6 @@
 local node = F.require_node(ARGV[2])
 local out = {}
 for i = 0, node.gpu_count - 1 do
-  for _, id in ipairs(redis.call('ZRANGE', F.gpu_sessions_key(F.gpu_id(node.id, i)), 0, -1)) do
-    local session = F.load_session(id)
-    if session then
-      out[#out + 1] = F.session_reply(session)
-    end
-  end
+  F.append_gpu_sessions(out, node.id, i)
 end
 return out

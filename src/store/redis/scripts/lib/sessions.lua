@@ -49,3 +49,14 @@ end
 function F.shape_key(session)
   return session.pick .. '|' .. (session.region and (':' .. session.region) or '') .. '|' .. session.labels
 end
+
+-- Appends to `out` the reply of every session committed on GPU `index` of node `node_id`, in commit
+-- order (sessions-on-node.lua; the telemetry answer's sessions, lib/telemetry.lua).
+function F.append_gpu_sessions(out, node_id, index)
+  for _, id in ipairs(redis.call('ZRANGE', F.gpu_sessions_key(F.gpu_id(node_id, index)), 0, -1)) do
+    local session = F.load_session(id)
+    if session then
+      out[#out + 1] = F.session_reply(session)
+    end
+  end
+end

@@ -101,12 +101,7 @@ function F.brief_reply(node_id, state, changed_at, lines, dump, counts, with_ses
   if with_sessions then
     for i, count in ipairs(counts) do
       if count > 0 then
-        for _, id in ipairs(redis.call('ZRANGE', F.gpu_sessions_key(F.gpu_id(node_id, i - 1)), 0, -1)) do
-          local session = F.load_session(id)
-          if session then
-            out[#out + 1] = F.session_reply(session)
-          end
-        end
+        F.append_gpu_sessions(out, node_id, i - 1)
       end
     end
   end
