@@ -24,7 +24,8 @@
  * Environment: BENCH_NODES (10000), BENCH_GPUS (4), BENCH_INTERVAL_SECONDS (2), BENCH_PHASES (2),
  * BENCH_PHASE_SECONDS (12), BENCH_WARMUP_SECONDS (8), BENCH_TRICKLE_MS (50), BENCH_SCENARIOS
  * ("embedded,redis"), BENCH_SAMPLES ("noisy": each node cycles through 4 reports whose values differ a
- * little, as an idle GPU's readings do; "steady": one identical report), BENCH_GATEWAY_NODE_FLAGS
+ * little, as an idle GPU's readings do; "steady": one identical report), BENCH_CONSOLE_HISTORY ("on":
+ * the default configuration; "off": console.historyWithoutViewers false), BENCH_GATEWAY_NODE_FLAGS
  * (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof).
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -60,6 +61,8 @@ const trickleMs = Number(process.env.BENCH_TRICKLE_MS ?? 50);
 const scenarios = (process.env.BENCH_SCENARIOS ?? 'embedded,redis').split(',').filter(Boolean);
 /** 'noisy' (default): every report's values move a little, as real probes' do; 'steady': the same report. */
 const samplesMode = process.env.BENCH_SAMPLES === 'steady' ? 'steady' : 'noisy';
+/** 'off': console.historyWithoutViewers false (no read of every node for the console's history). */
+const consoleHistory = process.env.BENCH_CONSOLE_HISTORY !== 'off';
 const nodeFlags = process.env.BENCH_GATEWAY_NODE_FLAGS?.split(' ').filter(Boolean);
 /** Sockets of the load generator, one report in flight each: a report due while all wait is behind. */
 const generatorSockets = 256;
@@ -373,7 +376,10 @@ async function runScenario(
       requestBurst: 1_000_000,
       maxConnectionsPerAddress: 10_000,
     },
-    settings: { telemetry: { staleAfterIntervals: 100 } },
+    settings: {
+      telemetry: { staleAfterIntervals: 100 },
+      ...(consoleHistory ? {} : { console: { historyWithoutViewers: false } }),
+    },
     ...(nodeFlags ? { nodeFlags } : {}),
   });
   const generator = startGenerator();
@@ -495,6 +501,7 @@ interface TelemetryReport {
     warmupSeconds: number;
     trickleMs: number;
     samples: string;
+    consoleHistoryWithoutViewers: boolean;
   };
 }
 
@@ -509,7 +516,7 @@ function markdown(report: TelemetryReport): string {
 
 - Date: ${report.date}
 - Machine: ${report.machine.cpuModel}, ${report.machine.cores} cores, ${report.machine.ram}, Node ${report.machine.node}, ${report.machine.os} (the gateway, Redis, the load generator and other work share these cores)
-- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests on 256 keep-alive sockets, one in flight each), ${report.settings.samples === 'steady' ? 'the same idle samples every time' : 'idle samples that vary a little from one report to the next (0-4 % render, 0-2 % encoder, 250-330 MiB, 38-43 °C; 4 reports per node in turn)'}; ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases
+- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests on 256 keep-alive sockets, one in flight each), ${report.settings.samples === 'steady' ? 'the same idle samples every time' : 'idle samples that vary a little from one report to the next (0-4 % render, 0-2 % encoder, 250-330 MiB, 38-43 °C; 4 reports per node in turn)'}; ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases${report.settings.consoleHistoryWithoutViewers ? '' : '; console.historyWithoutViewers false (no console history while no console is open)'}
 - CPU: /proc/<pid>/stat utime + stime over a phase per second of wall time (1.0 = one core)
 
 | store | reports/s achieved / target | report errors / behind | gateway core (load) | Redis core (load) | placement p50 ms quiet / load = ratio | placement failures | gateway RSS MiB |
@@ -568,6 +575,7 @@ async function main(): Promise<void> {
       trickleMs,
       generatorSockets,
       samples: samplesMode,
+      consoleHistoryWithoutViewers: consoleHistory,
       redis: redis ? 'redis-server (kit/redis-server.ts)' : undefined,
     },
   };

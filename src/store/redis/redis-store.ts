@@ -257,19 +257,26 @@ function finiteOrEmpty(value: number | null | undefined): number | '' {
 export class RedisStore implements StateStore {
   readonly kind = 'redis' as const;
   readonly client: RedisClient;
+  /**
+   * The connection telemetry reports go over: a second one when the store made its client, so a
+   * placement never waits in Redis behind a backlog of reports (Redis serves its clients in turn,
+   * each connection's commands in order); the same client when the caller gave one.
+   */
+  private readonly telemetryClient: RedisClient;
   readonly keys: RedisKeys;
   private readonly ownsClient: boolean;
   private readonly options: RedisStoreOptions;
   private readonly catalog: CatalogIndex;
   private readonly pickCostsCache = new WeakMap<object, string>();
   private readonly scripts: ReadonlyMap<ScriptName, ScriptCall>;
+  private readonly telemetryScripts: ReadonlyMap<ScriptName, ScriptCall>;
   /** numberOfKeys, the fixed keys, then ARGV[1] (settings): the head of every script call. */
   private readonly scriptHead: Array<string | number>;
   private readonly gpuCapacity: number;
   private readonly encoderCapacity: number;
   private readonly commandTimeoutMs: number;
-  /** True from the first command of an event-loop turn until its writes are flushed (coalesceWrites). */
-  private writesCorked = false;
+  /** Clients corked from the first command of an event-loop turn until its writes flush (coalesceWrites). */
+  private readonly corked = new Set<RedisClient>();
 
   constructor(options: RedisStoreOptions) {
     this.options = options;
@@ -281,12 +288,17 @@ export class RedisStore implements StateStore {
     if (isConnection(options.redis)) {
       this.ownsClient = true;
       this.client = createClient(options.redis, this.commandTimeoutMs);
-      this.watchConnection(options.logger);
+      this.telemetryClient = createClient(options.redis, this.commandTimeoutMs);
+      this.watchConnection(this.client, options.logger, 'redis store');
+      this.watchConnection(this.telemetryClient, options.logger, 'redis store (telemetry connection)');
     } else {
       this.ownsClient = false;
       this.client = options.redis;
+      this.telemetryClient = options.redis;
     }
     this.scripts = defineScripts(this.client);
+    this.telemetryScripts =
+      this.telemetryClient === this.client ? this.scripts : defineScripts(this.telemetryClient);
     const settings = settingsArgument({
       gpuCapacity: this.gpuCapacity,
       encoderCapacity: this.encoderCapacity,
@@ -308,11 +320,20 @@ export class RedisStore implements StateStore {
    */
   async connect(): Promise<void> {
     try {
-      if (this.ownsClient && this.client.status === 'wait') await this.client.connect();
+      if (this.ownsClient) {
+        await Promise.all(
+          [this.client, this.telemetryClient].map((client) =>
+            client.status === 'wait' ? client.connect() : undefined,
+          ),
+        );
+      }
       await loadScripts(this.client);
       await this.run('index-nodes');
     } catch (error) {
-      if (this.ownsClient) this.client.disconnect();
+      if (this.ownsClient) {
+        this.client.disconnect();
+        this.telemetryClient.disconnect();
+      }
       throw toStoreError(error);
     }
   }
@@ -425,7 +446,7 @@ export class RedisStore implements StateStore {
   }
 
   async recordTelemetry(nodeId: string, report: TelemetryReport, now: number) {
-    const dump = await this.run('record-telemetry', ...this.telemetryArguments(nodeId, report, now, 'node'));
+    const dump = await this.runTelemetry(...this.telemetryArguments(nodeId, report, now, 'node'));
     return this.nodeView(dump as unknown[]);
   }
 
@@ -436,10 +457,7 @@ export class RedisStore implements StateStore {
     options: ReportTelemetryOptions = {},
   ): Promise<TelemetryOutcome> {
     const mode = options.sessions === true ? 'sessions' : 'brief';
-    const reply = (await this.run(
-      'record-telemetry',
-      ...this.telemetryArguments(nodeId, report, now, mode),
-    )) as [string, string, string, unknown[] | 0, ...string[][]];
+    const reply = (await this.runTelemetry(...this.telemetryArguments(nodeId, report, now, mode))) as [string, string, string, unknown[] | 0, ...string[][]];
     const movedNode = reply[3] === 0 ? null : this.nodeView(reply[3]);
     const sessions = options.sessions === true ? (reply.slice(4) as string[][]).map(parseSession) : null;
     return {
@@ -713,7 +731,10 @@ export class RedisStore implements StateStore {
       );
     });
     try {
-      await Promise.race([this.call(() => this.client.ping()), timeout]);
+      // Both connections: a store whose telemetry connection is down is not healthy either.
+      const clients = new Set([this.client, this.telemetryClient]);
+      const pings = [...clients].map((client) => this.call(() => client.ping()));
+      await Promise.race([Promise.all(pings), timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -722,8 +743,12 @@ export class RedisStore implements StateStore {
   /** Quits the client the store created; a client it was given stays open (its owner closes it). */
   async close(): Promise<void> {
     if (!this.ownsClient) return;
-    if (this.client.status === 'end') return;
-    await this.client.quit().catch(() => this.client.disconnect());
+    await Promise.all(
+      [this.client, this.telemetryClient].map(async (client) => {
+        if (client.status === 'end') return;
+        await client.quit().catch(() => client.disconnect());
+      }),
+    );
   }
 
   private async call<T>(command: () => Promise<T>): Promise<T> {
@@ -736,7 +761,14 @@ export class RedisStore implements StateStore {
 
   private run(name: ScriptName, ...args: Array<string | number>): Promise<unknown> {
     const script = this.scripts.get(name)!;
-    this.coalesceWrites();
+    this.coalesceWrites(this.client);
+    return this.call(() => script(...this.scriptHead, ...args));
+  }
+
+  /** record-telemetry, over the telemetry connection. */
+  private runTelemetry(...args: Array<string | number>): Promise<unknown> {
+    const script = this.telemetryScripts.get('record-telemetry')!;
+    this.coalesceWrites(this.telemetryClient);
     return this.call(() => script(...this.scriptHead, ...args));
   }
 
@@ -747,14 +779,14 @@ export class RedisStore implements StateStore {
    * gateway and on Redis, which reads them in one go and answers them in one write. A client without
    * a socket of its own (ioredis Cluster) is left as it is.
    */
-  private coalesceWrites(): void {
-    if (this.writesCorked) return;
-    const stream = (this.client as unknown as { stream?: Partial<Writable> }).stream;
+  private coalesceWrites(client: RedisClient): void {
+    if (this.corked.has(client)) return;
+    const stream = (client as unknown as { stream?: Partial<Writable> }).stream;
     if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return;
-    this.writesCorked = true;
+    this.corked.add(client);
     stream.cork();
     setImmediate(() => {
-      this.writesCorked = false;
+      this.corked.delete(client);
       // A socket replaced by a reconnection in between is uncorked all the same (a no-op once destroyed).
       stream.uncork!();
     });
@@ -859,15 +891,15 @@ export class RedisStore implements StateStore {
     };
   }
 
-  private watchConnection(logger: Logger | undefined): void {
+  private watchConnection(client: RedisClient, logger: Logger | undefined, name: string): void {
     let lost = false;
     // Without a listener ioredis prints every failed reconnect; callers see VCA_ERR_STORE_UNAVAILABLE.
-    this.client.on('error', (error: Error) => {
-      if (!lost) logger?.warn({ err: error }, 'redis store: connection error');
+    client.on('error', (error: Error) => {
+      if (!lost) logger?.warn({ err: error }, `${name}: connection error`);
       lost = true;
     });
-    this.client.on('ready', () => {
-      if (lost) logger?.info('redis store: connection restored');
+    client.on('ready', () => {
+      if (lost) logger?.info(`${name}: connection restored`);
       lost = false;
     });
   }
