@@ -457,7 +457,13 @@ export class RedisStore implements StateStore {
     options: ReportTelemetryOptions = {},
   ): Promise<TelemetryOutcome> {
     const mode = options.sessions === true ? 'sessions' : 'brief';
-    const reply = (await this.runTelemetry(...this.telemetryArguments(nodeId, report, now, mode))) as [string, string, string, unknown[] | 0, ...string[][]];
+    const reply = (await this.runTelemetry(...this.telemetryArguments(nodeId, report, now, mode))) as [
+      string,
+      string,
+      string,
+      unknown[] | 0,
+      ...string[][],
+    ];
     const movedNode = reply[3] === 0 ? null : this.nodeView(reply[3]);
     const sessions = options.sessions === true ? (reply.slice(4) as string[][]).map(parseSession) : null;
     return {
