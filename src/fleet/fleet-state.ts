@@ -205,10 +205,8 @@ export class FleetState {
     ) {
       return false;
     }
-    // capacity().encoderSessions, without building the vectors (this runs on every telemetry report).
-    const sessionCapacity =
-      gpu.model.encoderSessionScope === 'gpu' ? (gpu.model.encoderSessionLimit ?? Infinity) : Infinity;
-    if (gpu.effectiveEncoderSessions() >= sessionCapacity) return false;
+    // Sessions only, without building the load vectors (this runs on every telemetry report).
+    if (gpu.effectiveEncoderSessions() >= gpu.encoderSessionCapacity()) return false;
     if (
       node.systemEncoderSessionLimit !== null &&
       node.encoderSessionsInUse() >= node.systemEncoderSessionLimit

@@ -133,9 +133,13 @@ export class GpuSlot {
       gpu: capacityShare(headroom.gpu),
       encoder: capacityShare(headroom.encoder),
       vramMiB: Math.floor(headroom.vram * this.memoryTotalMiB),
-      encoderSessions:
-        this.model.encoderSessionScope === 'gpu' ? (this.model.encoderSessionLimit ?? Infinity) : Infinity,
+      encoderSessions: this.encoderSessionCapacity(),
     };
+  }
+
+  /** Encoder sessions this GPU may run: its model's per-GPU limit, none when the limit is per host. */
+  encoderSessionCapacity(): number {
+    return this.model.encoderSessionScope === 'gpu' ? (this.model.encoderSessionLimit ?? Infinity) : Infinity;
   }
 
   /**

@@ -14,13 +14,13 @@ import { VcaError } from '../errors.js';
 import { RateLimiter } from './rate-limiter.js';
 import { TrustedProxies } from './trusted-proxies.js';
 
-/** Liveness and readiness: answered without spending a rate-limit token. */
 /**
  * Longest `Authorization` header that keys a bucket of its own; a longer one is counted by address (it
  * bounds the memory a bucket key takes).
  */
 const maxCredentialKeyLength = 2048;
 
+/** Liveness and readiness: answered without spending a rate-limit token. */
 const healthPaths: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
 export interface AdmissionLimits {

@@ -68,8 +68,9 @@ export class Credentials {
   private readonly masterKey: KeyObject;
   /**
    * Node tokens (their bytes) already presented and verified, by node id: a node reports every few
-   * seconds, and each report would otherwise cost an HMAC. Only a token that matched is kept, so the map holds
-   * registered nodes that proved themselves, not whatever ids a caller invents; bounded all the same.
+   * seconds, and each report would otherwise cost an HMAC. Only a token that matched is kept, so the
+   * map holds registered nodes that proved themselves, not whatever ids a caller invents; bounded all
+   * the same.
    */
   private readonly verifiedNodeTokens = new Map<string, Buffer>();
 

@@ -57,16 +57,12 @@ export class FleetService {
     return results;
   }
 
+  /** recordTelemetryWithSessions, answering the whole node as it is after the report. */
   async recordTelemetry(nodeId: string, report: TelemetryReport): Promise<NodeView> {
-    const { store, clock, costs } = this.options;
-    const now = clock.now();
-    const node = await store.recordTelemetry(nodeId, report, now);
-    if (node.state === 'ready' && node.stateChangedAt === now) {
-      this.options.events.emit({ type: 'node-state', node });
-    }
-    this.options.sessions.requestQueuePass();
-    if (costs?.enabled === true) costs.observe(node, await store.sessionsOnNode(nodeId));
-    return node;
+    const { node } = await this.recordTelemetryWithSessions(nodeId, report);
+    const view = node.movedNode ?? (await this.options.store.getNode(nodeId));
+    if (!view) throw new VcaError('VCA_ERR_NODE_NOT_FOUND', `Node "${nodeId}" is not registered`);
+    return view;
   }
 
   /**

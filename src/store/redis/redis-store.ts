@@ -222,7 +222,6 @@ function latenciesArgument(latencies: SessionSpec['latencies']): string {
   return ordered.length === 0 ? '' : JSON.stringify(ordered);
 }
 
-/** A finite number, or '' (unknown) for the scripts. */
 /**
  * The GPUs of record-telemetry's brief answer (scripts/lib/telemetry.lua brief_line): per GPU, ';'
  * between them, "eligible,stale,throttle,mg,me,mv,ms,memoryTotal,rv,ps,model" (the model last).
@@ -250,6 +249,7 @@ function briefGpus(text: string): TelemetryGpu[] {
   });
 }
 
+/** A finite number, or '' (unknown) for the scripts. */
 function finiteOrEmpty(value: number | null | undefined): number | '' {
   return typeof value === 'number' && Number.isFinite(value) ? value : '';
 }

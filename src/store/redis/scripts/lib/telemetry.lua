@@ -245,9 +245,8 @@ function F.telemetry_fast(node_id, head, first, with_sessions)
     fresh[2 * slot - 1] = ARGV[3]
     fresh[2 * slot] = p.gid
     counts[slot] = tonumber(p.count)
-    out_lines[slot] = p.eligible .. ',0,' .. ARGV[at + 7] .. ',' .. ARGV[at + 1] .. ',' .. ARGV[at + 2] .. ','
-      .. ARGV[at + 3] .. ',' .. ARGV[at + 4] .. ',' .. p.memory_total_text .. ',' .. g.rv_text .. ','
-      .. p.ps_text .. ',' .. p.model
+    out_lines[slot] = F.brief_line(p.eligible, '0', ARGV[at + 7], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3],
+      ARGV[at + 4], p.memory_total_text, g.rv_text, p.ps_text, p.model)
   end
   redis.call('ZADD', F.K_FRESH, unpack(fresh))
   local text = table.concat(out_lines, ';')
