@@ -17,7 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeNow, listenOnLoopback } from '../../kit/loopback-http.js';
 
 export interface HeatCall {
   method: string;
@@ -97,16 +97,14 @@ export class HeatDouble {
 
   async start(): Promise<void> {
     this.server = createServer((request, response) => this.handle(request, response));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+    this.url = await listenOnLoopback(this.server);
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
     if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeNow(server);
   }
 
   /** Adds a member (its stack, its server created) as a scale-up would. */

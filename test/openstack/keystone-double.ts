@@ -5,7 +5,7 @@
  * API v3 reference (https://docs.openstack.org/api-ref/identity/v3/).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeNow, listenOnLoopback } from '../../kit/loopback-http.js';
 
 export interface RecordedCall {
   method: string;
@@ -42,16 +42,14 @@ export class KeystoneDouble {
 
   async start(): Promise<void> {
     this.server = createServer((request, response) => this.handle(request, response));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/v3`;
+    this.url = `${await listenOnLoopback(this.server)}/v3`;
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
     if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeNow(server);
   }
 
   /** Revokes every service token issued so far (the next authorised call gets 401). */
