@@ -184,15 +184,18 @@ export async function measureScriptCosts(
     cluster: 'bench',
   });
   const report = { gpus: idleGpus(gpusPerNode) };
-  // Counts the commands the store sends (its own client): what a call costs is what it sent.
+  // Counts the commands the store sends (on its clients: telemetry has a connection of its own): what a
+  // call costs is what it sent.
   const sent = new Map<string, number>();
-  const client = store.client as Redis;
-  const send = client.sendCommand.bind(client);
-  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-    const name = command.name.toLowerCase();
-    sent.set(name, (sent.get(name) ?? 0) + 1);
-    return (send as (...args: unknown[]) => unknown)(command, ...rest);
-  }) as typeof client.sendCommand;
+  const storeClients = store as unknown as { client: Redis; telemetryClient?: Redis };
+  for (const client of new Set([storeClients.client, storeClients.telemetryClient ?? storeClients.client])) {
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+      const name = command.name.toLowerCase();
+      sent.set(name, (sent.get(name) ?? 0) + 1);
+      return (send as (...args: unknown[]) => unknown)(command, ...rest);
+    }) as typeof client.sendCommand;
+  }
   const usecPerCall = async (calls: () => Promise<number>): Promise<number> => {
     await stats.config('RESETSTAT');
     sent.clear();

@@ -262,7 +262,7 @@ export class RedisStore implements StateStore {
    * placement never waits in Redis behind a backlog of reports (Redis serves its clients in turn,
    * each connection's commands in order); the same client when the caller gave one.
    */
-  private readonly telemetryClient: RedisClient;
+  readonly telemetryClient: RedisClient;
   readonly keys: RedisKeys;
   private readonly ownsClient: boolean;
   private readonly options: RedisStoreOptions;
