@@ -97,12 +97,15 @@ export class ConsoleModel {
         this.events = [...this.events, ...message.events].slice(-500);
         this.changed(false);
         break;
-      case 'sample':
-        this.queueHistory = [...this.queueHistory.slice(1 - this.historySamples), message.queueLength];
+      case 'sample': {
+        const missed: null[] = new Array(Math.min(message.missed ?? 0, this.historySamples)).fill(null);
+        this.queueHistory = [...this.queueHistory, ...missed, message.queueLength].slice(
+          -this.historySamples,
+        );
         for (const entry of this.nodes.values()) {
           entry.view.gpus.forEach((gpu, index) => {
             const series = entry.history[index] ?? [];
-            series.push(gpu.stale ? null : renderPercent(gpu));
+            series.push(...missed, gpu.stale ? null : renderPercent(gpu));
             if (series.length > this.historySamples) series.splice(0, series.length - this.historySamples);
             entry.history[index] = series;
           });
@@ -110,6 +113,7 @@ export class ConsoleModel {
         }
         this.changed(false);
         break;
+      }
       case 'error':
         break;
     }

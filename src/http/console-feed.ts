@@ -8,6 +8,13 @@
  * timeline kept in a ring. A ring of `historySamples` samples per GPU (effective render load) and for
  * the queue length lets a console opened now draw the last 15 minutes.
  *
+ * Reading the whole fleet costs in proportion to its size (10,000 nodes on Redis: seconds of the
+ * gateway's time and a long script in Redis), so the poller bounds its own cost: the pause after a read
+ * is at least the read's duration times `(1 - share) / share`, where share is `maxReadShare`
+ * (`watchedReadShare` while a console is connected, `unwatchedReadShare` otherwise). A large fleet is
+ * then polled less often than `pollMs`, and history periods that pass without a read are sent as
+ * missed samples (null), never as invented values.
+ *
  * The token is the first message, never part of the URL; the socket is closed with 4401 when it is
  * not an operator token and 4408 when it does not come in time.
  */
@@ -61,7 +68,17 @@ export interface ConsoleFeedOptions {
   eventHistory?: number;
   /** How long a new socket may take to send its token, ms. */
   authTimeoutMs?: number;
+  /**
+   * Most of the wall time the poller may spend reading the store: with consoles connected, and without
+   * (history only). Defaults `watchedReadShare` and `unwatchedReadShare`.
+   */
+  maxReadShare?: { watched: number; unwatched: number };
 }
+
+/** Default most share of wall time the poller spends reading while a console is connected. */
+export const watchedReadShare = 0.05;
+/** ... and while none is (history only): a gateway nobody watches should not pay for watching. */
+export const unwatchedReadShare = 0.02;
 
 interface FeedClient {
   session: WsSession<FeedSocket>;
@@ -139,6 +156,9 @@ export class ConsoleFeed {
   private polling = false;
   private stopped = true;
   private lastPollFailed = false;
+  /** How long the last read took (ms, monotonic clock): the pause after it grows with it. */
+  private lastReadMs = 0;
+  private readonly maxReadShare: { watched: number; unwatched: number };
 
   constructor(options: ConsoleFeedOptions) {
     this.options = options;
@@ -147,6 +167,7 @@ export class ConsoleFeed {
     this.historySamples = options.historySamples ?? 180;
     this.eventHistory = options.eventHistory ?? 500;
     this.queueHistory = new Array(this.historySamples).fill(null);
+    this.maxReadShare = options.maxReadShare ?? { watched: watchedReadShare, unwatched: unwatchedReadShare };
   }
 
   /** Starts the poller (history is kept from now on). */
@@ -301,6 +322,7 @@ export class ConsoleFeed {
     if (this.polling || this.stopped) return;
     this.polling = true;
     const startedAt = this.options.now();
+    const readStart = performance.now();
     try {
       await this.read(startedAt);
       if (this.lastPollFailed) this.record('node', 'the console feed reads the store again');
@@ -313,11 +335,20 @@ export class ConsoleFeed {
       this.lastPollFailed = true;
     } finally {
       this.polling = false;
+      this.lastReadMs = performance.now() - readStart;
     }
     for (const client of this.clients) this.flush(client);
-    if (this.clients.size > 0) this.schedule(this.pollMs);
+    if (this.clients.size > 0) this.schedule(Math.max(this.pollMs, this.pauseAfterRead(true)));
     else if (this.options.historyWithoutViewers !== false)
-      this.schedule(Math.max(0, this.lastSampleAt + this.historySampleMs - performance.now()));
+      this.schedule(
+        Math.max(this.lastSampleAt + this.historySampleMs - performance.now(), this.pauseAfterRead(false)),
+      );
+  }
+
+  /** The least pause after the last read that keeps reading within its share of wall time. */
+  private pauseAfterRead(watched: boolean): number {
+    const share = watched ? this.maxReadShare.watched : this.maxReadShare.unwatched;
+    return (this.lastReadMs * (1 - share)) / share;
   }
 
   private async read(now: number): Promise<void> {
@@ -380,18 +411,38 @@ export class ConsoleFeed {
     }
   }
 
+  /**
+   * Takes the sample of the current period; periods that passed without a read (the poller slowed down
+   * for a large fleet, or the store could not be read) are recorded as missed.
+   */
   private sample(now: number, queueLength: number): void {
-    this.lastSampleAt = performance.now();
+    const at = performance.now();
+    const periods =
+      this.lastSampleAt === Number.NEGATIVE_INFINITY
+        ? 1
+        : Math.max(1, Math.floor((at - this.lastSampleAt) / this.historySampleMs));
+    const missed = Math.min(periods - 1, this.historySamples);
+    this.lastSampleAt = at;
+    for (let step = 0; step < missed; step++) this.advanceHistory(null, undefined);
+    this.advanceHistory(queueLength, this.nodes);
+    const message: ConsoleServerMessage =
+      missed > 0
+        ? { type: 'sample', at: now, queueLength, missed }
+        : { type: 'sample', at: now, queueLength };
+    for (const client of this.clients) this.sendTo(client.session, message);
+  }
+
+  /** One step of every history ring: the sample of `nodes` (no sample for any GPU when undefined). */
+  private advanceHistory(queueLength: number | null, nodes: ReadonlyMap<string, NodeView> | undefined): void {
     this.historyHead = (this.historyHead + 1) % this.historySamples;
     this.queueHistory[this.historyHead] = queueLength;
     for (const [id, rings] of this.gpuHistory) {
-      const node = this.nodes.get(id);
+      const node = nodes?.get(id);
       rings.forEach((ring, index) => {
         const gpu = node?.gpus[index];
         ring[this.historyHead] = gpu === undefined || gpu.stale ? noSample : renderPercent(gpu);
       });
     }
-    for (const client of this.clients) this.sendTo(client.session, { type: 'sample', at: now, queueLength });
   }
 
   private orderedQueueHistory(): Array<number | null> {

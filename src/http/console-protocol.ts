@@ -89,8 +89,12 @@ export type ConsoleServerMessage =
   | { type: 'nodes'; nodes: ConsoleNode[]; removed: string[] }
   | { type: 'summary'; summary: ConsoleSummary }
   | { type: 'events'; events: ConsoleEvent[] }
-  /** A history sample was taken: append each GPU's current effective render load and `queueLength`. */
-  | { type: 'sample'; at: number; queueLength: number }
+  /**
+   * A history sample was taken: append `missed` empty samples (periods the gateway did not read the
+   * fleet: it polls a large fleet less often), then each GPU's current effective render load and
+   * `queueLength`.
+   */
+  | { type: 'sample'; at: number; queueLength: number; missed?: number }
   | { type: 'error'; code: string; detail: string };
 
 /** Close codes of the feed (4000-4999 are the application's). */

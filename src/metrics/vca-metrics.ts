@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { fullShare } from '../cost/session-cost.js';
 import { nodeStates } from '../fleet/node-state.js';
 import type { VcaEvent } from '../sessions/events.js';
-import type { StateStore } from '../state/state-store.js';
+import type { NodeView, StateStore } from '../state/state-store.js';
 
 export interface VcaMetricsOptions {
   store: StateStore;
@@ -16,6 +16,9 @@ export interface VcaMetricsOptions {
   /** Learned title costs, for vca_cost_ratio. */
   costs?: { entries(): ReadonlyArray<{ game: string; model: string; dimension: string; ratio: number }> };
 }
+
+/** How long one read of the fleet serves the collectors of a scrape (they all run within one). */
+const fleetReadReuseMs = 1000;
 
 function formatLabel(width: number, height: number): string {
   return `${width}x${height}`;
@@ -54,6 +57,15 @@ export class VcaMetrics {
       } catch {
         return undefined;
       }
+    };
+    // One read of the fleet per scrape: the gauges below that need every node share it (a read of a
+    // 10,000-node fleet on Redis is a long script and seconds of parsing), while a later scrape reads anew.
+    let fleetRead: { at: number; nodes: Promise<NodeView[] | undefined> } | undefined;
+    const readFleet = (): Promise<NodeView[] | undefined> => {
+      const at = performance.now();
+      if (fleetRead === undefined || at - fleetRead.at > fleetReadReuseMs)
+        fleetRead = { at, nodes: read(() => store.listNodes()) };
+      return fleetRead.nodes;
     };
     new Gauge({
       name: 'vca_store_up',
@@ -177,7 +189,7 @@ export class VcaMetrics {
       registers,
       async collect() {
         const counts = new Map<string, number>(nodeStates.map((state) => [state, 0]));
-        const nodes = await read(() => store.listNodes());
+        const nodes = await readFleet();
         if (nodes === undefined) return;
         for (const node of nodes) counts.set(node.state, (counts.get(node.state) ?? 0) + 1);
         for (const [state, count] of counts) nodesByState.set({ state }, count);
@@ -189,7 +201,7 @@ export class VcaMetrics {
       registers,
       async collect() {
         let stale = 0;
-        const nodes = await read(() => store.listNodes());
+        const nodes = await readFleet();
         if (nodes === undefined) return;
         for (const node of nodes) {
           if (node.state === 'drained' || node.state === 'removed') continue;
@@ -219,7 +231,7 @@ export class VcaMetrics {
       registers,
       async collect() {
         gpuLoad.reset();
-        const nodes = await read(() => store.listNodes());
+        const nodes = await readFleet();
         if (nodes === undefined) return;
         let gpus = 0;
         for (const node of nodes) gpus += node.gpus.length;
