@@ -120,6 +120,28 @@ export function describeStoreContract(
         await expectInvariant(store);
       });
 
+      it('lists a fleet larger than one read in registration order, each node once', async () => {
+        // 250 nodes: more than two of the Redis store's pages (listNodesPage), with gaps left by removals.
+        const ids = Array.from({ length: 250 }, (_, index) => `fleet-${String(index).padStart(3, '0')}`);
+        for (let start = 0; start < ids.length; start += 50)
+          await store.registerNodes(
+            ids.slice(start, start + 50).map((id) => registration(id)),
+            0,
+          );
+        for (const id of ['fleet-000', 'fleet-099', 'fleet-100', 'fleet-101', 'fleet-249'])
+          await store.removeNode(id, 10);
+        await store.registerNode(registration('fleet-000'), 20);
+        const listed = (await store.listNodes()).map((node) => node.id);
+        const expected = [
+          ...ids.filter(
+            (id) => !['fleet-000', 'fleet-099', 'fleet-100', 'fleet-101', 'fleet-249'].includes(id),
+          ),
+          'fleet-000',
+        ];
+        expect(listed).toEqual(expected);
+        await expectInvariant(store);
+      });
+
       it('keeps a node provisioning until its first telemetry, then makes it ready', async () => {
         const { node } = await store.registerNode(registration('node-a'), 0);
         expect(node.state).toBe('provisioning');

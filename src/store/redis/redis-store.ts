@@ -100,6 +100,8 @@ export interface RedisStoreOptions extends EmbeddedStoreOptions {
 }
 
 const defaultCommandTimeoutMs = 5_000;
+/** Nodes per script when the whole fleet is read: ~10 ms of Redis time each on the 2-core bench machine. */
+export const listNodesPage = 100;
 /** `ping()` answers health checks: it gives up sooner than a command. */
 const pingTimeoutMs = 2_000;
 
@@ -411,9 +413,22 @@ export class RedisStore implements StateStore {
     return dumps.length > 0 ? this.nodeView(dumps[0]!) : undefined;
   }
 
+  /**
+   * The fleet in registration order, read `listNodesPage` nodes per script (read-nodes.lua): each page is
+   * consistent, the list as a whole is not one snapshot (a node that changes during the read shows its
+   * state when its page was read; one registered meanwhile may come last, one removed may be missing).
+   */
   async listNodes() {
-    const dumps = (await this.run('read-nodes', 'all')) as unknown[][];
-    return dumps.map((dump) => this.nodeView(dump));
+    const nodes: NodeView[] = [];
+    for (let after = '0'; ; ) {
+      const [last, dumps] = (await this.run('read-nodes', 'page', after, listNodesPage)) as [
+        string,
+        unknown[][],
+      ];
+      for (const dump of dumps) nodes.push(this.nodeView(dump));
+      if (last === '') return nodes;
+      after = last;
+    }
   }
 
   async drainingNodes() {
