@@ -88,6 +88,11 @@ export interface TelemetryOutcome {
   movedNode: NodeView | null;
   /** The live sessions on the node, as sessionsOnNode answers, when asked for; else null. */
   sessions: SessionRecord[] | null;
+  /**
+   * Sessions wait in the queue, as of this step: only then can a queue pass place anything on what the
+   * report freed (a session queued after this step was refused with the report already applied).
+   */
+  queueWaiting: boolean;
 }
 
 export interface ReportTelemetryOptions {

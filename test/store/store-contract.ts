@@ -254,6 +254,24 @@ export function describeStoreContract(
         await expectInvariant(store);
       });
 
+      it('tells a telemetry report whether sessions wait in the queue', async () => {
+        await readyNode(store, 'node-a');
+        const idle = await store.reportTelemetry('node-a', healthyReport(1), 100, { sessions: true });
+        expect(idle.queueWaiting).toBe(false);
+        await store.createSession(sessionSpec('holder', heavyFormat), createOptions(100));
+        expect((await store.createSession(sessionSpec('q1', heavyFormat), createOptions(200))).kind).toBe(
+          'queued',
+        );
+        // Both answers (brief, and with the node's sessions) carry it, whether the report changed anything.
+        for (const sessions of [false, true]) {
+          const waiting = await store.reportTelemetry('node-a', healthyReport(1), 300, { sessions });
+          expect(waiting.queueWaiting).toBe(true);
+        }
+        await store.endSession('q1', 'cancelled', 400);
+        expect((await store.reportTelemetry('node-a', healthyReport(1), 500)).queueWaiting).toBe(false);
+        await expectInvariant(store);
+      });
+
       it('refuses with no-capacity instead of queueing when the caller will not wait', async () => {
         await readyNode(store, 'node-a');
         await store.createSession(sessionSpec('holder', heavyFormat), createOptions(100));

@@ -237,7 +237,15 @@ export class EmbeddedStore implements StateStore {
       for (const gpu of node.gpus)
         for (const id of gpu.sessionIds) sessions.push(copySession(this.sessions.get(id)!));
     }
-    return { id: nodeId, state: node.state, stateChangedAt: node.stateChangedAt, gpus, movedNode, sessions };
+    return {
+      id: nodeId,
+      state: node.state,
+      stateChangedAt: node.stateChangedAt,
+      gpus,
+      movedNode,
+      sessions,
+      queueWaiting: this.queue.length > 0,
+    };
   }
 
   async sweepStale(now: number) {

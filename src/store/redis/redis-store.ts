@@ -477,10 +477,11 @@ export class RedisStore implements StateStore {
       string,
       string,
       unknown[] | 0,
+      number,
       ...string[][],
     ];
     const movedNode = reply[3] === 0 ? null : this.nodeView(reply[3]);
-    const sessions = options.sessions === true ? (reply.slice(4) as string[][]).map(parseSession) : null;
+    const sessions = options.sessions === true ? (reply.slice(5) as string[][]).map(parseSession) : null;
     return {
       id: nodeId,
       state: reply[0] as NodeState,
@@ -488,6 +489,7 @@ export class RedisStore implements StateStore {
       gpus: movedNode ? movedNode.gpus.map(telemetryGpuOf) : briefGpus(reply[2]),
       movedNode,
       sessions,
+      queueWaiting: reply[4] > 0,
     };
   }
 

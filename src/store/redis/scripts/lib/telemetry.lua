@@ -16,8 +16,8 @@
 -- free shares last indexed are not in the guard (they move with the samples): the fast path remembers
 -- them (F.LAST_REPORT) and writes a score only when it moved, or both when it does not know them (the
 -- same values again change nothing).
--- requires: base, keys, settings, gpus, pools, sessions
--- KEYS: [3] fresh. ARGV: the settings (lib/settings.lua).
+-- requires: base, keys, settings, gpus, pools, sessions, queue
+-- KEYS: [3] fresh, [6..] queues. ARGV: the settings (lib/settings.lua).
 
 -- What the fast path last did per node (by node key): the guard it left, the samples it wrote (ARGV from
 -- the first sample on), each GPU's guard line parsed (with the free shares and reserve it wrote), the
@@ -94,10 +94,11 @@ function F.brief_line(eligible, stale, throttle, mg, me, mv, ms, memory_total, r
   return table.concat({ eligible, stale, throttle, mg, me, mv, ms, memory_total, rv, ps, model }, ',')
 end
 
--- The brief answer: {state, stateChangedAt, GPU lines joined by ';', node dump or 0, session replies...}
+-- The brief answer: {state, stateChangedAt, GPU lines joined by ';', node dump or 0, sessions waiting in
+-- the queue, session replies...}
 -- (the sessions of GPUs with sessions, GPU by GPU in commit order, when `with_sessions`).
 function F.brief_reply(node_id, state, changed_at, lines, dump, counts, with_sessions)
-  local out = { state, changed_at, lines, dump or 0 }
+  local out = { state, changed_at, lines, dump or 0, F.queue_length() }
   if with_sessions then
     for i, count in ipairs(counts) do
       if count > 0 then
