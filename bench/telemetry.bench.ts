@@ -10,8 +10,10 @@
  *   node tokens over real HTTP `PUT /v1/nodes/:id/telemetry`, samples of 4 idle GPUs as gpu-probe sends
  *   them, varying a little from one report to the next (BENCH_SAMPLES).
  * - The load generator is a child process (this file with `--generator`, prebuilt requests on 256
- *   keep-alive sockets, one in flight each): it paces nodes x 4 GPUs / interval reports per second evenly (every node once per interval) and
- *   counts what it could not send because too many were in flight ("behind").
+ *   keep-alive sockets, one in flight each): it paces nodes / interval reports per second evenly (every
+ *   node once per interval), sending what fell due every millisecond (the probes of a real fleet report
+ *   at independent times, not in bursts of ~50 every 10 ms as a coarser pacing sent them), and counts
+ *   what it could not send because too many were in flight ("behind").
  * - Phases alternate quiet / load (BENCH_PHASES pairs of BENCH_PHASE_SECONDS each, after a warm-up of
  *   load); in every phase a trickle of session allocations (POST /v1/sessions, then DELETE, one at a
  *   time every BENCH_TRICKLE_MS) measures placement latency (the POST). CPU: utime + stime from
@@ -203,7 +205,7 @@ function runGenerator(): void {
           counts.sent += 1;
           connection.socket.write(request);
         }
-      }, 10);
+      }, 1);
     } else {
       if (timer) clearInterval(timer);
       timer = undefined;
@@ -516,7 +518,7 @@ function markdown(report: TelemetryReport): string {
 
 - Date: ${report.date}
 - Machine: ${report.machine.cpuModel}, ${report.machine.cores} cores, ${report.machine.ram}, Node ${report.machine.node}, ${report.machine.os} (the gateway, Redis, the load generator and other work share these cores)
-- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests on 256 keep-alive sockets, one in flight each), ${report.settings.samples === 'steady' ? 'the same idle samples every time' : 'idle samples that vary a little from one report to the next (0-4 % render, 0-2 % encoder, 250-330 MiB, 38-43 °C; 4 reports per node in turn)'}; ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases${report.settings.consoleHistoryWithoutViewers ? '' : '; console.historyWithoutViewers false (no console history while no console is open)'}
+- Load: ${report.nodes} nodes x ${report.gpusPerNode} GPUs (L4), each reporting every ${report.intervalSeconds} s over HTTP PUT /v1/nodes/:id/telemetry with its node token (a child process: prebuilt requests on 256 keep-alive sockets, one in flight each, sent as they fall due, checked every millisecond), ${report.settings.samples === 'steady' ? 'the same idle samples every time' : 'idle samples that vary a little from one report to the next (0-4 % render, 0-2 % encoder, 250-330 MiB, 38-43 °C; 4 reports per node in turn)'}; ${report.settings.phasePairs} quiet/load phase pairs of ${report.settings.phaseSeconds} s in alternating order after ${report.settings.warmupSeconds} s of warm-up; a trickle of one allocation (POST, then DELETE) every ${report.settings.trickleMs} ms in every phase; config/default.yaml (learned costs on) the per-address request limits raised (every node reports from 127.0.0.1 here), telemetry.staleAfterIntervals at its maximum, 100 (200 s), so nodes stay fresh in quiet phases${report.settings.consoleHistoryWithoutViewers ? '' : '; console.historyWithoutViewers false (no console history while no console is open)'}
 - CPU: /proc/<pid>/stat utime + stime over a phase per second of wall time (1.0 = one core)
 
 | store | reports/s achieved / target | report errors / behind | gateway core (load) | Redis core (load) | placement p50 ms quiet / load = ratio | placement failures | gateway RSS MiB |
