@@ -2,8 +2,8 @@
  * The regions gamers can measure and ask for: a region is the `region` label of a registered node.
  * Answers two questions: which regions are known (a gamer's reported latency to any other is dropped
  * with a warning) and, for `GET /v1/regions`, one ping target per region among its ready nodes. Reads
- * the node list from the store at most once per `maxAgeMs` (and again after any node event), so a
- * burst of requests costs one read.
+ * the node list from the store, keeps it current with node events, and reads it again at most once per
+ * `maxAgeMs` (less often for a fleet whose read is long), so a burst of requests costs one read.
  */
 import type { VcaEvent } from '../sessions/events.js';
 import type { NodeView, StateStore } from '../state/state-store.js';
@@ -21,7 +21,6 @@ interface RegionSnapshot {
   known: ReadonlySet<string>;
   nodeRegions: ReadonlyMap<string, string>;
   ready: readonly RegionEntry[];
-  readAt: number;
 }
 
 export interface RegionDirectoryOptions {
@@ -70,37 +69,39 @@ export function summariseRegions(nodes: readonly NodeView[]): {
 export class RegionDirectory {
   private readonly options: RegionDirectoryOptions;
   private readonly maxAgeMs: number;
+  /** The fleet as last read, kept current by node events: by node id. Null until the first read. */
+  private nodes: Map<string, NodeView> | null = null;
+  /** What the questions are answered from; rebuilt from `nodes` after a change. */
   private snapshot: RegionSnapshot | null = null;
+  /** When `nodes` was read (the options' clock), and how long that read took (monotonic ms). */
+  private readAt = 0;
+  private readMs = 0;
   /** Regions of nodes named by node events: a node's region label never changes while it is registered. */
   private readonly recentRegions = new Map<string, string>();
-  private reading: Promise<RegionSnapshot> | null = null;
-  /** Bumped by every invalidation: a read begun before it must not be kept. */
-  private generation = 0;
+  private reading: Promise<void> | null = null;
+  /** Node events that arrived while a read was in flight: applied again on top of what it read. */
+  private heardDuringRead: VcaEvent[] = [];
 
   constructor(options: RegionDirectoryOptions) {
     this.options = options;
     this.maxAgeMs = options.maxAgeMs ?? 5_000;
   }
 
-  /** Node events (here or relayed): a registration, state change or removal makes the next question read again. */
+  /**
+   * Node events (here or relayed): a registration, state change or removal is applied to what was read,
+   * so the next question sees it without reading the whole fleet again.
+   */
   handleEvent(event: VcaEvent): void {
-    if (event.type === 'node-state' || event.type === 'node-removed' || event.type === 'node-drained') {
-      if (event.type === 'node-removed') this.recentRegions.delete(event.node.id);
-      else if (event.node.labels.region) this.recentRegions.set(event.node.id, event.node.labels.region);
-      this.invalidate();
-    }
+    if (event.type !== 'node-state' && event.type !== 'node-removed' && event.type !== 'node-drained') return;
+    if (event.type === 'node-removed') this.recentRegions.delete(event.node.id);
+    else if (event.node.labels.region) this.recentRegions.set(event.node.id, event.node.labels.region);
+    if (this.reading) this.heardDuringRead.push(event);
+    if (this.nodes) this.apply(this.nodes, event);
   }
 
   /** The region a node is in (null: none or unknown node); cheap for nodes this instance heard of. */
   async regionOf(nodeId: string): Promise<string | null> {
     return this.recentRegions.get(nodeId) ?? (await this.read()).nodeRegions.get(nodeId) ?? null;
-  }
-
-  /** Drops what was read: the next question reads the store again. */
-  invalidate(): void {
-    this.generation++;
-    this.snapshot = null;
-    this.reading = null;
   }
 
   async knownRegions(): Promise<ReadonlySet<string>> {
@@ -111,25 +112,51 @@ export class RegionDirectory {
     return (await this.read()).ready;
   }
 
-  private read(): Promise<RegionSnapshot> {
-    const now = this.options.now();
-    if (this.snapshot && now - this.snapshot.readAt < this.maxAgeMs) return Promise.resolve(this.snapshot);
+  private apply(nodes: Map<string, NodeView>, event: VcaEvent): void {
+    if (event.type === 'node-removed') nodes.delete(event.node.id);
+    else if (event.type === 'node-state' || event.type === 'node-drained')
+      nodes.set(event.node.id, event.node);
+    else return;
+    this.snapshot = null;
+  }
+
+  /**
+   * Answers from the fleet as read and patched by events. It is read again once `maxAgeMs` old (what
+   * no event tells: telemetry going stale), but at most once per 50 times the last read's duration:
+   * reading 10,000 nodes takes seconds, and questions keep being answered from what was read meanwhile.
+   */
+  private async read(): Promise<RegionSnapshot> {
+    const age = this.options.now() - this.readAt;
+    if (this.nodes === null || (age >= Math.max(this.maxAgeMs, 50 * this.readMs) && !this.reading)) {
+      const reading = this.readFleet();
+      if (this.nodes === null) await reading;
+      else reading.catch(() => {});
+    }
+    if (this.nodes === null) throw new Error('the node list could not be read');
+    this.snapshot ??= summariseRegions([...this.nodes.values()]);
+    return this.snapshot;
+  }
+
+  /** Reads the whole fleet once at a time; a question during the read waits only for the first. */
+  private readFleet(): Promise<void> {
     if (this.reading) return this.reading;
-    const generation = this.generation;
-    const reading = this.options.store.listNodes().then(
-      (nodes) => {
-        const snapshot = { ...summariseRegions(nodes), readAt: now };
-        if (generation === this.generation) {
-          this.snapshot = snapshot;
-          this.reading = null;
-        }
-        return snapshot;
-      },
-      (error: unknown) => {
-        if (generation === this.generation) this.reading = null;
-        throw error;
-      },
-    );
+    const readAt = this.options.now();
+    const started = performance.now();
+    this.heardDuringRead = [];
+    const reading = this.options.store
+      .listNodes()
+      .then((list) => {
+        const nodes = new Map(list.map((node) => [node.id, node]));
+        for (const event of this.heardDuringRead) this.apply(nodes, event);
+        this.nodes = nodes;
+        this.snapshot = null;
+        this.readAt = readAt;
+        this.readMs = performance.now() - started;
+      })
+      .finally(() => {
+        this.reading = null;
+        this.heardDuringRead = [];
+      });
     this.reading = reading;
     return reading;
   }
