@@ -12,24 +12,9 @@ import type { ConsoleServerMessage } from '../../src/http/console-protocol.js';
 import { Credentials } from '../../src/http/credentials.js';
 import type { WsSession } from '../../src/http/handler-api.js';
 import type { EmbeddedStore } from '../../src/store/embedded/embedded-store.js';
-import { createEmbeddedStore } from '../store/embedded-factory.js';
 import { catalog } from '../store/store-fixtures.js';
+import { countedFleetReads, sleep } from '../support/counted-fleet-reads.js';
 import { testCredentials } from './console-harness.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The embedded store, its fleet read taking `readMs` of wall time; counts the reads. */
-function slowStore(readMs: number): { store: EmbeddedStore; reads: () => number } {
-  const store = createEmbeddedStore();
-  let reads = 0;
-  const listNodes = store.listNodes.bind(store);
-  store.listNodes = async () => {
-    reads += 1;
-    await sleep(readMs);
-    return listNodes();
-  };
-  return { store, reads: () => reads };
-}
 
 const config = loadConfig({ env: {} });
 let feed: ConsoleFeed | undefined;
@@ -91,7 +76,7 @@ function signIn(target: ConsoleFeed): ConsoleServerMessage[] {
 
 describe('console feed: the cost of reading the fleet is bounded', () => {
   it('reads a slow fleet at most at its share of wall time when nobody watches', async () => {
-    const { store, reads } = slowStore(40);
+    const { store, reads } = countedFleetReads(40);
     startFeed(store, { historyWithoutViewers: true });
     await sleep(1200);
     // 40 ms reads at a 5 % share: one read per ~800 ms, where the 20 ms history pace alone would read ~20 times.
@@ -100,7 +85,7 @@ describe('console feed: the cost of reading the fleet is bounded', () => {
   });
 
   it('polls a slow fleet at most at its share while a console watches, and sends skipped periods as missed', async () => {
-    const { store, reads } = slowStore(30);
+    const { store, reads } = countedFleetReads(30);
     const started = startFeed(store, { historyWithoutViewers: false });
     const messages = signIn(started);
     await sleep(1500);
@@ -116,7 +101,7 @@ describe('console feed: the cost of reading the fleet is bounded', () => {
   });
 
   it('keeps the nominal pace for a fleet that reads fast', async () => {
-    const { store, reads } = slowStore(0);
+    const { store, reads } = countedFleetReads(0);
     const started = startFeed(store, { historyWithoutViewers: false });
     const messages = signIn(started);
     await sleep(1000);

@@ -7,24 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { RegionDirectory } from '../../src/fleet/region-directory.js';
 import type { EmbeddedStore } from '../../src/store/embedded/embedded-store.js';
-import { createEmbeddedStore } from '../store/embedded-factory.js';
 import { healthyReport, registration } from '../store/store-fixtures.js';
+import { countedFleetReads, sleep } from '../support/counted-fleet-reads.js';
 import { FakeClock } from '../support/domain.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function countedStore(readMs = 0): { store: EmbeddedStore; reads: () => number } {
-  const store = createEmbeddedStore();
-  let reads = 0;
-  const listNodes = store.listNodes.bind(store);
-  store.listNodes = async () => {
-    reads += 1;
-    const nodes = await listNodes();
-    if (readMs > 0) await sleep(readMs);
-    return nodes;
-  };
-  return { store, reads: () => reads };
-}
 
 /** Registers a node in `region` and makes it ready; answers its view as the node-state event carries it. */
 async function readyNode(store: EmbeddedStore, id: string, region: string, now: number) {
@@ -36,7 +21,7 @@ async function readyNode(store: EmbeddedStore, id: string, region: string, now: 
 describe('region directory', () => {
   it('answers node events without reading the fleet again, and reads again once its answer is old', async () => {
     const clock = new FakeClock(1_000_000);
-    const { store, reads } = countedStore();
+    const { store, reads } = countedFleetReads();
     const regions = new RegionDirectory({ store, now: () => clock.now(), maxAgeMs: 5_000 });
     await readyNode(store, 'west-1', 'eu-west', clock.now());
     expect((await regions.readyRegions()).map((entry) => entry.region)).toEqual(['eu-west']);
@@ -69,7 +54,7 @@ describe('region directory', () => {
 
   it('reads a slow fleet at most once per 50 times its read, answering from what it read meanwhile', async () => {
     const clock = new FakeClock(1_000_000);
-    const { store, reads } = countedStore(40);
+    const { store, reads } = countedFleetReads(40);
     const regions = new RegionDirectory({ store, now: () => clock.now(), maxAgeMs: 100 });
     await readyNode(store, 'west-1', 'eu-west', clock.now());
     await regions.readyRegions();
@@ -90,7 +75,7 @@ describe('region directory', () => {
 
   it('keeps a node event that arrives while a read is in flight', async () => {
     const clock = new FakeClock(1_000_000);
-    const { store } = countedStore(30);
+    const { store } = countedFleetReads(30);
     const regions = new RegionDirectory({ store, now: () => clock.now() });
     await readyNode(store, 'west-1', 'eu-west', clock.now());
     const first = regions.readyRegions();

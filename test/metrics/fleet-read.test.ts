@@ -7,10 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { VcaMetrics } from '../../src/metrics/vca-metrics.js';
-import { createEmbeddedStore } from '../store/embedded-factory.js';
 import { healthyReport, registration } from '../store/store-fixtures.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { countedFleetReads, sleep } from '../support/counted-fleet-reads.js';
 
 function sample(text: string, name: string): number | undefined {
   const line = text.split('\n').find((entry) => entry.startsWith(`${name} `));
@@ -19,13 +17,7 @@ function sample(text: string, name: string): number | undefined {
 
 describe('metrics: one fleet read per scrape', () => {
   it('answers every fleet gauge from one read, and reads again for the next scrape', async () => {
-    const store = createEmbeddedStore();
-    let reads = 0;
-    const listNodes = store.listNodes.bind(store);
-    store.listNodes = () => {
-      reads += 1;
-      return listNodes();
-    };
+    const { store, reads } = countedFleetReads();
     const now = Date.now();
     await store.registerNode(registration('ready-node', [{ model: 'L4', count: 2 }]), now);
     await store.recordTelemetry('ready-node', healthyReport(2), now);
@@ -33,7 +25,7 @@ describe('metrics: one fleet read per scrape', () => {
     const metrics = new VcaMetrics({ store, perGpuSeriesLimit: 100 });
 
     const first = await metrics.registry.metrics();
-    expect(reads).toBe(1);
+    expect(reads()).toBe(1);
     expect(sample(first, 'vca_nodes{state="ready"}')).toBe(1);
     expect(sample(first, 'vca_nodes{state="provisioning"}')).toBe(1);
     expect(sample(first, 'vca_gpus_stale')).toBe(0);
@@ -45,39 +37,31 @@ describe('metrics: one fleet read per scrape', () => {
     await store.recordTelemetry('new-node', healthyReport(1), later);
     await store.sweepStale(later);
     const second = await metrics.registry.metrics();
-    expect(reads).toBe(2);
+    expect(reads()).toBe(2);
     expect(sample(second, 'vca_nodes{state="ready"}')).toBe(1);
     expect(sample(second, 'vca_nodes{state="unhealthy"}')).toBe(1);
     expect(sample(second, 'vca_gpus_stale')).toBe(2);
   });
 
   it('keeps a slow read for 50 times its duration, then reads again', async () => {
-    const store = createEmbeddedStore();
-    let reads = 0;
-    const listNodes = store.listNodes.bind(store);
-    store.listNodes = async () => {
-      reads += 1;
-      const nodes = await listNodes();
-      await sleep(40);
-      return nodes;
-    };
+    const { store, reads } = countedFleetReads(40);
     const now = Date.now();
     await store.registerNode(registration('slow-node'), now);
     const metrics = new VcaMetrics({ store, perGpuSeriesLimit: 100 });
     const firstRead = performance.now();
     expect(sample(await metrics.registry.metrics(), 'vca_nodes{state="provisioning"}')).toBe(1);
-    expect(reads).toBe(1);
+    expect(reads()).toBe(1);
     // A read of >= 40 ms serves >= 2 s: scrapes until then answer what was read, the next reads anew.
     await store.recordTelemetry('slow-node', healthyReport(1), now);
     await sleep(1200);
     expect(sample(await metrics.registry.metrics(), 'vca_nodes{state="provisioning"}')).toBe(1);
-    expect(reads).toBe(1);
+    expect(reads()).toBe(1);
     let text = '';
-    while (reads < 2 && performance.now() - firstRead < 10_000) {
+    while (reads() < 2 && performance.now() - firstRead < 10_000) {
       await sleep(100);
       text = await metrics.registry.metrics();
     }
-    expect(reads).toBe(2);
+    expect(reads()).toBe(2);
     expect(performance.now() - firstRead).toBeGreaterThanOrEqual(2000);
     expect(sample(text, 'vca_nodes{state="ready"}')).toBe(1);
   });
