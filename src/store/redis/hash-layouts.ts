@@ -25,8 +25,8 @@ export interface HashLayout<Field extends HashField = HashField> {
 }
 
 /**
- * The node hash `node:<id>` (written by register-node and the lifecycle; load_node reads five; `tg`,
- * the telemetry guard, is record-telemetry's).
+ * The node hash `node:<id>` (written by register-node and the lifecycle; load_node reads six: `tg`, the
+ * telemetry guard, is record-telemetry's, read by the others only to skip clearing a guard already clear).
  */
 export const nodeHash = {
   presentWhen: 'gpuCount',
@@ -36,14 +36,15 @@ export const nodeHash = {
     { name: 'systemEncoderLimit', lua: { key: 'system_limit', decoding: 'optional-number' } },
     { name: 'region', lua: { key: 'region', decoding: 'text' } },
     { name: 'labels', lua: { key: 'labels_json', decoding: 'text' } },
+    // The telemetry guard (scripts/lib/telemetry.lua): '' when none; written by record-telemetry, cleared
+    // by every other writer of what it holds (F.clear_node_guard skips a guard already '').
+    { name: 'tg', lua: { key: 'tg', decoding: 'text' } },
     { name: 'id' },
     { name: 'identity' },
     { name: 'registration' },
     { name: 'stateChangedAt' },
     { name: 'registeredAt' },
     { name: 'drainDeadline' },
-    // The telemetry guard (scripts/lib/telemetry.lua): '' when none; read by record-telemetry only.
-    { name: 'tg' },
   ],
 } as const satisfies HashLayout;
 
@@ -52,7 +53,8 @@ export const nodeHash = {
  * pending load (p*: sessions placed after the last sample, whose ids are in gpu-pending), the VRAM
  * reserve (rv; rf its floor), telemetry, and where the pool index holds it (pool and the indexed free render and stream shares fg, fs); modelVram is the catalog VRAM of
  * its model, against which a pool measures VRAM shares. uuid and
- * name are for views only.
+ * name are for views only; load_gpu does not read rf and sampledAt either (record-telemetry reads them
+ * from the whole hash).
  */
 export const gpuHash = {
   presentWhen: 'node',
@@ -78,9 +80,9 @@ export const gpuHash = {
     { name: 'pe', lua: { key: 'pe', decoding: 'optional-number' } },
     { name: 'pv', lua: { key: 'pv', decoding: 'optional-number' } },
     { name: 'ps', lua: { key: 'ps', decoding: 'optional-number' } },
-    { name: 'rf', lua: { key: 'rf', decoding: 'optional-number' } },
+    { name: 'rf' },
     { name: 'rv', lua: { key: 'rv', decoding: 'optional-number' } },
-    { name: 'sampledAt', lua: { key: 'sampled_at', decoding: 'optional-number' } },
+    { name: 'sampledAt' },
     { name: 'temperature', lua: { key: 'temperature', decoding: 'optional-number' } },
     { name: 'throttle', lua: { key: 'throttle', decoding: 'flag' } },
     { name: 'telemetryAt', lua: { key: 'telemetry_at', decoding: 'optional-number' } },

@@ -130,14 +130,19 @@ function settings(): string {
   return lines.join('\n');
 }
 
-function decodeHashValue(decoding: LuaDecoding, value: string): string {
+/**
+ * Decodes `value`, an element of an HMGET reply (`replied`: false for a missing field) or of a whole hash
+ * read as a table (nil for a missing field). An optional number of a reply takes tonumber, which is
+ * F.num there (nil for false and ''), without F.num's call; tonumber(nil) fails, so a table's takes F.num.
+ */
+function decodeHashValue(decoding: LuaDecoding, value: string, replied: boolean): string {
   switch (decoding) {
     case 'text':
       return value;
     case 'number':
       return `tonumber(${value})`;
     case 'optional-number':
-      return `F.num(${value})`;
+      return replied ? `tonumber(${value})` : `F.num(${value})`;
     case 'flag':
       return `${value} == '1'`;
   }
@@ -153,7 +158,7 @@ function hashReader(name: string, keyFunction: string, param: string, layout: Ha
   if (present < 0) throw new Error(`lua-emitter: ${source}: ${layout.presentWhen} is not read by ${name}`);
   const entries = read.map(
     (field, i) =>
-      `    ${luaName(field.lua!.key, 'Lua key')} = ${decodeHashValue(field.lua!.decoding, `h[${i + 1}]`)},`,
+      `    ${luaName(field.lua!.key, 'Lua key')} = ${decodeHashValue(field.lua!.decoding, `h[${i + 1}]`, true)},`,
   );
   return [
     `-- Emitted from ${source} (src/store/redis/hash-layouts.ts).`,
@@ -181,7 +186,7 @@ function hashReader(name: string, keyFunction: string, param: string, layout: Ha
     `    id = ${param},`,
     ...read.map(
       (field) =>
-        `    ${luaName(field.lua!.key, 'Lua key')} = ${decodeHashValue(field.lua!.decoding, `m[${luaString(field.name)}]`)},`,
+        `    ${luaName(field.lua!.key, 'Lua key')} = ${decodeHashValue(field.lua!.decoding, `m[${luaString(field.name)}]`, false)},`,
     ),
     '  }',
     'end',
@@ -207,14 +212,45 @@ function costText(): string {
   ].join('\n');
 }
 
-/** The session hash and reply: placement_fields, load_session, save_session, session_reply. */
+/** `line` broken before each `separator` that would pass 110 columns, the rest indented by `indent`. */
+function wrapped(line: string, separator: string, indent: string): string[] {
+  const lines: string[] = [];
+  let current = '';
+  for (const [i, part] of line.split(separator).entries()) {
+    const next = i === 0 ? part : `${separator.trimStart()}${part}`;
+    if (i > 0 && current.length + 1 + next.length > 110) {
+      lines.push(current);
+      current = `${indent}${next}`;
+    } else {
+      current = i === 0 ? next : `${current} ${next}`;
+    }
+  }
+  lines.push(current);
+  return lines;
+}
+
+/** The session fields end_session (scripts/lib/reservations.lua) changes in a session it read. */
+const endedFields: readonly string[] = ['state', 'endedAt', 'endReason'];
+
+/**
+ * The session hash and reply: placement_fields, load_session, save_session, session_reply, and for
+ * end_session save_ended_session and ended_session_reply.
+ */
 function sessionRecord(): string {
   const fields: readonly SessionField[] = sessionHash.fields;
   const placement = fields.filter((field) => field.encoding === 'placement').map((field) => field.name);
   if (placement.join() !== placementFields.map((field) => field.name).join()) {
     throw new Error('lua-emitter: the placement fields of sessionHash must be placementFields, in order');
   }
-  for (const field of fields) luaName(field.name, 'session field');
+  for (const field of fields) {
+    luaName(field.name, 'session field');
+    if (field.name === 'whole' || field.name === 'stored')
+      throw new Error(`lua-emitter: "${field.name}" cannot be a session field`);
+  }
+  for (const name of endedFields) {
+    if (!fields.some((field) => field.name === name && field.saved))
+      throw new Error(`lua-emitter: ${name}, changed by end_session, is not a saved session field`);
+  }
   for (const reserved of ['session', 'extra', 'fields', 'n', 'v', 'id']) {
     if (placement.includes(reserved))
       throw new Error(`lua-emitter: "${reserved}" cannot be a placement field`);
@@ -245,7 +281,8 @@ function sessionRecord(): string {
       case 'number':
         return `tonumber(${value})`;
       case 'optional-number':
-        return `F.num(${value})`;
+        // An HMGET reply's: tonumber is F.num there (decodeHashValue).
+        return `tonumber(${value})`;
       default:
         return undefined;
     }
@@ -270,6 +307,7 @@ function sessionRecord(): string {
   });
   const region = fields.filter((field) => field.encoding === 'region');
   const saved = fields.filter((field) => field.saved);
+  const whole = saved.map((field) => `v[${position(field.name)}] ~= false`);
   const reply = fields.filter((field) => field.reply);
   const usesPlacement = (list: readonly SessionField[]) =>
     list.some((field) => field.encoding === 'placement');
@@ -283,7 +321,10 @@ function sessionRecord(): string {
     `  return ${placementEncode.join(', ')}`,
     'end',
     '',
-    '-- A session as a table: its fields decoded, placement (nil when none) and region (nil when none).',
+    '-- A session as a table: its fields decoded, placement (nil when none), region (nil when none),',
+    '-- `stored`: the fields as read, and `whole`: true when the hash holds every field save_session writes',
+    '-- (a record written before one of them existed lacks it). Each stored number is what save_session',
+    '-- writes for its decoded value (the scripts alone write the session hash, with these encodings).',
     'function F.load_session(id)',
     `  local v = ${hmget(
       'F.session_key(id)',
@@ -299,6 +340,8 @@ function sessionRecord(): string {
       const decoded = decode(field, `v[${i + 1}]`);
       return decoded === undefined ? [] : [`    ${field.name} = ${decoded},`];
     }),
+    '    stored = v,',
+    ...wrapped(`    whole = ${whole.join(' and ')},`, ' and ', '      '),
     '  }',
     `  if v[${position(placement[0]!)}] ~= '' then`,
     `    session.placement = { ${placementDecode.join(', ')} }`,
@@ -329,6 +372,35 @@ function sessionRecord(): string {
     ...(usesPlacement(reply) ? [placementLocals] : []),
     '  return {',
     ...reply.map((field) => `    ${encode(field)},`),
+    '  }',
+    'end',
+    '',
+    '-- For end_session: a session as load_session read it, changed since only in its ended fields',
+    `-- (${endedFields.join(', ')}): writes those (the other fields save_session writes are stored as it`,
+    '-- would write them), or the whole session as save_session when the record lacks one of its fields.',
+    'function F.save_ended_session(session)',
+    '  if not session.whole then',
+    '    return F.save_session(session)',
+    '  end',
+    "  redis.call('HSET', F.session_key(session.id),",
+    ...endedFields.map(
+      (name, i) =>
+        `    ${luaString(name)}, ${encode(fields.find((field) => field.name === name)!)}${i === endedFields.length - 1 ? ')' : ','}`,
+    ),
+    'end',
+    '',
+    '-- As F.session_reply for the same session: the saved fields it did not change as read.',
+    'function F.ended_session_reply(session)',
+    '  if not session.whole then',
+    '    return F.session_reply(session)',
+    '  end',
+    '  local v = session.stored',
+    '  return {',
+    ...reply.map((field) =>
+      field.saved && !endedFields.includes(field.name)
+        ? `    v[${position(field.name)}],`
+        : `    ${encode(field)},`,
+    ),
     '  }',
     'end',
     '',

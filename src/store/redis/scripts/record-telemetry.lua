@@ -11,12 +11,12 @@
 -- (nothing changed).
 -- Cost: with a brief answer and the node's telemetry guard (lib/telemetry.lua), a report that keeps
 -- every GPU's eligibility reads the node's guard (one HMGET) and makes the full path's writes (one HSET
--- per GPU, a ZADD per pool score that moved, the freshness ZADD) without reading a GPU. Otherwise (the
--- full path) the node and each of its GPUs are read once (whole), every change is made to those tables
--- in memory, and each GPU is written with one HSET (its samples and, when a free share moved, its index
--- fields); the reply is built from the tables, not read again. Only a report that makes the node ready
--- (a transition re-indexes it) reads the node again for the reply. The full path writes the guard (or
--- clears it) for the next report.
+-- per GPU, one ZADD per pool sorted set with a score that moved, the freshness ZADD) without reading a
+-- GPU. Otherwise (the full path) the node and each of its GPUs are read once (whole), every change is
+-- made to those tables in memory, and each GPU is written with one HSET (its samples and, when a free
+-- share moved, its index fields); the reply is built from the tables, not read again. Only a report that
+-- makes the node ready (a transition re-indexes it) reads the node again for the reply. The full path
+-- writes the guard (or clears it) for the next report.
 local node_id = ARGV[2]
 local mode = ARGV[6]
 local brief = mode ~= 'node'

@@ -11,11 +11,16 @@ function F.fail(code, message)
 end
 
 -- Integers (committed loads, times, counts: most numbers written) take '%d', which prints the same
--- digits as '%.17g' below 1e15 without its multi-precision float conversion (a tenth of Redis's time
--- in the hot scripts went to it); -0 and everything else take '%.17g'.
+-- digits as '%.17g' within 1e15 of 0 without its multi-precision float conversion (a tenth of Redis's
+-- time in the hot scripts went to it); 0 (not -0, whose reciprocal is -inf) is the constant '0';
+-- -0 and everything else take '%.17g'.
 function F.fmt(value)
-  if type(value) == 'number' and value > 0 and value < 1e15 and value == math.floor(value) then
-    return string.format('%d', value)
+  if type(value) == 'number' and value < 1e15 and value > -1e15 and value % 1 == 0 then
+    if value ~= 0 then
+      return string.format('%d', value)
+    elseif 1 / value > 0 then
+      return '0'
+    end
   end
   return string.format('%.17g', value)
 end

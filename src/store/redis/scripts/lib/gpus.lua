@@ -1,5 +1,6 @@
 -- gpus: reading a GPU and its load: load_gpu (the GPU hash fields placement and eligibility read;
--- uuid and name are only for views), effective load, encoder sessions in use, committed load fields.
+-- not uuid and name, only for views, nor rf and sampledAt, which record-telemetry reads from the whole
+-- hash), effective load, encoder sessions in use, committed load fields.
 -- requires: base, keys
 -- KEYS, ARGV: none beyond lib/keys.lua.
 

@@ -2,8 +2,9 @@
 -- its hash tag `{cluster}` and live in the slot of the declared keys.
 -- KEYS (every script): [1] <base>:nodes  [2] <base>:seq  [3] <base>:fresh  [4] <base>:deadlines
 --   [5] <base>:pools  [6..] <base>:queue:<class>, highest class first (src/store/redis/keys.ts).
---   Keys computed from data: node:<id>, gpu:<node>#<i>, gpu-sessions:<node>#<i>, gpu-pending:<node>#<i>, pool-gpu/pool-enc:<pool>,
---   session:<id>, webhook:<key>, draining, outbox, outbox-entry:<id>, owner-sessions:<owner>, cost-evidence.
+--   Keys computed from data: node:<id>, gpu:<node>#<i>, gpu-sessions:<node>#<i>, gpu-pending:<node>#<i>,
+--   pool-gpu/pool-stream:<pool>, session:<id>, webhook:<key>, draining, outbox, outbox-entry:<id>,
+--   owner-sessions:<owner>, cost-evidence.
 -- ARGV: none.
 
 -- emit: script-keys
@@ -33,8 +34,21 @@ end
 function F.session_key(id)
   return F.BASE .. ':session:' .. id
 end
+-- Pool keys by pool, then axis, each built once (there are few pools: one per model and region; every
+-- commit and release writes two of them).
+F.POOL_KEYS = {}
 function F.pool_key(axis, pool)
-  return F.BASE .. ':pool-' .. axis .. ':' .. pool
+  local keys = F.POOL_KEYS[pool]
+  if not keys then
+    keys = {}
+    F.POOL_KEYS[pool] = keys
+  end
+  local key = keys[axis]
+  if not key then
+    key = F.BASE .. ':pool-' .. axis .. ':' .. pool
+    keys[axis] = key
+  end
+  return key
 end
 function F.outbox_entry_key(id)
   return F.BASE .. ':outbox-entry:' .. id

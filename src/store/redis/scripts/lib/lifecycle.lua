@@ -75,7 +75,7 @@ function F.sweep_stale(now)
   for _, node_id in ipairs(order) do
     local node = F.load_node(node_id)
     if node then
-      F.clear_guard(node_id)
+      F.clear_node_guard(node)
       local all_stale = true
       for i = 0, node.gpu_count - 1 do
         if redis.call('HGET', F.gpu_key(F.gpu_id(node_id, i)), 'stale') ~= '1' then

@@ -19,6 +19,15 @@ function F.clear_guard(node_id)
   redis.call('HSET', F.node_key(node_id), 'tg', '')
 end
 
+-- As F.clear_guard, for `node` as loaded in this call (load_node table): no write when its guard is
+-- already '' (a guard absent from the hash is written '', as F.clear_guard does).
+function F.clear_node_guard(node)
+  if node.tg ~= '' then
+    redis.call('HSET', F.node_key(node.id), 'tg', '')
+    node.tg = ''
+  end
+end
+
 -- A node as the TypeScript side builds its NodeView: {node hash, gpu hash, session count, ...}.
 function F.node_dump(node_id)
   local flat = redis.call('HGETALL', F.node_key(node_id))

@@ -10,6 +10,63 @@ F.FIRST_BATCH = 2
 -- Pool scores are doubles; a GPU whose free share equals the need must never fall outside the range.
 F.SCORE_EPSILON = 1e-9
 
+-- What F.pick derives from a session's pick costs for a pool (F.pool_plan), by pick costs, then pool:
+-- a cache in the library's Lua state, which every call shares. A plan depends only on its pick costs,
+-- its pool and the settings, and the values here are set anew (emptied) when the settings or the key
+-- base change; it is also emptied at PICK_PLANS_LIMIT pick costs. Sessions of one game and format
+-- share their pick costs, so a pick usually finds its plans here.
+F.PICK_PLANS = {}
+F.PICK_PLANS_SIZE = { 0 }
+F.PICK_PLANS_LIMIT = 10000
+
+-- The walk of `pool` (separator: the position of its '|') for a session's pick costs: false when they
+-- have no cost on the pool's model or it needs more than a whole GPU on an axis; else the cost on the
+-- model, the sorted set of the session's dominant axis there (render, or "stream": the larger of its
+-- encoder share and its VRAM share of the model, as PlacementIndex), the need on it, and the lowest
+-- score to walk from (as F.fmt text). Never changed once made: F.pick's cursors only read it.
+function F.pool_plan(pick, pool, separator)
+  local plans = F.PICK_PLANS[pick]
+  if not plans then
+    if F.PICK_PLANS_SIZE[1] >= F.PICK_PLANS_LIMIT then
+      F.PICK_PLANS = {}
+      F.PICK_PLANS_SIZE[1] = 0
+    end
+    plans = {}
+    F.PICK_PLANS[pick] = plans
+    F.PICK_PLANS_SIZE[1] = F.PICK_PLANS_SIZE[1] + 1
+  end
+  local plan = plans[pool]
+  if plan ~= nil then
+    return plan
+  end
+  plan = false
+  local cost, model_vram = F.cost_on(pick, string.sub(pool, 1, separator - 1))
+  if cost ~= nil then
+    local gpu_need = cost.gpu / F.GPU_CAP
+    local encoder_need = cost.encoder / F.ENC_CAP
+    local stream_need, stream_floor = encoder_need, encoder_need
+    if model_vram ~= nil then
+      local vram_need = cost.vramMiB / (F.VRAM_HEADROOM * model_vram)
+      stream_need = math.max(encoder_need, vram_need)
+      stream_floor = math.min(encoder_need, vram_need)
+    end
+    if gpu_need <= 1 and stream_need <= 1 then
+      local stream_primary = stream_need > gpu_need
+      -- The walk starts where a GPU may still fit: the stream share is the tighter of two, so a GPU
+      -- fits only if it covers the smaller of the two needs (its score is then below zero).
+      local low = stream_primary and stream_floor or gpu_need
+      plan = {
+        cost = cost,
+        key = F.pool_key(stream_primary and 'stream' or 'gpu', pool),
+        need = stream_primary and stream_need or gpu_need,
+        low = F.fmt(low - F.SCORE_EPSILON),
+      }
+    end
+  end
+  plans[pool] = plan
+  return plan
+end
+
 -- Exact check, as PlacementIndex.allowed + fits: labels, excluded node, every dimension under headroom,
 -- per-GPU and per-system encoder session limits. `nodes` caches node facts for one decision.
 function F.candidate_fits(gid, cost, labels, exclude, nodes)
@@ -62,8 +119,7 @@ end
 
 -- Picks a GPU for a session (its pick costs, region and labels). Each pool of a model the session has
 -- a cost for (and of its region, if it names one) is a cursor over the pool's sorted set of the
--- session's dominant axis there — render, or "stream": the larger of its encoder share and its VRAM
--- share of the model (as PlacementIndex) — walked from the need upward (packed: best fit) or from the
+-- session's dominant axis there (F.pool_plan) walked from the need upward (packed: best fit) or from the
 -- emptiest downward (spread) in batches read WITH their scores. The cursors are merged by score left
 -- after the session (free share - need): the next candidate checked is always the best one of all
 -- pools (packed: least left, spread: most; ties go to the pool first in name order), so the first
@@ -101,38 +157,22 @@ function F.pick(session, strategy, exclude, region)
   local cursors = {}
   for _, pool in ipairs(pools) do
     local separator = string.find(pool, '|', 1, true)
-    local model = string.sub(pool, 1, separator - 1)
-    local cost, model_vram = nil, nil
+    local plan = false
     if region == nil or region == string.sub(pool, separator + 1) then
-      cost, model_vram = F.cost_on(session.pick, model)
+      plan = F.pool_plan(session.pick, pool, separator)
     end
-    if cost ~= nil then
-      local gpu_need = cost.gpu / F.GPU_CAP
-      local encoder_need = cost.encoder / F.ENC_CAP
-      local stream_need, stream_floor = encoder_need, encoder_need
-      if model_vram ~= nil then
-        local vram_need = cost.vramMiB / (F.VRAM_HEADROOM * model_vram)
-        stream_need = math.max(encoder_need, vram_need)
-        stream_floor = math.min(encoder_need, vram_need)
-      end
-      if gpu_need <= 1 and stream_need <= 1 then
-        local stream_primary = stream_need > gpu_need
-        local need = stream_primary and stream_need or gpu_need
-        -- The walk starts where a GPU may still fit: the stream share is the tighter of two, so a GPU
-        -- fits only if it covers the smaller of the two needs (its score is then below zero).
-        local low = stream_primary and stream_floor or gpu_need
-        local cursor = {
-          key = F.pool_key(stream_primary and 'stream' or 'gpu', pool),
-          low = F.fmt(low - F.SCORE_EPSILON),
-          need = need,
-          cost = cost,
-          offset = 0,
-          size = F.FIRST_BATCH,
-        }
-        fill(cursor)
-        if #cursor.batch > 0 then
-          cursors[#cursors + 1] = cursor
-        end
+    if plan then
+      local cursor = {
+        key = plan.key,
+        low = plan.low,
+        need = plan.need,
+        cost = plan.cost,
+        offset = 0,
+        size = F.FIRST_BATCH,
+      }
+      fill(cursor)
+      if #cursor.batch > 0 then
+        cursors[#cursors + 1] = cursor
       end
     end
   end

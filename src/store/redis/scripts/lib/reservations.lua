@@ -17,7 +17,7 @@ function F.commit(g, node, session, cost, now)
   -- Pending until a sample taken PENDING_SETTLE_MS after now covers it (lib/gpus.lua).
   redis.call('ZADD', F.gpu_pending_key(gid), now, session.id)
   F.add_pending(g, cost, 1)
-  F.clear_guard(g.node)
+  F.clear_node_guard(node)
   session.state = 'assigned'
   session.assignedAt = now
   session.placement = { nodeId = g.node, gpuIndex = g.index, model = g.model, cost = cost }
@@ -50,7 +50,7 @@ function F.release(session)
   end
   local node = F.load_node(placement.nodeId)
   if node then
-    F.clear_guard(node.id)
+    F.clear_node_guard(node)
     F.save_committed(node, g)
   else
     redis.call('HSET', F.gpu_key(gid), unpack(F.committed_fields(g)))
@@ -68,8 +68,8 @@ function F.drain_if_empty(node_id, now, node)
   return F.node_dump(node_id)
 end
 
--- Ends a live session: leaves the queue or releases its GPU, keeps the record (with its placement)
--- readable for RETAIN_ENDED_MS. Returns {session reply, drained node dump or false}.
+-- Ends a live session (as load_session read it): leaves the queue or releases its GPU, keeps the record
+-- (with its placement) readable for RETAIN_ENDED_MS. Returns {session reply, drained node dump or false}.
 function F.end_session(session, reason, now)
   local placement = session.placement
   if session.state == 'queued' and reason == 'released' then
@@ -88,11 +88,12 @@ function F.end_session(session, reason, now)
   session.state = 'ended'
   session.endedAt = now
   session.endReason = reason
-  F.save_session(session)
+  -- Only the ended fields changed since the session was read (release leaves the placement as it was).
+  F.save_ended_session(session)
   redis.call('ZADD', F.K_DEADLINES, F.fmt(now + F.RETAIN_ENDED_MS), session.id)
   local drained = false
   if placement then
     drained = F.drain_if_empty(placement.nodeId, now, node)
   end
-  return { F.session_reply(session), drained }
+  return { F.ended_session_reply(session), drained }
 end

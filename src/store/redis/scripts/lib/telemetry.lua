@@ -11,11 +11,11 @@
 -- and release (lib/reservations.lua), index-nodes.lua.
 -- With the guard, a report whose samples cover every GPU once and keep each GPU's eligibility and
 -- memory total is applied without reading any GPU hash: the full path's writes (the samples, the
--- reserve of a GPU without sessions, the free shares and pool scores: one HSET per GPU, a ZADD per pool
--- score that moved, one ZADD of freshness), and the answer built from the guard and the samples. The
--- free shares last indexed are not in the guard (they move with the samples): the fast path remembers
--- them (F.LAST_REPORT) and writes a score only when it moved, or both when it does not know them (the
--- same values again change nothing).
+-- reserve of a GPU without sessions, the free shares and pool scores: one HSET per GPU, one ZADD per pool
+-- sorted set with a score that moved, one ZADD of freshness), and the answer built from the guard and the
+-- samples. The free shares last indexed are not in the guard (they move with the samples): the fast path
+-- remembers them (F.LAST_REPORT) and writes a score only when it moved, or both when it does not know
+-- them (the same values again change nothing).
 -- requires: base, keys, settings, gpus, pools, sessions, queue
 -- KEYS: [3] fresh, [6..] queues. ARGV: the settings (lib/settings.lua).
 
@@ -200,8 +200,20 @@ function F.telemetry_fast(node_id, head, first, with_sessions)
       return nil
     end
   end
-  -- The full path's writes.
+  -- The full path's writes; the pool scores that moved as one ZADD per sorted set (in the order first
+  -- met) after the GPUs' HSETs, the scores of a node's GPUs mostly sharing their two pool sets.
   local fresh, out_lines, counts = {}, {}, {}
+  local moved, moved_keys = {}, {}
+  local function move(key, score, gid)
+    local list = moved[key]
+    if not list then
+      list = {}
+      moved[key] = list
+      moved_keys[#moved_keys + 1] = key
+    end
+    list[#list + 1] = score
+    list[#list + 1] = gid
+  end
   for slot, p in ipairs(parsed) do
     local at, g = at_of[slot], loads[slot]
     local fields = { 'mg', ARGV[at + 1], 'me', ARGV[at + 2], 'mv', ARGV[at + 3], 'ms', ARGV[at + 4],
@@ -217,7 +229,7 @@ function F.telemetry_fast(node_id, head, first, with_sessions)
       if eg ~= p.eg then
         local free_gpu = F.fmt((F.GPU_CAP - eg) / F.GPU_CAP)
         if free_gpu ~= p.fg then
-          redis.call('ZADD', p.pool_gpu, free_gpu, p.gid)
+          move(p.pool_gpu, free_gpu, p.gid)
           fields[#fields + 1], fields[#fields + 2] = 'fg', free_gpu
           p.fg = free_gpu
         end
@@ -226,7 +238,7 @@ function F.telemetry_fast(node_id, head, first, with_sessions)
       if ee ~= p.ee or ev ~= p.ev then
         local free_stream = F.fmt(F.stream_free(g))
         if free_stream ~= p.fs then
-          redis.call('ZADD', p.pool_stream, free_stream, p.gid)
+          move(p.pool_stream, free_stream, p.gid)
           fields[#fields + 1], fields[#fields + 2] = 'fs', free_stream
           p.fs = free_stream
         end
@@ -248,6 +260,9 @@ function F.telemetry_fast(node_id, head, first, with_sessions)
     counts[slot] = tonumber(p.count)
     out_lines[slot] = F.brief_line(p.eligible, '0', ARGV[at + 7], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3],
       ARGV[at + 4], p.memory_total_text, g.rv_text, p.ps_text, p.model)
+  end
+  for _, pool_key in ipairs(moved_keys) do
+    redis.call('ZADD', pool_key, unpack(moved[pool_key]))
   end
   redis.call('ZADD', F.K_FRESH, unpack(fresh))
   local text = table.concat(out_lines, ';')
