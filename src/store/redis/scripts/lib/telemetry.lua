@@ -31,11 +31,6 @@ F.LAST_REPORT = {}
 F.LAST_REPORT_SIZE = { 0 }
 F.LAST_REPORT_LIMIT = 100000
 
--- The GPU hash field of each sample argument, by its offset in the sample's 10 (0: the index), and the
--- ones whose '' keeps the stored value (record-telemetry.lua ARGV).
-F.SAMPLE_FIELDS = { 'mg', 'me', 'mv', 'ms', 'memoryTotal', 'temperature', 'throttle', 'uuid', 'name' }
-F.KEPT_WHEN_EMPTY = { [5] = true, [8] = true, [9] = true }
-
 function F.forget_report(node_id)
   F.LAST_REPORT[F.node_key(node_id)] = nil
 end
@@ -219,24 +214,11 @@ function F.telemetry_fast(node_id, head, first, with_sessions)
     list[#list + 1] = score
     list[#list + 1] = gid
   end
-  -- Each GPU's hash gets its times and the samples that differ from what it holds: with `last`, the
-  -- hash holds last's samples (its slot of this GPU at last.rel_of), so only what moved is written;
-  -- without, every sample. `stale` is '0' in every GPU hash while the guard holds (the full path wrote
-  -- it; whoever marks a GPU stale clears the guard), so it is never written here.
-  local rel_of = {}
   for slot, p in ipairs(parsed) do
     local at, g = at_of[slot], loads[slot]
-    rel_of[slot] = at - first
-    local prev = last and last.rel_of[slot]
-    local fields = { 'telemetryAt', ARGV[3], 'sampledAt', ARGV[4] }
-    for offset = 1, 9 do
-      local value = ARGV[at + offset]
-      -- memoryTotal, uuid and name: '' keeps the stored value.
-      local kept = value == '' and F.KEPT_WHEN_EMPTY[offset]
-      if not kept and (prev == nil or last.samples[prev + offset + 1] ~= value) then
-        fields[#fields + 1], fields[#fields + 2] = F.SAMPLE_FIELDS[offset], value
-      end
-    end
+    local fields = { 'mg', ARGV[at + 1], 'me', ARGV[at + 2], 'mv', ARGV[at + 3], 'ms', ARGV[at + 4],
+      'temperature', ARGV[at + 6], 'throttle', ARGV[at + 7], 'telemetryAt', ARGV[3], 'stale', '0',
+      'sampledAt', ARGV[4] }
     if g.rv_text ~= p.last_rv then
       fields[#fields + 1], fields[#fields + 2] = 'rv', g.rv_text
       p.last_rv = g.rv_text
@@ -263,6 +245,15 @@ function F.telemetry_fast(node_id, head, first, with_sessions)
         p.ee, p.ev = ee, ev
       end
     end
+    if ARGV[at + 5] ~= '' then
+      fields[#fields + 1], fields[#fields + 2] = 'memoryTotal', ARGV[at + 5]
+    end
+    if ARGV[at + 8] ~= '' then
+      fields[#fields + 1], fields[#fields + 2] = 'uuid', ARGV[at + 8]
+    end
+    if ARGV[at + 9] ~= '' then
+      fields[#fields + 1], fields[#fields + 2] = 'name', ARGV[at + 9]
+    end
     redis.call('HSET', p.key, unpack(fields))
     fresh[2 * slot - 1] = ARGV[3]
     fresh[2 * slot] = p.gid
@@ -282,7 +273,7 @@ function F.telemetry_fast(node_id, head, first, with_sessions)
     end
     F.LAST_REPORT_SIZE[1] = F.LAST_REPORT_SIZE[1] + 1
   end
-  F.LAST_REPORT[key] = { guard = guard, samples = { unpack(ARGV, first) }, rel_of = rel_of, gpus = parsed,
-    lines = text, counts = counts }
+  F.LAST_REPORT[key] = { guard = guard, samples = { unpack(ARGV, first) }, gpus = parsed, lines = text,
+    counts = counts }
   return F.brief_reply(node_id, state, head[3], text, nil, counts, with_sessions)
 end
