@@ -156,6 +156,10 @@ function noisyReport(gpus: number, noise: () => number) {
       memoryUsed: 450 + noise(),
       temperatureGpu: 40 + noise(),
       encoderSessions: 0,
+      // What gpu-probe reads from nvidia-smi with every sample, unchanged from one report to the next.
+      memoryTotal: 23034,
+      uuid: `GPU-5f1c0b6e-0000-4000-8000-00000000000${index}`,
+      name: 'NVIDIA L4',
     })),
   };
 }
