@@ -156,7 +156,7 @@ export class ConsoleFeed {
   private polling = false;
   private stopped = true;
   private lastPollFailed = false;
-  /** How long the last read took (ms, monotonic clock): the pause after it grows with it. */
+  /** How long the last successful read took (ms, monotonic clock): the pause after it grows with it. */
   private lastReadMs = 0;
   private readonly maxReadShare: { watched: number; unwatched: number };
 
@@ -325,6 +325,9 @@ export class ConsoleFeed {
     const readStart = performance.now();
     try {
       await this.read(startedAt);
+      // Only a read that succeeded paces the next: one that waited for a store that is down (up to its
+      // command timeout) says nothing of the fleet's size, and the console should see it come back soon.
+      this.lastReadMs = performance.now() - readStart;
       if (this.lastPollFailed) this.record('node', 'the console feed reads the store again');
       this.lastPollFailed = false;
     } catch (error) {
@@ -335,7 +338,6 @@ export class ConsoleFeed {
       this.lastPollFailed = true;
     } finally {
       this.polling = false;
-      this.lastReadMs = performance.now() - readStart;
     }
     for (const client of this.clients) this.flush(client);
     if (this.clients.size > 0) this.schedule(Math.max(this.pollMs, this.pauseAfterRead(true)));
