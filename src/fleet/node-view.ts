@@ -48,11 +48,14 @@ export function nodeView(node: RenderNode, headroom: Headroom): NodeView {
   return view;
 }
 
-/** The part of a GpuView a telemetry report's brief answer carries (StateStore.reportTelemetry). */
-export function telemetryGpuOf(view: GpuView): TelemetryGpu {
+/**
+ * The part of a GPU a telemetry report's brief answer carries (StateStore.reportTelemetry), from a
+ * GpuView or a GpuSlot (`model`: its model's name), values copied.
+ */
+export function telemetryGpuOf(view: Omit<TelemetryGpu, 'model'>, model: string): TelemetryGpu {
   return {
     index: view.index,
-    model: view.model,
+    model,
     eligible: view.eligible,
     stale: view.stale,
     throttleActive: view.throttleActive,

@@ -8,7 +8,7 @@ import { addLoad, type LoadVector, zeroLoad } from '../../cost/session-cost.js';
 import { VcaError } from '../../errors.js';
 import { FleetState, type FleetStateOptions } from '../../fleet/fleet-state.js';
 import { canTransition, type NodeState } from '../../fleet/node-state.js';
-import { nodeView } from '../../fleet/node-view.js';
+import { nodeView, telemetryGpuOf } from '../../fleet/node-view.js';
 import type { NodeRegistration } from '../../fleet/render-node.js';
 import type { TelemetryReport } from '../../fleet/telemetry.js';
 import { type LatencyRules, latencyPlan } from '../../placement/latency-policy.js';
@@ -32,7 +32,6 @@ import type {
   ReportTelemetryOptions,
   SessionEnd,
   StateStore,
-  TelemetryGpu,
   TelemetryOutcome,
   WebhookMemory,
 } from '../../state/state-store.js';
@@ -217,20 +216,7 @@ export class EmbeddedStore implements StateStore {
     this.fleet.recordTelemetry(node, report, now);
     // Only a report that moved the node builds its whole view (for the node-state event).
     const movedNode = node.state === before ? null : nodeView(node, this.fleet.options.headroom);
-    const gpus: TelemetryGpu[] = [];
-    for (const gpu of node.gpus) {
-      gpus.push({
-        index: gpu.index,
-        model: gpu.model.name,
-        eligible: gpu.eligible,
-        stale: gpu.stale,
-        throttleActive: gpu.throttleActive,
-        memoryTotalMiB: gpu.memoryTotalMiB,
-        measured: { ...gpu.measured },
-        reservedVramMiB: gpu.reservedVramMiB,
-        pending: { encoderSessions: gpu.pending.encoderSessions },
-      });
-    }
+    const gpus = node.gpus.map((gpu) => telemetryGpuOf(gpu, gpu.model.name));
     let sessions: SessionRecord[] | null = null;
     if (options.sessions === true) {
       sessions = [];

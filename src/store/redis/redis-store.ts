@@ -486,7 +486,7 @@ export class RedisStore implements StateStore {
       id: nodeId,
       state: reply[0] as NodeState,
       stateChangedAt: Number(reply[1]),
-      gpus: movedNode ? movedNode.gpus.map(telemetryGpuOf) : briefGpus(reply[2]),
+      gpus: movedNode ? movedNode.gpus.map((gpu) => telemetryGpuOf(gpu, gpu.model)) : briefGpus(reply[2]),
       movedNode,
       sessions,
       queueWaiting: reply[4] > 0,

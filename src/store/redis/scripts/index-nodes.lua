@@ -14,7 +14,7 @@ local draining = 0
 for i = 1, #ids, 2 do
   local node = F.load_node(ids[i])
   if node then
-    F.clear_guard(node.id)
+    F.clear_node_guard(node)
     if node.state == 'draining' then
       redis.call('ZADD', F.K_DRAINING, ids[i + 1], ids[i])
       draining = draining + 1

@@ -13,14 +13,9 @@ function F.require_node(id)
   return node
 end
 
--- Clears the node's telemetry guard (lib/telemetry.lua): after any change to its state, its GPUs'
--- staleness, committed or pending load. Only for a node that exists (HSET would create the hash).
-function F.clear_guard(node_id)
-  redis.call('HSET', F.node_key(node_id), 'tg', '')
-end
-
--- As F.clear_guard, for `node` as loaded in this call (load_node table): no write when its guard is
--- already '' (a guard absent from the hash is written '', as F.clear_guard does).
+-- Clears the telemetry guard (lib/telemetry.lua) of `node` as loaded in this call (load_node table):
+-- after any change to its state, its GPUs' staleness, committed or pending load. No write when the
+-- guard is already ''; a guard absent from the hash is written ''.
 function F.clear_node_guard(node)
   if node.tg ~= '' then
     redis.call('HSET', F.node_key(node.id), 'tg', '')
