@@ -6,7 +6,7 @@
  * `maxAgeMs` (less often for a fleet whose read is long), so a burst of requests costs one read.
  */
 import type { VcaEvent } from '../sessions/events.js';
-import type { NodeView, StateStore } from '../state/state-store.js';
+import { fleetReadPacing, type NodeView, type StateStore } from '../state/state-store.js';
 import { defaultPingPort, pingPortLabel, pingUrlLabel } from '../wire/ping-target.js';
 
 export interface RegionEntry {
@@ -122,12 +122,16 @@ export class RegionDirectory {
 
   /**
    * Answers from the fleet as read and patched by events. It is read again once `maxAgeMs` old (what
-   * no event tells: telemetry going stale), but at most once per 50 times the last read's duration:
-   * reading 10,000 nodes takes seconds, and questions keep being answered from what was read meanwhile.
+   * no event tells: telemetry going stale), but at most once per `fleetReadPacing` (50) times the last
+   * read's duration: reading 10,000 nodes takes seconds, and questions keep being answered from what
+   * was read meanwhile.
    */
   private async read(): Promise<RegionSnapshot> {
     const age = this.options.now() - this.readAt;
-    if (this.nodes === null || (age >= Math.max(this.maxAgeMs, 50 * this.readMs) && !this.reading)) {
+    if (
+      this.nodes === null ||
+      (age >= Math.max(this.maxAgeMs, fleetReadPacing * this.readMs) && !this.reading)
+    ) {
       const reading = this.readFleet();
       if (this.nodes === null) await reading;
       else reading.catch(() => {});

@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { fullShare } from '../cost/session-cost.js';
 import { nodeStates } from '../fleet/node-state.js';
 import type { VcaEvent } from '../sessions/events.js';
-import type { NodeView, StateStore } from '../state/state-store.js';
+import { fleetReadPacing, type NodeView, type StateStore } from '../state/state-store.js';
 
 export interface VcaMetricsOptions {
   store: StateStore;
@@ -59,12 +59,15 @@ export class VcaMetrics {
       }
     };
     // One read of the fleet serves a whole scrape (the gauges below that need every node share it), and
-    // the scrapes of the next 50 times the read's duration: a read of a 10,000-node fleet on Redis takes
-    // seconds, and a scrape every 15 s would otherwise spend a sixth of a core on it.
+    // the scrapes of the next `fleetReadPacing` (50) times the read's duration: a read of a 10,000-node
+    // fleet on Redis takes seconds, and a scrape every 15 s would otherwise spend a sixth of a core on it.
     let fleetRead: { at: number; tookMs: number; nodes: Promise<NodeView[] | undefined> } | undefined;
     const readFleet = (): Promise<NodeView[] | undefined> => {
       const at = performance.now();
-      if (fleetRead === undefined || at - fleetRead.at > Math.max(fleetReadReuseMs, 50 * fleetRead.tookMs)) {
+      if (
+        fleetRead === undefined ||
+        at - fleetRead.at > Math.max(fleetReadReuseMs, fleetReadPacing * fleetRead.tookMs)
+      ) {
         const entry = { at, tookMs: 0, nodes: read(() => store.listNodes()) };
         // A failed read (store down) is not kept longer than one scrape.
         void entry.nodes.then((nodes) => {
