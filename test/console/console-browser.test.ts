@@ -298,7 +298,8 @@ describe.skipIf(chromiumMissing !== undefined)('operator console in chromium', (
     await eventually(async () =>
       expect(await p.$eval('[data-testid="queue-length"]', (element) => element.textContent)).toBe('0'),
     );
-    expect(await p.$('.queue-chart canvas')).not.toBeNull();
+    // uPlot draws its canvas in an effect after the view renders: wait for it, not for the same tick.
+    await eventually(async () => expect(await p.$('.queue-chart canvas')).not.toBeNull());
     await p.click('#tab-autoscaler');
     await eventually(async () =>
       expect(await p.$eval('[data-testid="autoscaler-buffer"]', (element) => element.textContent)).toMatch(
